@@ -1,0 +1,92 @@
+//! The library's error type.
+//!
+//! Every variant carries enough context for one clear sentence: what was being done and to
+//! which path. Messages never contain record contents, so no secret can leak through an error.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a file failed.
+    #[error("{context} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "cannot open".
+        context: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The log path is a symbolic link, which the writer refuses to follow.
+    #[error("refusing to open {path}: it is a symbolic link (the log must be a regular file)")]
+    Symlink {
+        /// The log path.
+        path: PathBuf,
+    },
+    /// The log path exists but is not a regular file (a directory, a device, …).
+    #[error("cannot use {path}: it is not a regular file")]
+    NotAFile {
+        /// The log path.
+        path: PathBuf,
+    },
+    /// The last complete line of the log cannot be continued: it is not a chained record.
+    #[error("cannot append to {path}: its last line (at byte {offset}) {reason}")]
+    BadHead {
+        /// The log path.
+        path: PathBuf,
+        /// Byte offset of the last line.
+        offset: u64,
+        /// Why it cannot be continued.
+        reason: String,
+    },
+    /// An event given to the writer is not acceptable (wrong field type, not an object, …).
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    /// A configuration value (a redaction pattern, a table entry, …) is invalid.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The logger was closed, or a previous background write failed.
+    #[error("the logger for {path} is closed")]
+    Closed {
+        /// The log path.
+        path: PathBuf,
+    },
+    /// A write shared with other appenders (group commit) failed.
+    #[error("a shared write to {path} failed: {message}")]
+    GroupWrite {
+        /// The log path.
+        path: PathBuf,
+        /// The leader's error, as text.
+        message: String,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A closure for `map_err` that wraps an [`io::Error`] with what was being done and where.
+    pub(crate) fn io<'a>(
+        context: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(io::Error) -> Error + 'a {
+        move |source| Error::Io {
+            context,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The `io::ErrorKind` behind this error, if it is an I/O error.
+    #[must_use]
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
