@@ -4,6 +4,30 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod error;
+pub mod filter;
 pub mod redact;
 
 pub use error::{Error, Result};
+pub mod chain;
+mod lock;
+pub mod reader;
+pub mod record;
+pub mod stats;
+pub mod taxonomy;
+pub mod verify;
+pub mod writer;
+
+pub use chain::Head;
+pub use filter::Filter;
+pub use reader::Snapshot;
+pub use record::{Event, RecordView};
+pub use redact::{RedactionRules, Redactor};
+pub use stats::{Stats, StatsOptions, stats};
+pub use taxonomy::Taxonomy;
+pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
+pub use writer::{Durability, LogOptions, Logger, Receipt};
+
+/// A rayon pool with `threads` workers, or all cores.
+pub(crate) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    verify::build_pool(threads)
+}

@@ -1,0 +1,256 @@
+//! The chain rule and the format's constants (SPEC §1–§3), written down once.
+//!
+//! Every line of a log is one compact JSON object followed by a single LF. A record's first two
+//! fields are `seq` and `prev_hash`, in that order:
+//!
+//! ```text
+//! {"seq":0,"prev_hash":"0000…0000","event_id":…}
+//! ```
+//!
+//! - `seq` starts at 0 and grows by one per record.
+//! - `prev_hash` is the lowercase hex SHA-256 of the previous line's bytes as stored, without
+//!   its LF; for `seq` 0 it is [`GENESIS_HASH_HEX`].
+//! - The *head* of a log is `(seq, hash)` of its last complete line.
+//!
+//! Readers find the chain fields with [`chain_fields`], which reads the writer's fixed prefix
+//! without a full parse and falls back to a parse when the fields are elsewhere.
+
+use sha2::{Digest, Sha256};
+
+/// The value of `schema_version` this crate writes.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The default `source` of a record.
+pub const DEFAULT_SOURCE: &str = "nexus-mcp";
+
+/// `prev_hash` of the first record: 32 zero bytes.
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
+
+/// `prev_hash` of the first record, as stored: 64 `0`s.
+pub const GENESIS_HASH_HEX: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The order in which the writer emits a record's fields. Caller-supplied extra fields follow,
+/// sorted by name.
+pub const FIELD_ORDER: &[&str] = &[
+    "seq",
+    "prev_hash",
+    "event_id",
+    "timestamp",
+    "schema_version",
+    "source",
+    "level",
+    "action",
+    "user_id",
+    "session_id",
+    "correlation_id",
+    "server_id",
+    "tool",
+    "shard",
+    "action_category",
+    "resource",
+    "args_summary",
+    "details",
+    "status",
+    "latency_ms",
+    "response_size",
+    "filtered_size",
+    "reduction_percent",
+    "error_type",
+    "error_message",
+    "mock_mode",
+];
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// SHA-256 of one line, without its LF.
+#[must_use]
+pub fn hash_line(line: &[u8]) -> Hash {
+    Sha256::digest(line).into()
+}
+
+/// The head of a log: the last complete record's `seq` and the SHA-256 of its line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// `seq` of the last record.
+    pub seq: u64,
+    /// SHA-256 of the last record's line.
+    pub hash: Hash,
+}
+
+impl Head {
+    /// The head's hash as 64 lowercase hex characters.
+    #[must_use]
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
+/// Decodes 64 lowercase hex characters into a hash. Uppercase is refused: the format is exact.
+#[must_use]
+pub fn parse_hash_hex(s: &[u8]) -> Option<Hash> {
+    if s.len() != 64 || !s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+/// The chain fields of one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainFields {
+    /// The record's `seq`.
+    pub seq: u64,
+    /// The record's `prev_hash`.
+    pub prev_hash: Hash,
+}
+
+const SEQ_PREFIX: &[u8] = b"{\"seq\":";
+const PREV_PREFIX: &[u8] = b",\"prev_hash\":\"";
+
+/// Reads `seq` and `prev_hash` from the writer's fixed prefix, without parsing the rest.
+/// Returns `None` when the line does not start that way (a reader must then parse the line).
+#[must_use]
+pub fn chain_prefix(line: &[u8]) -> Option<ChainFields> {
+    let rest = line.strip_prefix(SEQ_PREFIX)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    let seq = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(PREV_PREFIX)?;
+    let prev_hash = parse_hash_hex(rest.get(..64)?)?;
+    if rest.get(64) != Some(&b'"') {
+        return None;
+    }
+    Some(ChainFields { seq, prev_hash })
+}
+
+/// Why a line has no usable chain fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainError {
+    /// Not valid UTF-8.
+    BadUtf8,
+    /// Not valid JSON.
+    BadJson,
+    /// Valid JSON, but not an object.
+    NotObject,
+    /// An object without a valid `seq` or `prev_hash`.
+    MissingChainFields,
+}
+
+/// Finds the chain fields of a line anywhere in the object (the slow path of
+/// [`chain_prefix`]), validating the whole line as UTF-8 JSON on the way.
+///
+/// # Errors
+///
+/// Says why the line has no chain fields.
+pub fn chain_fields(line: &[u8]) -> Result<ChainFields, ChainError> {
+    #[derive(serde::Deserialize)]
+    struct Fields<'a> {
+        seq: Option<serde_json::Value>,
+        #[serde(borrow)]
+        prev_hash: Option<std::borrow::Cow<'a, str>>,
+    }
+    let text = std::str::from_utf8(line).map_err(|_| ChainError::BadUtf8)?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| ChainError::BadJson)?;
+    if !value.is_object() {
+        return Err(ChainError::NotObject);
+    }
+    let fields: Fields<'_> =
+        serde_json::from_str(text).map_err(|_| ChainError::MissingChainFields)?;
+    let seq = fields
+        .seq
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .ok_or(ChainError::MissingChainFields)?;
+    let prev_hash = fields
+        .prev_hash
+        .as_deref()
+        .and_then(|h| parse_hash_hex(h.as_bytes()))
+        .ok_or(ChainError::MissingChainFields)?;
+    Ok(ChainFields { seq, prev_hash })
+}
+
+/// Writes the chain prefix of a record line: `{"seq":N,"prev_hash":"…",`.
+pub fn write_prefix(out: &mut Vec<u8>, seq: u64, prev_hash: &Hash) {
+    out.extend_from_slice(SEQ_PREFIX);
+    out.extend_from_slice(itoa_u64(seq, &mut [0u8; 20]));
+    out.extend_from_slice(PREV_PREFIX);
+    let start = out.len();
+    out.resize(start + 64, 0);
+    // NOTE: encode_to_slice cannot fail: the slice is exactly twice the input's length.
+    let _ = hex::encode_to_slice(prev_hash, &mut out[start..]);
+    out.extend_from_slice(b"\",");
+}
+
+fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_round_trips_through_the_fast_reader() {
+        let mut line = Vec::new();
+        write_prefix(&mut line, 1234, &[0xab; 32]);
+        line.extend_from_slice(b"\"x\":1}");
+        let fields = chain_prefix(&line).expect("prefix");
+        assert_eq!(fields.seq, 1234);
+        assert_eq!(fields.prev_hash, [0xab; 32]);
+        assert_eq!(chain_fields(&line), Ok(fields));
+    }
+
+    #[test]
+    fn genesis_hex_is_the_zero_hash() {
+        assert_eq!(hex::encode(GENESIS_HASH), GENESIS_HASH_HEX);
+    }
+
+    #[test]
+    fn fields_in_another_order_are_found_by_the_slow_path() {
+        let line = format!(r#"{{"prev_hash":"{GENESIS_HASH_HEX}","tool":"t","seq":0}}"#);
+        assert_eq!(chain_prefix(line.as_bytes()), None);
+        assert_eq!(
+            chain_fields(line.as_bytes()),
+            Ok(ChainFields {
+                seq: 0,
+                prev_hash: GENESIS_HASH
+            })
+        );
+    }
+
+    #[test]
+    fn uppercase_or_short_hashes_and_leading_zeros_are_refused() {
+        let upper = format!(r#"{{"seq":1,"prev_hash":"{}"}}"#, "A".repeat(64));
+        assert_eq!(chain_prefix(upper.as_bytes()), None);
+        assert_eq!(
+            chain_fields(upper.as_bytes()),
+            Err(ChainError::MissingChainFields)
+        );
+        let padded = format!(r#"{{"seq":01,"prev_hash":"{GENESIS_HASH_HEX}"}}"#);
+        assert_eq!(chain_prefix(padded.as_bytes()), None);
+    }
+
+    #[test]
+    fn broken_lines_say_why() {
+        assert_eq!(chain_fields(b"\xff{}"), Err(ChainError::BadUtf8));
+        assert_eq!(chain_fields(b"{\"seq\":"), Err(ChainError::BadJson));
+        assert_eq!(chain_fields(b"[1,2]"), Err(ChainError::NotObject));
+        assert_eq!(
+            chain_fields(b"{\"tool\":\"x\"}"),
+            Err(ChainError::MissingChainFields)
+        );
+    }
+}

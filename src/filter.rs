@@ -1,0 +1,248 @@
+//! Record filters shared by `tail`, `query`, `stats` and `export`, and the time syntax they use.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use crate::record::{RecordView, format_timestamp, parse_timestamp};
+
+/// Which records to keep. Every given field must match; `None` matches anything.
+///
+/// String fields match exactly, or by prefix when they end with `*` (`--tool 'workday_*'`).
+/// `since` is inclusive, `until` exclusive.
+#[derive(Clone, Debug, Default)]
+#[allow(missing_docs)]
+pub struct Filter {
+    pub user: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub action: Option<String>,
+    pub status: Option<String>,
+    pub shard: Option<String>,
+    pub category: Option<String>,
+    pub session: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A filter prepared for fast matching.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    filter: Filter,
+    since: Option<String>,
+    until: Option<String>,
+    taxonomy: crate::Taxonomy,
+}
+
+impl Filter {
+    /// True when nothing is filtered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        let f = self;
+        f.user.is_none()
+            && f.server.is_none()
+            && f.tool.is_none()
+            && f.action.is_none()
+            && f.status.is_none()
+            && f.shard.is_none()
+            && f.category.is_none()
+            && f.session.is_none()
+            && f.since.is_none()
+            && f.until.is_none()
+    }
+
+    /// Prepares the filter for matching many records.
+    #[must_use]
+    pub fn matcher(&self) -> Matcher {
+        Matcher {
+            filter: self.clone(),
+            since: self.since.map(format_timestamp),
+            until: self.until.map(format_timestamp),
+            taxonomy: crate::Taxonomy::default(),
+        }
+    }
+}
+
+fn field_matches(want: Option<&String>, have: Option<&Cow<'_, str>>) -> bool {
+    let Some(want) = want else { return true };
+    let Some(have) = have else { return false };
+    match want.strip_suffix('*') {
+        Some(prefix) => have.starts_with(prefix),
+        None => have.as_ref() == want,
+    }
+}
+
+impl Matcher {
+    /// True when nothing is filtered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.filter.is_empty()
+    }
+
+    /// True when the record passes every condition.
+    #[must_use]
+    pub fn matches(&self, r: &RecordView<'_>) -> bool {
+        let f = &self.filter;
+        if !(field_matches(f.user.as_ref(), r.user_id.as_ref())
+            && field_matches(f.server.as_ref(), r.server_id.as_ref())
+            && field_matches(f.tool.as_ref(), r.tool.as_ref())
+            && field_matches(f.action.as_ref(), r.action.as_ref())
+            && field_matches(f.status.as_ref(), r.status.as_ref())
+            && field_matches(f.session.as_ref(), r.session_id.as_ref()))
+        {
+            return false;
+        }
+        if f.shard.is_some() {
+            let shard = self.shard_of(r);
+            if !field_matches(f.shard.as_ref(), shard.as_ref()) {
+                return false;
+            }
+        }
+        if f.category.is_some() {
+            let cat = self.category_of(r);
+            if !field_matches(f.category.as_ref(), cat.as_ref()) {
+                return false;
+            }
+        }
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Some(ts) = r.timestamp.as_deref() else {
+            return false;
+        };
+        if is_canonical(ts) {
+            self.since.as_deref().is_none_or(|s| ts >= s)
+                && self.until.as_deref().is_none_or(|u| ts < u)
+        } else {
+            let Some(t) = parse_timestamp(ts) else {
+                return false;
+            };
+            f.since.is_none_or(|s| t >= s) && f.until.is_none_or(|u| t < u)
+        }
+    }
+
+    /// The record's shard, inferred from its tool when not stored (old logs).
+    #[must_use]
+    pub fn shard_of<'a>(&self, r: &'a RecordView<'_>) -> Option<Cow<'a, str>> {
+        match (&r.shard, &r.tool) {
+            (Some(s), _) => Some(Cow::Borrowed(s.as_ref())),
+            (None, Some(t)) => Some(Cow::Owned(self.taxonomy.shard_for(t).to_owned())),
+            (None, None) => None,
+        }
+    }
+
+    /// The record's action category, inferred from its tool when not stored (old logs).
+    #[must_use]
+    pub fn category_of<'a>(&self, r: &'a RecordView<'_>) -> Option<Cow<'a, str>> {
+        match (&r.action_category, &r.tool) {
+            (Some(s), _) => Some(Cow::Borrowed(s.as_ref())),
+            (None, Some(t)) => Some(Cow::Owned(self.taxonomy.category_for(t).to_owned())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// True for the writer's own timestamp shape, which sorts as text.
+fn is_canonical(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    b.len() == 27 && b[10] == b'T' && b[19] == b'.' && b[26] == b'Z'
+}
+
+/// Parses a time given on the command line: RFC 3339 (`2026-11-01T09:00:00Z`), a date
+/// (`2026-11-01`, midnight UTC), or a span back from `now` (`90s`, `15m`, `1h`, `7d`, `2w`).
+///
+/// # Errors
+///
+/// One sentence saying what is accepted.
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Some(t) = parse_timestamp(s) {
+        return Ok(t);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc());
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if let Ok(n) = num.parse::<i64>() {
+        let span = match unit {
+            "s" => Duration::try_seconds(n),
+            "m" => Duration::try_minutes(n),
+            "h" => Duration::try_hours(n),
+            "d" => Duration::try_days(n),
+            "w" => Duration::try_weeks(n),
+            _ => None,
+        };
+        if let Some(t) = span.and_then(|d| now.checked_sub_signed(d)) {
+            return Ok(t);
+        }
+    }
+    Err(format!(
+        "cannot read the time {s:?}: use RFC 3339 (2026-11-01T09:00:00Z), a date (2026-11-01) or a span back from now (90s, 15m, 1h, 7d, 2w)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_in_all_three_forms() -> Result<(), String> {
+        let now = parse_time("2026-11-22T12:00:00Z", Utc::now())?;
+        assert_eq!(
+            parse_time("2026-11-01", now)?,
+            parse_time("2026-11-01T00:00:00Z", now)?
+        );
+        assert_eq!(
+            parse_time("90s", now)?,
+            parse_time("2026-11-22T11:58:30Z", now)?
+        );
+        assert_eq!(
+            parse_time("2w", now)?,
+            parse_time("2026-11-08T12:00:00Z", now)?
+        );
+        assert_eq!(
+            parse_time("1h", now)?,
+            parse_time("2026-11-22T11:00:00Z", now)?
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        assert!(parse_time("5y", now).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn filters_match_exact_prefix_and_time() -> Result<(), String> {
+        let line = br#"{"timestamp":"2026-11-22T09:05:04.123456Z","tool":"workday_get_worker","user_id":"alice","status":"success"}"#;
+        let r = RecordView::parse(line).map_err(|e| e.to_string())?;
+        let now = Utc::now();
+        let f = |f: Filter| f.matcher().matches(&r);
+        assert!(f(Filter::default()));
+        assert!(f(Filter {
+            tool: Some("workday_*".into()),
+            ..Filter::default()
+        }));
+        assert!(!f(Filter {
+            tool: Some("workday".into()),
+            ..Filter::default()
+        }));
+        assert!(f(Filter {
+            shard: Some("workday".into()),
+            ..Filter::default()
+        }));
+        assert!(f(Filter {
+            since: Some(parse_time("2026-11-22", now)?),
+            ..Filter::default()
+        }));
+        assert!(!f(Filter {
+            until: Some(parse_time("2026-11-22T09:05:04.123456Z", now)?),
+            ..Filter::default()
+        }));
+        assert!(!f(Filter {
+            user: Some("bob".into()),
+            ..Filter::default()
+        }));
+        Ok(())
+    }
+}

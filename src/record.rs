@@ -1,0 +1,677 @@
+//! The record model (SPEC §3): [`Event`], what a caller hands the writer, and
+//! [`RecordView`], what a reader borrows out of a stored line.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::chain::{DEFAULT_SOURCE, FIELD_ORDER, SCHEMA_VERSION};
+use crate::redact::Redactor;
+use crate::taxonomy::Taxonomy;
+use crate::{Error, Result};
+
+/// One event to append. Every field is optional; the writer fills `event_id`, `timestamp`,
+/// `schema_version`, `source`, `shard`, `action_category` and `resource` when they are absent,
+/// and always sets `seq` and `prev_hash` itself.
+///
+/// ```
+/// use nexus_audit::Event;
+/// let event = Event::new("mcp_call")
+///     .tool("workday_get_worker")
+///     .user("alice@example.com")
+///     .server("workday-mcp")
+///     .status_success()
+///     .latency_ms(42)
+///     .args(serde_json::json!({"worker_id": "W123", "api_key": "will be redacted"}));
+/// assert_eq!(event.tool.as_deref(), Some("workday_get_worker"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[allow(missing_docs)]
+pub struct Event {
+    pub event_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub schema_version: Option<String>,
+    pub source: Option<String>,
+    pub level: Option<String>,
+    pub action: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub server_id: Option<String>,
+    pub tool: Option<String>,
+    pub shard: Option<String>,
+    pub action_category: Option<String>,
+    pub resource: Option<String>,
+    pub args_summary: Option<Value>,
+    pub details: Option<Value>,
+    pub status: Option<String>,
+    pub latency_ms: Option<u64>,
+    pub response_size: Option<u64>,
+    pub filtered_size: Option<u64>,
+    pub reduction_percent: Option<i64>,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+    pub mock_mode: Option<bool>,
+    /// Caller-supplied top-level fields beyond the standard ones, redacted like `details`.
+    pub extra: Map<String, Value>,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident => $field:ident;)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(mut self, value: impl Into<String>) -> Self {
+            self.$field = Some(value.into());
+            self
+        }
+    )*};
+}
+
+impl Event {
+    /// A new event with the given `action` (`mcp_call`, `server_start`, …).
+    #[must_use]
+    pub fn new(action: impl Into<String>) -> Self {
+        Event {
+            action: Some(action.into()),
+            ..Event::default()
+        }
+    }
+
+    setters! {
+        /// Sets `tool`.
+        tool => tool;
+        /// Sets `user_id`.
+        user => user_id;
+        /// Sets `server_id`.
+        server => server_id;
+        /// Sets `session_id`.
+        session => session_id;
+        /// Sets `correlation_id`.
+        correlation => correlation_id;
+        /// Sets `resource`.
+        resource => resource;
+        /// Sets `level`.
+        level => level;
+        /// Sets `status`.
+        status => status;
+        /// Sets `error_type`.
+        error_type => error_type;
+        /// Sets `error_message` (sanitised when written).
+        error_message => error_message;
+        /// Sets `shard`.
+        shard => shard;
+        /// Sets `action_category`.
+        category => action_category;
+        /// Sets `source`.
+        source => source;
+    }
+
+    /// Sets `status` to `success`.
+    #[must_use]
+    pub fn status_success(self) -> Self {
+        self.status("success")
+    }
+
+    /// Sets `status` to `error`, with the error's class and message.
+    #[must_use]
+    pub fn failed(self, error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        self.status("error")
+            .error_type(error_type)
+            .error_message(message)
+    }
+
+    /// Sets `latency_ms`.
+    #[must_use]
+    pub fn latency_ms(mut self, ms: u64) -> Self {
+        self.latency_ms = Some(ms);
+        self
+    }
+
+    /// Sets `args_summary` (redacted when written).
+    #[must_use]
+    pub fn args(mut self, args: Value) -> Self {
+        self.args_summary = Some(args);
+        self
+    }
+
+    /// Sets `details` (redacted when written).
+    #[must_use]
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// Sets `response_size` and `filtered_size`.
+    #[must_use]
+    pub fn sizes(mut self, response: u64, filtered: u64) -> Self {
+        self.response_size = Some(response);
+        self.filtered_size = Some(filtered);
+        self
+    }
+
+    /// Sets `mock_mode`.
+    #[must_use]
+    pub fn mock(mut self, mock: bool) -> Self {
+        self.mock_mode = Some(mock);
+        self
+    }
+
+    /// Builds an event from a JSON object that uses the record's field names. `seq` and
+    /// `prev_hash` are ignored (the writer sets them); unknown fields go to [`Event::extra`];
+    /// `null` counts as absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] when the value is not an object or a standard field has the
+    /// wrong type.
+    pub fn from_json(value: Value) -> Result<Self> {
+        match value {
+            Value::Object(map) => Self::from_map(map),
+            other => Err(Error::InvalidEvent(format!(
+                "expected a JSON object, found {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+
+    /// Parses one JSON object from text; see [`Event::from_json`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] when the text is not one JSON object with well-typed fields.
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidEvent(format!("not valid JSON: {e}")))?;
+        Self::from_json(value)
+    }
+
+    fn from_map(map: Map<String, Value>) -> Result<Self> {
+        let mut e = Event::default();
+        for (key, value) in map {
+            if value.is_null() {
+                continue;
+            }
+            let slot = match key.as_str() {
+                "seq" | "prev_hash" => continue,
+                "event_id" => &mut e.event_id,
+                "timestamp" => &mut e.timestamp,
+                "schema_version" => &mut e.schema_version,
+                "source" => &mut e.source,
+                "level" => &mut e.level,
+                "action" => &mut e.action,
+                "user_id" => &mut e.user_id,
+                "session_id" => &mut e.session_id,
+                "correlation_id" => &mut e.correlation_id,
+                "server_id" => &mut e.server_id,
+                "tool" => &mut e.tool,
+                "shard" => &mut e.shard,
+                "action_category" => &mut e.action_category,
+                "resource" => &mut e.resource,
+                "status" => &mut e.status,
+                "error_type" => &mut e.error_type,
+                "error_message" => &mut e.error_message,
+                "args_summary" => {
+                    e.args_summary = Some(value);
+                    continue;
+                }
+                "details" => {
+                    e.details = Some(value);
+                    continue;
+                }
+                "latency_ms" => {
+                    e.latency_ms = Some(as_u64(&key, &value)?);
+                    continue;
+                }
+                "response_size" => {
+                    e.response_size = Some(as_u64(&key, &value)?);
+                    continue;
+                }
+                "filtered_size" => {
+                    e.filtered_size = Some(as_u64(&key, &value)?);
+                    continue;
+                }
+                "reduction_percent" => {
+                    e.reduction_percent = Some(
+                        value
+                            .as_i64()
+                            .ok_or_else(|| wrong(&key, "an integer", &value))?,
+                    );
+                    continue;
+                }
+                "mock_mode" => {
+                    e.mock_mode = Some(
+                        value
+                            .as_bool()
+                            .ok_or_else(|| wrong(&key, "true or false", &value))?,
+                    );
+                    continue;
+                }
+                _ => {
+                    e.extra.insert(key, value);
+                    continue;
+                }
+            };
+            match value {
+                Value::String(s) => *slot = Some(s),
+                other => return Err(wrong(&key, "a string", &other)),
+            }
+        }
+        Ok(e)
+    }
+}
+
+fn as_u64(key: &str, value: &Value) -> Result<u64> {
+    if let Some(n) = value.as_u64() {
+        return Ok(n);
+    }
+    match value.as_f64() {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "checked to be a finite, non-negative value within u64's range"
+        )]
+        Some(f) if f.is_finite() && f >= 0.0 && f < 1.8e19 => Ok(f.round() as u64),
+        _ => Err(wrong(key, "a non-negative integer", value)),
+    }
+}
+
+fn wrong(key: &str, expected: &str, value: &Value) -> Error {
+    Error::InvalidEvent(format!(
+        "field `{key}` must be {expected}, found {}",
+        json_kind(value)
+    ))
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What the writer needs to turn an [`Event`] into the body of a line.
+#[derive(Clone, Debug)]
+pub(crate) struct Encoder {
+    pub redactor: Redactor,
+    pub taxonomy: Taxonomy,
+    pub source: String,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            redactor: Redactor::default(),
+            taxonomy: Taxonomy::default(),
+            source: DEFAULT_SOURCE.to_owned(),
+        }
+    }
+}
+
+impl Encoder {
+    /// Redacts and serialises an event into the part of a line that follows the chain prefix:
+    /// `"event_id":…}` (no LF). The result does not depend on the log's head, so it is built
+    /// outside the lock.
+    pub(crate) fn encode(&self, mut e: Event) -> Result<Vec<u8>> {
+        let r = &self.redactor;
+        let mut out = Vec::with_capacity(512);
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, name: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+
+        let event_id = match e.event_id.take() {
+            Some(id) => r.redact_str(&id).into_owned(),
+            None => uuid::Uuid::new_v4().hyphenated().to_string(),
+        };
+        key(&mut out, "event_id");
+        write_str(&mut out, &event_id);
+
+        let timestamp = match &e.timestamp {
+            Some(t) => normalize_timestamp(t)?,
+            None => format_timestamp(Utc::now()),
+        };
+        key(&mut out, "timestamp");
+        write_str(&mut out, &timestamp);
+
+        key(&mut out, "schema_version");
+        write_str(
+            &mut out,
+            e.schema_version.as_deref().unwrap_or(SCHEMA_VERSION),
+        );
+        key(&mut out, "source");
+        write_str(
+            &mut out,
+            &r.redact_str(e.source.as_deref().unwrap_or(&self.source)),
+        );
+
+        if e.shard.is_none() {
+            e.shard = e
+                .tool
+                .as_deref()
+                .map(|t| self.taxonomy.shard_for(t).to_owned());
+        }
+        if e.action_category.is_none() {
+            e.action_category = e
+                .tool
+                .as_deref()
+                .map(|t| self.taxonomy.category_for(t).to_owned());
+        }
+        if e.resource.is_none() {
+            e.resource = e
+                .tool
+                .as_deref()
+                .map(|t| format!("{}:{t}", e.server_id.as_deref().unwrap_or("unknown")));
+        }
+        if e.reduction_percent.is_none()
+            && let (Some(resp), Some(filt)) = (e.response_size, e.filtered_size)
+            && resp > 0
+        {
+            e.reduction_percent = Some(reduction_percent(resp, filt));
+        }
+
+        for (name, value) in [
+            ("level", &e.level),
+            ("action", &e.action),
+            ("user_id", &e.user_id),
+            ("session_id", &e.session_id),
+            ("correlation_id", &e.correlation_id),
+            ("server_id", &e.server_id),
+            ("tool", &e.tool),
+            ("shard", &e.shard),
+            ("action_category", &e.action_category),
+            ("resource", &e.resource),
+        ] {
+            if let Some(v) = value {
+                key(&mut out, name);
+                write_str(&mut out, &r.redact_str(v));
+            }
+        }
+        for (name, value) in [
+            ("args_summary", e.args_summary.take()),
+            ("details", e.details.take()),
+        ] {
+            if let Some(mut v) = value {
+                r.redact_value(&mut v);
+                key(&mut out, name);
+                write_value(&mut out, &v);
+            }
+        }
+        if let Some(v) = &e.status {
+            key(&mut out, "status");
+            write_str(&mut out, &r.redact_str(v));
+        }
+        for (name, value) in [
+            ("latency_ms", e.latency_ms),
+            ("response_size", e.response_size),
+            ("filtered_size", e.filtered_size),
+        ] {
+            if let Some(n) = value {
+                key(&mut out, name);
+                out.extend_from_slice(n.to_string().as_bytes());
+            }
+        }
+        if let Some(n) = e.reduction_percent {
+            key(&mut out, "reduction_percent");
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
+        if let Some(v) = &e.error_type {
+            key(&mut out, "error_type");
+            write_str(&mut out, &r.redact_str(v));
+        }
+        if let Some(v) = &e.error_message {
+            key(&mut out, "error_message");
+            write_str(&mut out, &r.sanitize_error_message(v));
+        }
+        if let Some(b) = e.mock_mode {
+            key(&mut out, "mock_mode");
+            out.extend_from_slice(if b { b"true" } else { b"false" });
+        }
+        for (name, mut value) in e.extra {
+            if FIELD_ORDER.contains(&name.as_str()) {
+                continue;
+            }
+            if r.is_sensitive_key(&name) {
+                value = Value::String(crate::redact::REDACTED.to_owned());
+            } else {
+                r.redact_value(&mut value);
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_str(&mut out, &r.redact_str(&name));
+            out.push(b':');
+            write_value(&mut out, &value);
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// `round((1 - filtered / response) * 100)`.
+#[must_use]
+pub fn reduction_percent(response: u64, filtered: u64) -> i64 {
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        reason = "byte counts far below 2^52; the result is a small percentage"
+    )]
+    let pct = ((1.0 - filtered as f64 / response as f64) * 100.0).round() as i64;
+    pct
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // NOTE: serialising a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    // NOTE: serialising a Value into a Vec cannot fail: it holds no non-string map keys.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Formats a time as the format's timestamp: RFC 3339 UTC with microseconds and `Z`.
+#[must_use]
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(27);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond().min(999_999_999) / 1000
+    );
+    s
+}
+
+/// Parses a timestamp as stored by this or the old logger: RFC 3339 with any offset, or a
+/// date-time without offset (taken as UTC).
+#[must_use]
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+fn normalize_timestamp(s: &str) -> Result<String> {
+    parse_timestamp(s)
+        .map(format_timestamp)
+        .ok_or_else(|| Error::InvalidEvent(format!("`timestamp` is not an RFC 3339 time: {s:?}")))
+}
+
+/// The fields of a stored record that readers filter, count and display, borrowed from the
+/// line where no unescaping is needed. Unknown fields are skipped; `null` reads as absent.
+#[derive(Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct RecordView<'a> {
+    pub seq: Option<u64>,
+    #[serde(borrow)]
+    pub timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub action: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub server_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub tool: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub shard: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub action_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub resource: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub error_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub error_message: Option<Cow<'a, str>>,
+    pub latency_ms: Option<f64>,
+    pub mock_mode: Option<bool>,
+}
+
+impl<'a> RecordView<'a> {
+    /// Parses the fields readers need out of one line.
+    ///
+    /// # Errors
+    ///
+    /// When the line is not a JSON object with fields of the expected types.
+    pub fn parse(line: &'a [u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(line)
+    }
+
+    /// `latency_ms` as a whole number of milliseconds, when present and non-negative.
+    #[must_use]
+    pub fn latency(&self) -> Option<u64> {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "checked non-negative and finite; latencies are far below 2^53"
+        )]
+        self.latency_ms
+            .filter(|l| l.is_finite() && *l >= 0.0)
+            .map(|l| l.round() as u64)
+    }
+
+    /// The resource shown in tables: `resource`, else `server_id:tool`, else the tool.
+    #[must_use]
+    pub fn display_resource(&self) -> Cow<'_, str> {
+        if let Some(r) = &self.resource {
+            return Cow::Borrowed(r);
+        }
+        match (&self.server_id, &self.tool) {
+            (Some(s), Some(t)) => Cow::Owned(format!("{s}:{t}")),
+            (None, Some(t)) => Cow::Borrowed(t),
+            (Some(s), None) => Cow::Borrowed(s),
+            (None, None) => Cow::Borrowed(""),
+        }
+    }
+
+    /// True when `status` is `error` (or the old logger's `failure`).
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        matches!(self.status.as_deref(), Some("error" | "failure" | "failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn encode(e: Event) -> Value {
+        let body = Encoder::default().encode(e).expect("encode");
+        let mut line = b"{\"seq\":0,\"prev_hash\":\"x\",".to_vec();
+        line.extend_from_slice(&body);
+        serde_json::from_slice(&line).expect("valid json")
+    }
+
+    #[test]
+    fn encoder_fills_defaults_and_infers_shard_category_resource() {
+        let v = encode(
+            Event::new("mcp_call")
+                .tool("audit_log_stats")
+                .server("nexus"),
+        );
+        assert_eq!(v["schema_version"], "1");
+        assert_eq!(v["source"], "nexus-mcp");
+        assert_eq!(v["shard"], "audit");
+        assert_eq!(v["action_category"], "AUDIT");
+        assert_eq!(v["resource"], "nexus:audit_log_stats");
+        assert_eq!(v["event_id"].as_str().map(str::len), Some(36));
+        let ts = v["timestamp"].as_str().expect("timestamp");
+        assert_eq!(ts.len(), 27, "{ts}");
+        assert!(ts.ends_with('Z'));
+    }
+
+    #[test]
+    fn encoder_emits_fields_in_the_documented_order() {
+        let v = Event::new("mcp_call")
+            .tool("t")
+            .user("u")
+            .status_success()
+            .latency_ms(3)
+            .sizes(200, 50)
+            .mock(true);
+        let body = Encoder::default().encode(v).expect("encode");
+        let text = String::from_utf8(body).expect("utf8");
+        let positions: Vec<usize> = FIELD_ORDER[2..]
+            .iter()
+            .filter_map(|f| text.find(&format!("\"{f}\":")))
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert!(text.contains("\"reduction_percent\":75"), "{text}");
+    }
+
+    #[test]
+    fn caller_timestamps_are_normalised_to_utc_microseconds() {
+        let v = encode(Event {
+            timestamp: Some("2026-11-22T10:05:04.5+01:00".into()),
+            ..Event::default()
+        });
+        assert_eq!(v["timestamp"], "2026-11-22T09:05:04.500000Z");
+    }
+
+    #[test]
+    fn from_json_rejects_wrong_types_and_keeps_extras() {
+        let err = Event::from_json(json!({"tool": 5})).expect_err("tool must be a string");
+        assert!(err.to_string().contains("`tool` must be a string"));
+        let e = Event::from_json(json!({"tool": "x", "seq": 9, "team": "blue"})).expect("ok");
+        assert_eq!(e.extra.get("team"), Some(&json!("blue")));
+        assert!(!e.extra.contains_key("seq"));
+        assert!(Event::from_json(json!([1])).is_err());
+    }
+
+    #[test]
+    fn record_view_borrows_and_tolerates_nulls() {
+        let line =
+            br#"{"seq":1,"tool":"t","status":null,"latency_ms":12,"args_summary":{"a":[1]}}"#;
+        let v = RecordView::parse(line).expect("parse");
+        assert!(matches!(v.tool, Some(Cow::Borrowed("t"))));
+        assert_eq!(v.status, None);
+        assert_eq!(v.latency(), Some(12));
+    }
+}

@@ -1,0 +1,94 @@
+//! Shard and action-category inference from a tool's name prefix (SPEC §3).
+//!
+//! | prefix | shard | category |
+//! |---|---|---|
+//! | `ad_`, `entra_` | `identity` | `READ` |
+//! | `workday_` | `workday` | `READ` |
+//! | `helix_` | `itsm` | `READ` |
+//! | `lansweeper_`, `intune_` | `assets` | `READ` |
+//! | `fedex_` | `logistics` | `READ` |
+//! | `audit_` | `audit` | `AUDIT` |
+//! | `generate_` | `audit` | `REPORT` |
+//! | anything else | `unknown` | `READ` |
+//!
+//! Both tables are configurable; the first matching prefix wins.
+
+/// Prefix tables used to fill `shard` and `action_category` when a record does not give them.
+#[derive(Clone, Debug)]
+pub struct Taxonomy {
+    /// `(tool name prefix, shard)`, first match wins.
+    pub shards: Vec<(String, String)>,
+    /// Shard of a tool that matches no prefix.
+    pub default_shard: String,
+    /// `(tool name prefix, category)`, first match wins.
+    pub categories: Vec<(String, String)>,
+    /// Category of a tool that matches no prefix.
+    pub default_category: String,
+}
+
+impl Default for Taxonomy {
+    fn default() -> Self {
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(p, v)| ((*p).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Taxonomy {
+            shards: pairs(&[
+                ("ad_", "identity"),
+                ("entra_", "identity"),
+                ("workday_", "workday"),
+                ("helix_", "itsm"),
+                ("lansweeper_", "assets"),
+                ("intune_", "assets"),
+                ("fedex_", "logistics"),
+                ("audit_", "audit"),
+                ("generate_", "audit"),
+            ]),
+            default_shard: "unknown".to_owned(),
+            categories: pairs(&[("audit_", "AUDIT"), ("generate_", "REPORT")]),
+            default_category: "READ".to_owned(),
+        }
+    }
+}
+
+impl Taxonomy {
+    /// The shard of a tool.
+    #[must_use]
+    pub fn shard_for(&self, tool: &str) -> &str {
+        lookup(&self.shards, tool).unwrap_or(&self.default_shard)
+    }
+
+    /// The action category of a tool.
+    #[must_use]
+    pub fn category_for(&self, tool: &str) -> &str {
+        lookup(&self.categories, tool).unwrap_or(&self.default_category)
+    }
+}
+
+fn lookup<'a>(table: &'a [(String, String)], tool: &str) -> Option<&'a str> {
+    table
+        .iter()
+        .find(|(prefix, _)| tool.starts_with(prefix.as_str()))
+        .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_tables_follow_the_spec() {
+        let t = Taxonomy::default();
+        assert_eq!(t.shard_for("entra_get_user"), "identity");
+        assert_eq!(t.shard_for("workday_get_worker"), "workday");
+        assert_eq!(t.shard_for("helix_create_ticket"), "itsm");
+        assert_eq!(t.shard_for("intune_list_devices"), "assets");
+        assert_eq!(t.shard_for("fedex_track"), "logistics");
+        assert_eq!(t.shard_for("generate_report"), "audit");
+        assert_eq!(t.shard_for("search"), "unknown");
+        assert_eq!(t.category_for("audit_log_stats"), "AUDIT");
+        assert_eq!(t.category_for("generate_report"), "REPORT");
+        assert_eq!(t.category_for("ad_get_user"), "READ");
+    }
+}

@@ -1,0 +1,662 @@
+//! Verification: checks every line and every link of a log and says exactly which line was
+//! changed, deleted, inserted, reordered or torn (SPEC §7).
+//!
+//! Work is split in two. The expensive part, hashing each line once and validating it as JSON,
+//! runs in parallel over chunks of whole lines and yields one small [`LineInfo`] per line. A
+//! sequential pass then walks those infos in order, checks each link, and when a link breaks
+//! looks one or two records ahead to tell the cases apart:
+//!
+//! | what happened | reported as |
+//! |---|---|
+//! | a line's content changed | `hash_mismatch` at that line |
+//! | records deleted | `seq_gap` at the line after the gap |
+//! | a line inserted (a copy, or one from elsewhere) | `seq_out_of_order` at it when its `seq` is not ahead, else `hash_mismatch` |
+//! | two lines swapped | `seq_out_of_order` at the second |
+//! | first records deleted | `bad_genesis` at line 1 |
+//! | an empty, non-UTF-8, non-JSON, non-object or unchained line | `empty_line`, `bad_utf8`, `bad_json`, `not_object`, `missing_chain_fields` at it |
+//! | bytes after the last LF | `torn_tail` |
+//!
+//! Memory stays flat: infos are produced and consumed one window of the file at a time.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::chain::{self, ChainError, GENESIS_HASH, Hash};
+use crate::reader::{Lines, Snapshot, split_lines};
+use crate::record::RecordView;
+use crate::{Error, Result};
+
+/// The kinds of problem `verify` reports (SPEC §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum ProblemKind {
+    BadUtf8,
+    BadJson,
+    NotObject,
+    MissingChainFields,
+    BadGenesis,
+    SeqGap,
+    SeqOutOfOrder,
+    HashMismatch,
+    EmptyLine,
+    TornTail,
+}
+
+impl ProblemKind {
+    /// The kind as written in reports: `hash_mismatch`, …
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::BadUtf8 => "bad_utf8",
+            ProblemKind::BadJson => "bad_json",
+            ProblemKind::NotObject => "not_object",
+            ProblemKind::MissingChainFields => "missing_chain_fields",
+            ProblemKind::BadGenesis => "bad_genesis",
+            ProblemKind::SeqGap => "seq_gap",
+            ProblemKind::SeqOutOfOrder => "seq_out_of_order",
+            ProblemKind::HashMismatch => "hash_mismatch",
+            ProblemKind::EmptyLine => "empty_line",
+            ProblemKind::TornTail => "torn_tail",
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One integrity problem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// 1-based line number of the line blamed.
+    pub line: u64,
+    /// Byte offset of that line's start.
+    pub offset: u64,
+    /// The line's `seq`, when it has one.
+    pub seq: Option<u64>,
+    /// One sentence for a person.
+    pub message: String,
+}
+
+/// The result of verifying a log; serialises to the JSON of SPEC §7.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// True when no problem was found.
+    pub ok: bool,
+    /// The file verified.
+    pub file: String,
+    /// Number of chained records.
+    pub records: u64,
+    /// File length in bytes, torn tail included.
+    pub bytes: u64,
+    /// `seq` of the first record.
+    pub first_seq: Option<u64>,
+    /// `seq` of the last record.
+    pub last_seq: Option<u64>,
+    /// `timestamp` of the first record.
+    pub first_timestamp: Option<String>,
+    /// `timestamp` of the last record.
+    pub last_timestamp: Option<String>,
+    /// SHA-256 of the last record's line: the head to compare with a checkpoint.
+    pub head_hash: Option<String>,
+    /// The problems found, in file order, at most `max_problems`.
+    pub problems: Vec<Problem>,
+    /// How many problems there were in all (more than listed when the list was cut).
+    pub problems_total: u64,
+}
+
+/// Options for [`verify`].
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// List at most this many problems (default 100); counting goes on.
+    pub max_problems: usize,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            max_problems: 100,
+            threads: None,
+        }
+    }
+}
+
+/// Verifies the log at `path`.
+///
+/// # Errors
+///
+/// [`Error::Io`] and friends when the file cannot be opened or mapped. Integrity problems are
+/// not errors: they are in the report.
+pub fn verify(path: impl AsRef<Path>, opts: &VerifyOptions) -> Result<Report> {
+    let snapshot = Snapshot::open(path)?;
+    verify_snapshot(&snapshot, opts, &|_| {})
+}
+
+/// Verifies an open snapshot, calling `progress` with the number of bytes done so far.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] when the thread pool cannot be built.
+pub fn verify_snapshot(
+    snapshot: &Snapshot,
+    opts: &VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report> {
+    let pool = crate::pool(opts.threads)?;
+    let threads = pool.current_num_threads();
+    let data = snapshot.data();
+    let mut walker = Walker::new(opts.max_problems);
+
+    // Windows of the file: each is cut into per-thread chunks, hashed and parsed in parallel,
+    // then walked in order. The window bounds memory whatever the file's size.
+    const CHUNK: usize = 4 << 20;
+    let window = CHUNK * threads * 2;
+    let mut done = 0usize;
+    for win in split_lines(data, data.len().div_ceil(window).max(1)) {
+        let part = &data[win.clone()];
+        let chunks = split_lines(part, part.len().div_ceil(CHUNK).max(1));
+        let infos: Vec<Vec<LineInfo>> = pool.install(|| {
+            chunks
+                .par_iter()
+                .map(|c| {
+                    Lines::new(&part[c.clone()], (win.start + c.start) as u64)
+                        .map(|(offset, line)| LineInfo::of(offset, line))
+                        .collect()
+                })
+                .collect()
+        });
+        for info in infos.into_iter().flatten() {
+            walker.push(info);
+        }
+        done += part.len();
+        progress(done as u64);
+    }
+    walker.finish();
+
+    let torn = snapshot.torn_tail();
+    if !torn.is_empty() {
+        walker.problem(Problem {
+            kind: ProblemKind::TornTail,
+            line: walker.lines + 1,
+            offset: data.len() as u64,
+            seq: None,
+            message: format!(
+                "the file ends with {} bytes after its last LF: an incomplete write (the next append quarantines them)",
+                torn.len()
+            ),
+        });
+    }
+
+    if walker.records == 0 && walker.unchained > 0 {
+        // Every line is an object without chain fields: an old unchained log. One problem
+        // says so, instead of one per line.
+        walker
+            .problems
+            .retain(|p| p.kind != ProblemKind::MissingChainFields);
+        walker.problems.insert(0, Problem {
+            kind: ProblemKind::MissingChainFields,
+            line: walker.first_unchained.0,
+            offset: walker.first_unchained.1,
+            seq: None,
+            message: format!(
+                "no line has chain fields (seq, prev_hash): this is a log in the old unchained Nexus-MCP format ({} records), which other commands read but which cannot be verified",
+                walker.unchained
+            ),
+        });
+        walker.problems_total = walker.problems_total - walker.unchained + 1;
+        walker.problems.truncate(opts.max_problems);
+    }
+
+    let timestamp = |offset: Option<u64>| {
+        let offset = usize::try_from(offset?).ok()?;
+        let rest = &data[offset..];
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+        RecordView::parse(line)
+            .ok()?
+            .timestamp
+            .map(|t| t.into_owned())
+    };
+    Ok(Report {
+        ok: walker.problems_total == 0,
+        file: snapshot.path().display().to_string(),
+        records: walker.records,
+        bytes: snapshot.len(),
+        first_seq: walker.first.map(|r| r.seq),
+        last_seq: walker.last_record.map(|r| r.seq),
+        first_timestamp: timestamp(walker.first.map(|r| r.offset)),
+        last_timestamp: timestamp(walker.last_record.map(|r| r.offset)),
+        head_hash: walker.last_record.map(|r| hex::encode(r.hash)),
+        problems: walker.problems,
+        problems_total: walker.problems_total,
+    })
+}
+
+/// What one line is, computed in parallel.
+#[derive(Clone, Copy, Debug)]
+struct LineInfo {
+    offset: u64,
+    kind: LineKind,
+    /// SHA-256 of the line (zero for empty lines).
+    hash: Hash,
+    /// The line ends with CR.
+    cr: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LineKind {
+    Record { seq: u64, prev: Hash },
+    Empty,
+    Broken(ChainError),
+}
+
+impl LineInfo {
+    fn of(offset: u64, line: &[u8]) -> Self {
+        if line.is_empty() {
+            return LineInfo {
+                offset,
+                kind: LineKind::Empty,
+                hash: [0; 32],
+                cr: false,
+            };
+        }
+        let hash = chain::hash_line(line);
+        let kind = match chain::chain_prefix(line) {
+            Some(f) if is_valid_json(line) => LineKind::Record {
+                seq: f.seq,
+                prev: f.prev_hash,
+            },
+            _ => match chain::chain_fields(line) {
+                Ok(f) => LineKind::Record {
+                    seq: f.seq,
+                    prev: f.prev_hash,
+                },
+                Err(e) => LineKind::Broken(e),
+            },
+        };
+        LineInfo {
+            offset,
+            kind,
+            hash,
+            cr: line.last() == Some(&b'\r'),
+        }
+    }
+}
+
+fn is_valid_json(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
+/// A record line as the walker remembers it.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    line: u64,
+    offset: u64,
+    seq: u64,
+    prev: Hash,
+    hash: Hash,
+    cr: bool,
+}
+
+/// The sequential pass: link checks with a few lines of look-ahead.
+struct Walker {
+    pending: VecDeque<(u64, LineInfo)>,
+    lines: u64,
+    records: u64,
+    first: Option<Rec>,
+    last_record: Option<Rec>,
+    /// The record the next one must link to.
+    anchor: Option<Rec>,
+    /// The anchor was blamed as changed: the link from it is expected to be broken.
+    anchor_blamed: bool,
+    expected_seq: u64,
+    /// Non-record lines since the anchor.
+    junk: u64,
+    /// A line already explained by an earlier diagnosis (the second line of a swap).
+    skip: Option<u64>,
+    unchained: u64,
+    first_unchained: (u64, u64),
+    problems: Vec<Problem>,
+    problems_total: u64,
+    max_problems: usize,
+}
+
+const LOOKAHEAD: usize = 4;
+
+impl Walker {
+    fn new(max_problems: usize) -> Self {
+        Walker {
+            pending: VecDeque::with_capacity(LOOKAHEAD + 1),
+            lines: 0,
+            records: 0,
+            first: None,
+            last_record: None,
+            anchor: None,
+            anchor_blamed: false,
+            expected_seq: 0,
+            junk: 0,
+            skip: None,
+            unchained: 0,
+            first_unchained: (0, 0),
+            problems: Vec::new(),
+            problems_total: 0,
+            max_problems,
+        }
+    }
+
+    fn push(&mut self, info: LineInfo) {
+        self.lines += 1;
+        self.pending.push_back((self.lines, info));
+        if self.pending.len() > LOOKAHEAD {
+            self.step();
+        }
+    }
+
+    fn finish(&mut self) {
+        while !self.pending.is_empty() {
+            self.step();
+        }
+    }
+
+    fn problem(&mut self, p: Problem) {
+        self.problems_total += 1;
+        if self.problems.len() < self.max_problems {
+            self.problems.push(p);
+        }
+    }
+
+    /// The next record lines after the one being processed.
+    fn ahead(&self) -> impl Iterator<Item = Rec> + '_ {
+        self.pending
+            .iter()
+            .skip(1)
+            .filter_map(|(line, info)| match info.kind {
+                LineKind::Record { seq, prev } => Some(Rec {
+                    line: *line,
+                    offset: info.offset,
+                    seq,
+                    prev,
+                    hash: info.hash,
+                    cr: info.cr,
+                }),
+                _ => None,
+            })
+    }
+
+    fn step(&mut self) {
+        let Some((line, info)) = self.pending.front().copied() else {
+            return;
+        };
+        match info.kind {
+            LineKind::Record { seq, prev } => {
+                let rec = Rec {
+                    line,
+                    offset: info.offset,
+                    seq,
+                    prev,
+                    hash: info.hash,
+                    cr: info.cr,
+                };
+                self.records += 1;
+                self.first.get_or_insert(rec);
+                self.last_record = Some(rec);
+                if self.skip == Some(line) {
+                    self.skip = None;
+                } else {
+                    self.record(rec);
+                }
+            }
+            LineKind::Empty => {
+                self.junk += 1;
+                self.problem(Problem {
+                    kind: ProblemKind::EmptyLine,
+                    line,
+                    offset: info.offset,
+                    seq: None,
+                    message: format!("line {line} is empty; the format has no blank lines"),
+                });
+            }
+            LineKind::Broken(err) => {
+                self.junk += 1;
+                let (kind, what) = match err {
+                    ChainError::BadUtf8 => (ProblemKind::BadUtf8, "is not valid UTF-8"),
+                    ChainError::BadJson => (ProblemKind::BadJson, "is not valid JSON"),
+                    ChainError::NotObject => (ProblemKind::NotObject, "is JSON but not an object"),
+                    ChainError::MissingChainFields => {
+                        if self.unchained == 0 {
+                            self.first_unchained = (line, info.offset);
+                        }
+                        self.unchained += 1;
+                        (
+                            ProblemKind::MissingChainFields,
+                            "has no valid chain fields (seq, prev_hash)",
+                        )
+                    }
+                };
+                self.problem(Problem {
+                    kind,
+                    line,
+                    offset: info.offset,
+                    seq: None,
+                    message: format!("line {line} {what}"),
+                });
+            }
+        }
+        self.pending.pop_front();
+    }
+
+    fn accept(&mut self, rec: Rec, blamed: bool) {
+        self.anchor = Some(rec);
+        self.anchor_blamed = blamed;
+        self.expected_seq = rec.seq.wrapping_add(1);
+        self.junk = 0;
+    }
+
+    fn blame(&mut self, kind: ProblemKind, rec: Rec, message: String) {
+        self.problem(Problem {
+            kind,
+            line: rec.line,
+            offset: rec.offset,
+            seq: Some(rec.seq),
+            message,
+        });
+    }
+
+    fn record(&mut self, n: Rec) {
+        let Some(anchor) = self.anchor else {
+            // The first record: the genesis rule.
+            if n.seq != 0 || n.prev != GENESIS_HASH {
+                let why = if n.seq != 0 {
+                    format!(
+                        "the log starts at seq {}, not 0: its first records were deleted, or this is not the log's first file",
+                        n.seq
+                    )
+                } else {
+                    "the first record's prev_hash is not 64 zeros".to_owned()
+                };
+                self.blame(
+                    ProblemKind::BadGenesis,
+                    n,
+                    format!("line {}: {why}", n.line),
+                );
+            }
+            self.accept(n, false);
+            return;
+        };
+        let expected = self.expected_seq;
+        let seq_ok = n.seq == expected;
+        let link_ok = n.prev == anchor.hash;
+        if seq_ok && (link_ok || self.anchor_blamed) {
+            self.accept(n, false);
+            return;
+        }
+        if self.junk > 0 && n.seq >= expected && n.seq - expected <= self.junk {
+            // The lines between replaced records; they were reported as what they are.
+            self.accept(n, false);
+            return;
+        }
+
+        let mut ahead = self.ahead();
+        let a1 = ahead.next();
+        drop(ahead);
+        let cr_note = if n.cr { " (it ends with a CR)" } else { "" };
+
+        if let Some(a1) = a1 {
+            // Swap: the next record is the one expected here and this one follows it.
+            if a1.prev == anchor.hash
+                && a1.seq == expected
+                && n.prev == a1.hash
+                && n.seq == expected + 1
+            {
+                self.blame(
+                    ProblemKind::SeqOutOfOrder,
+                    a1,
+                    format!(
+                        "lines {} and {} are swapped: seq {} comes after seq {}",
+                        n.line, a1.line, a1.seq, n.seq
+                    ),
+                );
+                self.skip = Some(a1.line);
+                self.accept(n, false);
+                return;
+            }
+            // Insertion: the next record links past this one to the anchor.
+            if a1.prev == anchor.hash && a1.seq == expected {
+                let (kind, what) = if n.hash == anchor.hash {
+                    (
+                        ProblemKind::SeqOutOfOrder,
+                        format!("is a copy of line {}", anchor.line),
+                    )
+                } else if n.seq < expected {
+                    (
+                        ProblemKind::SeqOutOfOrder,
+                        format!("(seq {}) does not belong here", n.seq),
+                    )
+                } else {
+                    (
+                        ProblemKind::HashMismatch,
+                        format!("(seq {}) does not belong to the chain", n.seq),
+                    )
+                };
+                self.blame(
+                    kind,
+                    n,
+                    format!(
+                        "line {} {what}: it was inserted, line {} links to line {}",
+                        n.line, a1.line, anchor.line
+                    ),
+                );
+                return;
+            }
+            // Replacement: the next record continues from where this one should have been,
+            // but not from this line's bytes.
+            if a1.seq == expected.wrapping_add(1) && a1.prev != n.hash {
+                let detail = if n.seq != expected {
+                    format!("its seq reads {}, expected {expected}", n.seq)
+                } else if !link_ok {
+                    format!("its prev_hash does not match line {}", anchor.line)
+                } else {
+                    format!("line {}'s prev_hash does not match it", a1.line)
+                };
+                self.blame(
+                    ProblemKind::HashMismatch,
+                    n,
+                    format!("line {} was changed or replaced{cr_note}: {detail}", n.line),
+                );
+                let mut as_expected = n;
+                as_expected.seq = expected;
+                self.accept(as_expected, true);
+                return;
+            }
+        }
+        if seq_ok {
+            // Only the link is broken, and what follows links to this line: the anchor changed.
+            let (line, offset, seq) = (anchor.line, anchor.offset, anchor.seq);
+            let cr_note = if anchor.cr {
+                " (it ends with a CR)"
+            } else {
+                ""
+            };
+            let message = if a1.is_some() {
+                format!(
+                    "line {line} was changed{cr_note}: its SHA-256 no longer matches the prev_hash of line {}",
+                    n.line
+                )
+            } else {
+                format!(
+                    "line {line} was changed{cr_note}, or the prev_hash of line {} (the last line): they no longer link",
+                    n.line
+                )
+            };
+            self.problem(Problem {
+                kind: ProblemKind::HashMismatch,
+                line,
+                offset,
+                seq: Some(seq),
+                message,
+            });
+            self.accept(n, false);
+            return;
+        }
+        if n.seq > expected {
+            let missing = n.seq - expected;
+            let range = if missing == 1 {
+                format!("seq {expected}")
+            } else {
+                format!("seq {expected}..{}", n.seq - 1)
+            };
+            let (plural, verb) = if missing == 1 {
+                ("", "is")
+            } else {
+                ("s", "are")
+            };
+            self.blame(
+                ProblemKind::SeqGap,
+                n,
+                format!(
+                    "{missing} record{plural} ({range}) {verb} missing before line {}{}",
+                    n.line,
+                    if link_ok {
+                        ""
+                    } else {
+                        ", and its prev_hash does not link to the line before"
+                    }
+                ),
+            );
+            self.accept(n, false);
+            return;
+        }
+        self.blame(
+            ProblemKind::SeqOutOfOrder,
+            n,
+            format!(
+                "line {} has seq {}, but seq {expected} was expected after line {}",
+                n.line, n.seq, anchor.line
+            ),
+        );
+        if a1.is_some_and(|a| a.prev == n.hash) {
+            self.accept(n, false);
+        }
+    }
+}
+
+/// Builds a rayon pool of `threads` workers (all cores when `None`).
+pub(crate) fn build_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n.max(1));
+    }
+    builder
+        .build()
+        .map_err(|e| Error::InvalidConfig(format!("cannot start {threads:?} worker threads: {e}")))
+}
