@@ -14,8 +14,9 @@ use crate::taxonomy::Taxonomy;
 use crate::{Error, Result};
 
 /// One event to append. Every field is optional; the writer fills `event_id`, `timestamp`,
-/// `schema_version`, `source`, `shard`, `action_category` and `resource` when they are absent,
-/// and always sets `seq` and `prev_hash` itself.
+/// `schema_version`, `source`, `shard`, `action_category` and `resource` when they are absent
+/// (and `action` = `mcp_call` for an event with a `tool` but no action), and always sets `seq`
+/// and `prev_hash` itself.
 ///
 /// ```
 /// use nexus_audit::Event;
@@ -357,6 +358,9 @@ impl Encoder {
             &r.redact_str(e.source.as_deref().unwrap_or(&self.source)),
         );
 
+        if e.action.is_none() && e.tool.is_some() {
+            e.action = Some("mcp_call".to_owned());
+        }
         if e.shard.is_none() {
             e.shard = e
                 .tool

@@ -474,14 +474,13 @@ impl KeyTrie {
     fn insert(&mut self, word: &str) {
         let mut node = 0;
         for ch in word.chars() {
-            node = match self.child(node, ch) {
-                Some(next) => next,
-                None => {
-                    let next = self.nodes.len();
-                    self.nodes.push(TrieNode::default());
-                    self.nodes[node].children.push((ch, next));
-                    next
-                }
+            node = if let Some(next) = self.child(node, ch) {
+                next
+            } else {
+                let next = self.nodes.len();
+                self.nodes.push(TrieNode::default());
+                self.nodes[node].children.push((ch, next));
+                next
             };
         }
         self.nodes[node].terminal = true;
@@ -760,7 +759,7 @@ fn luhn_valid(text: &str) -> bool {
             (true, doubled) => doubled,
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// True when the digit group at `span` is part of a longer dash-separated sequence (such as an
@@ -1345,9 +1344,9 @@ mod tests {
 
     #[test]
     fn luhn_valid_millisecond_timestamp_is_kept() {
-        // 1736937600006 passes the Luhn check but starts with 1, as every timestamp until 2033.
-        assert!(luhn_valid("1736937600006"));
-        assert_kept("at 1736937600006");
+        // 1736937600003 passes the Luhn check but starts with 1, as every timestamp until 2033.
+        assert!(luhn_valid("1736937600003"));
+        assert_kept("at 1736937600003");
     }
 
     #[test]
@@ -1376,7 +1375,7 @@ mod tests {
         ] {
             assert_kept(s);
         }
-        assert_kept("ref 2026-123-45-6789");
+        assert_kept("ref 1-123-45-6789 and 123-45-6789-1");
     }
 
     #[test]

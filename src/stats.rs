@@ -341,7 +341,12 @@ fn bucket_of(ts: &str, interval: Interval) -> Option<String> {
 /// # Errors
 ///
 /// [`crate::Error::InvalidConfig`] when the thread pool cannot be built.
-pub fn stats(snapshot: &Snapshot, matcher: &Matcher, opts: &StatsOptions) -> Result<Stats> {
+pub fn stats(
+    snapshot: &Snapshot,
+    matcher: &Matcher,
+    opts: &StatsOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Stats> {
     let pool = crate::pool(opts.threads)?;
     let mut data = snapshot.data();
     if let Some(n) = opts.last {
@@ -356,6 +361,7 @@ pub fn stats(snapshot: &Snapshot, matcher: &Matcher, opts: &StatsOptions) -> Res
     }
     let chunks = split_lines(data, data.len().div_ceil(2 << 20).max(1));
     let interval = opts.interval;
+    let done = std::sync::atomic::AtomicU64::new(0);
     let acc = pool.install(|| {
         chunks
             .par_iter()
@@ -368,6 +374,8 @@ pub fn stats(snapshot: &Snapshot, matcher: &Matcher, opts: &StatsOptions) -> Res
                         Err(_) => acc.unreadable += 1,
                     }
                 }
+                let bytes = (c.end - c.start) as u64;
+                progress(done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes);
                 acc
             })
             .reduce(Acc::default, Acc::merge)

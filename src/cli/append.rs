@@ -1,0 +1,282 @@
+//! `append`: one event from flags or `--json`, or many from `--stdin`.
+
+use std::io::{self, Read, Write};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use nexus_audit::{Durability, Event, Head, LogOptions, Logger, Receipt};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use super::{Context, exit};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DurabilityArg {
+    /// Return after fdatasync.
+    Sync,
+    /// Write and sync in groups of records.
+    Buffered,
+    /// Write without syncing.
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// The event as one JSON object with the record's field names.
+    #[arg(long, conflicts_with = "stdin")]
+    json: Option<String>,
+    /// Read JSON objects from standard input, one per line, and append them in batches.
+    #[arg(long)]
+    stdin: bool,
+    /// Records per write with --stdin.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// When an append is durable.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    durability: DurabilityArg,
+
+    /// MCP tool name (e.g. workday_get_worker).
+    #[arg(long)]
+    tool: Option<String>,
+    /// Who made the call (user_id).
+    #[arg(long)]
+    user: Option<String>,
+    /// MCP server (server_id).
+    #[arg(long)]
+    server: Option<String>,
+    /// session_id.
+    #[arg(long)]
+    session: Option<String>,
+    /// correlation_id.
+    #[arg(long)]
+    correlation: Option<String>,
+    /// action [default: mcp_call when no --json/--stdin].
+    #[arg(long)]
+    action: Option<String>,
+    /// success or error.
+    #[arg(long)]
+    status: Option<String>,
+    /// Wall-clock duration in milliseconds.
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// The call's arguments as a JSON object (redacted before writing).
+    #[arg(long)]
+    args: Option<String>,
+    /// Anything else as a JSON object (redacted before writing).
+    #[arg(long)]
+    details: Option<String>,
+    /// Error class.
+    #[arg(long)]
+    error_type: Option<String>,
+    /// Error message (sanitised, at most 500 characters).
+    #[arg(long)]
+    error_message: Option<String>,
+    /// info, warn or error.
+    #[arg(long)]
+    level: Option<String>,
+    /// What was touched [default: SERVER:TOOL].
+    #[arg(long)]
+    resource: Option<String>,
+    /// Shard [default: inferred from the tool's prefix].
+    #[arg(long)]
+    shard: Option<String>,
+    /// READ, WRITE, AUDIT, REPORT or ADMIN [default: inferred from the tool's prefix].
+    #[arg(long)]
+    category: Option<String>,
+    /// Bytes returned by the upstream.
+    #[arg(long)]
+    response_size: Option<u64>,
+    /// Bytes after filtering.
+    #[arg(long)]
+    filtered_size: Option<u64>,
+    /// The call touched no real system.
+    #[arg(long)]
+    mock: bool,
+    /// Emitting system [default: nexus-mcp].
+    #[arg(long, env = "NEXUS_AUDIT_SOURCE")]
+    source: Option<String>,
+    /// RFC 3339 time of the event [default: now].
+    #[arg(long)]
+    timestamp: Option<String>,
+}
+
+impl AppendArgs {
+    /// The flags as an event; with --json or --stdin they fill fields the input lacks.
+    fn flag_event(&self) -> anyhow::Result<Event> {
+        let object = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<Value>> {
+            text.as_deref()
+                .map(|t| {
+                    serde_json::from_str(t).with_context(|| format!("--{flag} is not valid JSON"))
+                })
+                .transpose()
+        };
+        Ok(Event {
+            tool: self.tool.clone(),
+            user_id: self.user.clone(),
+            server_id: self.server.clone(),
+            session_id: self.session.clone(),
+            correlation_id: self.correlation.clone(),
+            action: self.action.clone(),
+            status: self.status.clone(),
+            latency_ms: self.latency_ms,
+            args_summary: object("args", &self.args)?,
+            details: object("details", &self.details)?,
+            error_type: self.error_type.clone(),
+            error_message: self.error_message.clone(),
+            level: self.level.clone(),
+            resource: self.resource.clone(),
+            shard: self.shard.clone(),
+            action_category: self.category.clone(),
+            response_size: self.response_size,
+            filtered_size: self.filtered_size,
+            mock_mode: self.mock.then_some(true),
+            timestamp: self.timestamp.clone(),
+            ..Event::default()
+        })
+    }
+}
+
+/// Fills the fields of `e` that are absent from `defaults`.
+fn fill(mut e: Event, d: &Event) -> Event {
+    macro_rules! or {
+        ($($f:ident),*) => {$( if e.$f.is_none() { e.$f.clone_from(&d.$f); } )*};
+    }
+    or!(
+        tool,
+        user_id,
+        server_id,
+        session_id,
+        correlation_id,
+        action,
+        status,
+        latency_ms,
+        args_summary,
+        details,
+        error_type,
+        error_message,
+        level,
+        resource,
+        shard,
+        action_category,
+        response_size,
+        filtered_size,
+        mock_mode,
+        timestamp
+    );
+    e
+}
+
+pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
+    let defaults = args.flag_event()?;
+    let durability = match args.durability {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Buffered => Durability::buffered(),
+        DurabilityArg::None => Durability::None,
+    };
+    let mut opts = LogOptions::new(&ctx.file).durability(durability);
+    if let Some(source) = &args.source {
+        opts = opts.source(source.clone());
+    }
+    let log = opts.open()?;
+    if args.stdin {
+        return append_stdin(&log, &defaults, args.batch);
+    }
+    let event = match &args.json {
+        Some(text) => fill(Event::from_json_str(text).context("--json")?, &defaults),
+        None => {
+            let mut e = defaults;
+            e.action.get_or_insert_with(|| "mcp_call".to_owned());
+            e
+        }
+    };
+    let receipt = log.append(event)?;
+    log.close()?;
+    let head = written(&receipt)?;
+    println!("{}", json!({"seq": head.seq, "hash": head.hash_hex()}));
+    Ok(exit::OK)
+}
+
+fn written(receipt: &Receipt) -> anyhow::Result<Head> {
+    receipt
+        .last()
+        .context("the record was queued but not written")
+}
+
+fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<u8> {
+    let batch = usize::try_from(batch).unwrap_or(usize::MAX);
+    let mut stdin = io::stdin().lock();
+    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
+    let mut line_no: u64 = 0;
+    let mut appended: u64 = 0;
+    let mut first: Option<u64> = None;
+    let mut last: Option<Head> = None;
+    let mut eof = false;
+    while !eof {
+        let mut chunk = [0u8; 1 << 16];
+        // Fill the buffer to about 4 MiB or end of input.
+        while buf.len() < 4 << 20 {
+            let n = stdin
+                .read(&mut chunk)
+                .context("cannot read standard input")?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let end = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let lines: Vec<(u64, &[u8])> = buf[..end]
+            .split(|b| *b == b'\n')
+            .map(|l| {
+                line_no += 1;
+                (line_no, l)
+            })
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        if eof && end > 0 && buf[end - 1] == b'\n' {
+            line_no -= 1; // the empty piece after the final LF
+        }
+        for group in lines.chunks(batch) {
+            let events: Vec<Event> = group
+                .par_iter()
+                .map(|(n, l)| parse_line(*n, l).map(|e| fill(e, defaults)))
+                .collect::<anyhow::Result<_>>()
+                .with_context(|| format!("{} records appended before it", appended))?;
+            let receipt = log.append_batch(events)?;
+            if let Receipt::Written { records } = &receipt {
+                appended += records.len() as u64;
+                if first.is_none() {
+                    first = records.first().map(|h| h.seq);
+                }
+                last = records.last().copied().or(last);
+            }
+        }
+        buf.drain(..end);
+    }
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        json!({
+            "appended": appended,
+            "first_seq": first,
+            "last_seq": last.map(|h| h.seq),
+            "head_hash": last.map(|h| h.hash_hex()),
+        })
+    )?;
+    Ok(exit::OK)
+}
+
+fn parse_line(n: u64, line: &[u8]) -> anyhow::Result<Event> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        bail!("standard input line {n} is not valid UTF-8");
+    };
+    Event::from_json_str(text).with_context(|| format!("standard input line {n}"))
+}

@@ -1,0 +1,275 @@
+//! Argument parsing, dispatch, exit codes and error printing.
+
+mod append;
+mod export;
+mod output;
+mod progress;
+mod query;
+mod signals;
+mod stats;
+mod tail;
+mod verify;
+
+use std::io::{self, IsTerminal as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nexus_audit::Filter;
+use nexus_audit::filter::parse_time;
+
+/// Exit codes (SPEC §7).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// `verify` found an integrity problem.
+    pub const INTEGRITY: u8 = 1;
+    /// Usage error, unreadable or missing file, or any other failure.
+    pub const FAILURE: u8 = 2;
+}
+
+/// Tamper-evident audit log for MCP tool calls.
+///
+/// Every record is one JSON line chained to the previous one by SHA-256, so `verify` can prove
+/// the log intact or say which line was changed, deleted, inserted or torn.
+///
+/// Exit codes: 0 success, 1 integrity problem found (verify), 2 any other failure.
+#[derive(Debug, Parser)]
+#[command(name = "nexus-audit", version, max_term_width = 100)]
+pub struct Cli {
+    /// The log file.
+    #[arg(
+        long,
+        short = 'f',
+        global = true,
+        env = "NEXUS_AUDIT_FILE",
+        default_value = "audit.jsonl"
+    )]
+    file: PathBuf,
+
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+
+    /// Never colour output (same as --color never, or NO_COLOR set).
+    #[arg(long, global = true)]
+    no_color: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append one event (from flags or --json) or many (--stdin).
+    ///
+    /// Examples:
+    ///   nexus-audit append --tool workday_get_worker --user alice --status success --latency-ms 42
+    ///   nexus-audit append --json '{"tool":"helix_create_ticket","status":"error","error_type":"Timeout"}'
+    ///   producer | nexus-audit append --stdin --durability none
+    Append(append::AppendArgs),
+    /// Print the last N matching records, oldest first.
+    ///
+    /// Examples:
+    ///   nexus-audit tail -n 100
+    ///   nexus-audit tail --status error --follow
+    Tail(tail::TailArgs),
+    /// Print matching records, newest first.
+    ///
+    /// Examples:
+    ///   nexus-audit query --user alice --since 24h
+    ///   nexus-audit query --tool 'workday_*' --status error --limit 10 --output json
+    Query(query::QueryArgs),
+    /// Summarise matching records: counts, errors, latency percentiles, timeline.
+    ///
+    /// Examples:
+    ///   nexus-audit stats --output json
+    ///   nexus-audit stats --since 7d --interval day
+    Stats(stats::StatsArgs),
+    /// Check every line and link; exit 1 and list each problem if the log was altered.
+    ///
+    /// Examples:
+    ///   nexus-audit verify
+    ///   nexus-audit verify --output json --max-problems 10
+    Verify(verify::VerifyArgs),
+    /// Write matching records as JSONL, JSON or CSV, streamed.
+    ///
+    /// Examples:
+    ///   nexus-audit export --format csv -o calls.csv --since 2026-11-01
+    ///   nexus-audit export --format json --status error | jq length
+    Export(export::ExportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The filters shared by tail, query, stats and export.
+#[derive(Debug, Args, Default, Clone)]
+pub struct FilterArgs {
+    /// Only this user_id (a trailing * matches a prefix).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this server_id.
+    #[arg(long)]
+    server: Option<String>,
+    /// Only this tool (e.g. 'workday_*').
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only this action (mcp_call, server_start, …).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only this status (success, error).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only this shard (identity, workday, itsm, …).
+    #[arg(long)]
+    shard: Option<String>,
+    /// Only this action category (READ, WRITE, AUDIT, REPORT, ADMIN).
+    #[arg(long)]
+    category: Option<String>,
+    /// Only this session_id.
+    #[arg(long)]
+    session: Option<String>,
+    /// Only records at or after: RFC 3339, a date, or a span back from now (15m, 24h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only records before: RFC 3339, a date, or a span back from now.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> anyhow::Result<Filter> {
+        let now = chrono::Utc::now();
+        let time = |s: &Option<String>| {
+            s.as_deref()
+                .map(|s| parse_time(s, now))
+                .transpose()
+                .map_err(anyhow::Error::msg)
+        };
+        Ok(Filter {
+            user: self.user.clone(),
+            server: self.server.clone(),
+            tool: self.tool.clone(),
+            action: self.action.clone(),
+            status: self.status.clone(),
+            shard: self.shard.clone(),
+            category: self.category.clone(),
+            session: self.session.clone(),
+            since: time(&self.since)?,
+            until: time(&self.until)?,
+        })
+    }
+}
+
+/// What the command needs from the global options.
+pub struct Context {
+    file: PathBuf,
+    color: bool,
+    stdout_tty: bool,
+    stderr_tty: bool,
+}
+
+/// Runs the command line and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    signals::install_sigbus_handler();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::FAILURE
+            } else {
+                exit::OK
+            };
+            // NOTE: clap prints help and version to stdout; a closed pipe is not an error.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout_tty = io::stdout().is_terminal();
+    let color = match cli.color {
+        ColorChoice::Always => !cli.no_color,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            !cli.no_color && stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let ctx = Context {
+        file: cli.file,
+        color,
+        stdout_tty,
+        stderr_tty: io::stderr().is_terminal(),
+    };
+    let result = match cli.command {
+        Command::Append(args) => append::run(&ctx, args),
+        Command::Tail(args) => tail::run(&ctx, &args),
+        Command::Query(args) => query::run(&ctx, &args),
+        Command::Stats(args) => stats::run(&ctx, &args),
+        Command::Verify(args) => verify::run(&ctx, &args),
+        Command::Export(args) => export::run(&ctx, &args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::OK),
+        Err(err) => {
+            eprintln!("nexus-audit: error: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Keeps an error to one line, whatever its causes contain.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Thousands separators for people: 1,700,000.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Opens the log for reading, with the error a person needs when it is not there.
+fn open_snapshot(ctx: &Context) -> anyhow::Result<nexus_audit::Snapshot> {
+    use anyhow::Context as _;
+    if !ctx.file.exists() && std::fs::symlink_metadata(&ctx.file).is_err() {
+        anyhow::bail!(
+            "the log file {} does not exist (set --file or NEXUS_AUDIT_FILE)",
+            ctx.file.display()
+        );
+    }
+    nexus_audit::Snapshot::open(&ctx.file)
+        .with_context(|| format!("cannot read the log {}", ctx.file.display()))
+}
+
+/// The records among `lines` that parse and pass `matcher`; other lines are skipped.
+fn matching<'a>(
+    lines: impl Iterator<Item = (u64, &'a [u8])> + 'a,
+    matcher: &'a nexus_audit::filter::Matcher,
+) -> impl Iterator<Item = (&'a [u8], nexus_audit::RecordView<'a>)> + 'a {
+    lines.filter_map(move |(_, line)| {
+        let view = nexus_audit::RecordView::parse(line).ok()?;
+        matcher.matches(&view).then_some((line, view))
+    })
+}
