@@ -1,6 +1,7 @@
 //! RAII guards for `flock(2)` on the log file.
 
 use std::fs::File;
+use std::io;
 
 /// Holds an exclusive or shared `flock` on a file until dropped.
 #[derive(Debug)]
@@ -10,15 +11,29 @@ pub(crate) struct FileLock<'a> {
 
 impl<'a> FileLock<'a> {
     /// Blocks until this process holds the exclusive lock.
-    pub(crate) fn exclusive(file: &'a File) -> std::io::Result<Self> {
-        file.lock()?;
+    pub(crate) fn exclusive(file: &'a File) -> io::Result<Self> {
+        retry_interrupted(|| file.lock())?;
         Ok(FileLock { file })
     }
 
     /// Blocks until this process holds a shared lock.
-    pub(crate) fn shared(file: &'a File) -> std::io::Result<Self> {
-        file.lock_shared()?;
+    pub(crate) fn shared(file: &'a File) -> io::Result<Self> {
+        retry_interrupted(|| file.lock_shared())?;
         Ok(FileLock { file })
+    }
+}
+
+/// Runs a blocking `flock` again when a signal interrupts it.
+///
+/// NOTE: std's `File::lock` returns `EINTR` as an error. A blocked `flock` is interrupted by
+/// any signal whose handler was installed without `SA_RESTART`, which a host process (an
+/// embedding runtime, a signal-handling library) may well do; an append must not fail for it.
+fn retry_interrupted(mut lock: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    loop {
+        match lock() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
     }
 }
 

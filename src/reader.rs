@@ -1,13 +1,15 @@
 //! The reader: a memory-mapped, consistent snapshot of a log (SPEC §6).
 //!
 //! [`Snapshot::open`] takes a shared `flock` just long enough to read the file's length (so no
-//! append is half-done at that moment), maps the file, and from then on reads only up to the
-//! last LF within that length. Appends that land later are not seen; the writer never shrinks a
-//! file below a length a reader could have seen, except to cut a torn tail, which lies past the
-//! last LF and is never read through the map.
+//! append is half-done at that moment), map the file, find the last LF within that length and
+//! copy any torn tail after it; from then on it reads the map only up to that LF. Appends that
+//! land later are not seen; the writer never shrinks a file below a length a reader could have
+//! seen, except to cut a torn tail, which lies past the last LF and is never read through the
+//! map once the lock is released.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -22,6 +24,8 @@ pub struct Snapshot {
     map: Option<Mmap>,
     /// Bytes up to and including the last LF.
     complete: usize,
+    /// The bytes after the last LF, copied (a writer may cut them off the file).
+    torn: Vec<u8>,
     /// Bytes in the file when the snapshot was taken.
     len: usize,
 }
@@ -35,34 +39,47 @@ impl Snapshot {
     /// directory or device.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(Error::io("cannot open", path))?;
+        // NOTE: O_NONBLOCK makes opening a FIFO return at once instead of waiting for a
+        // writer, so it is refused below as not a regular file; regular files ignore the flag.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(Error::io("cannot open", path))?;
         let meta = file.metadata().map_err(Error::io("cannot stat", path))?;
         if !meta.is_file() {
             return Err(Error::NotAFile {
                 path: path.to_path_buf(),
             });
         }
-        let len = {
+        let (map, complete, torn, len) = {
             let _shared = FileLock::shared(&file).map_err(Error::io("cannot lock", path))?;
-            file.metadata()
+            let len = file
+                .metadata()
                 .map_err(Error::io("cannot stat", path))?
-                .len()
+                .len();
+            let len = usize::try_from(len).map_err(|_| {
+                Error::io("cannot map", path)(std::io::Error::other("file too large to map"))
+            })?;
+            let map = if len == 0 {
+                None
+            } else {
+                Some(map_file(&file, len, path)?)
+            };
+            let bytes = map.as_deref().unwrap_or(&[]);
+            let bytes = &bytes[..len.min(bytes.len())];
+            // IMPORTANT: the last LF is found, and a torn tail copied, while the shared lock
+            // keeps writers out. Once it is released a writer may cut the torn bytes off, and
+            // touching their pages through the map would then raise SIGBUS.
+            let complete = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+            let torn = bytes[complete..].to_vec();
+            (map, complete, torn, len)
         };
-        let len = usize::try_from(len).map_err(|_| {
-            Error::io("cannot map", path)(std::io::Error::other("file too large to map"))
-        })?;
-        let map = if len == 0 {
-            None
-        } else {
-            Some(map_file(&file, len, path)?)
-        };
-        let bytes = map.as_deref().unwrap_or(&[]);
-        let bytes = &bytes[..len.min(bytes.len())];
-        let complete = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
         Ok(Snapshot {
             path: path.to_path_buf(),
             map,
             complete,
+            torn,
             len,
         })
     }
@@ -85,10 +102,7 @@ impl Snapshot {
     /// The bytes after the last LF: a torn tail, empty for a healthy log.
     #[must_use]
     pub fn torn_tail(&self) -> &[u8] {
-        match &self.map {
-            Some(m) => &m[self.complete..self.len],
-            None => &[],
-        }
+        &self.torn
     }
 
     /// File length when the snapshot was taken, torn tail included.

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::chain::{DEFAULT_SOURCE, FIELD_ORDER, SCHEMA_VERSION};
@@ -274,7 +273,7 @@ fn as_u64(key: &str, value: &Value) -> Result<u64> {
             clippy::cast_sign_loss,
             reason = "checked to be a finite, non-negative value within u64's range"
         )]
-        Some(f) if f.is_finite() && f >= 0.0 && f < 1.8e19 => Ok(f.round() as u64),
+        Some(f) if f.is_finite() && (0.0..1.8e19).contains(&f) => Ok(f.round() as u64),
         _ => Err(wrong(key, "a non-negative integer", value)),
     }
 }
@@ -525,46 +524,80 @@ fn normalize_timestamp(s: &str) -> Result<String> {
 
 /// The fields of a stored record that readers filter, count and display, borrowed from the
 /// line where no unescaping is needed. Unknown fields are skipped; `null` reads as absent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RecordView<'a> {
     pub seq: Option<u64>,
-    #[serde(borrow)]
     pub timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub action: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub user_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub session_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub server_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub tool: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub shard: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub action_category: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub resource: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub error_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub error_message: Option<Cow<'a, str>>,
     pub latency_ms: Option<f64>,
     pub mock_mode: Option<bool>,
 }
 
+/// A line that is not shaped like a JSON object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the line is not a JSON object")]
+pub struct NotARecord;
+
 impl<'a> RecordView<'a> {
-    /// Parses the fields readers need out of one line.
+    /// Reads the fields readers need out of one line, borrowing strings without escapes.
+    /// Other fields, and nested values, are skipped without being decoded; a field of an
+    /// unexpected type reads as absent.
     ///
     /// # Errors
     ///
-    /// When the line is not a JSON object with fields of the expected types.
-    pub fn parse(line: &'a [u8]) -> serde_json::Result<Self> {
-        serde_json::from_slice(line)
+    /// [`NotARecord`] when the line is not shaped like one JSON object.
+    pub fn parse(line: &'a [u8]) -> Result<Self, NotARecord> {
+        let mut v = RecordView::default();
+        crate::json::for_each_field(line, |key, raw| {
+            use crate::json::Raw;
+            let text = || raw.text();
+            match key {
+                b"seq" => {
+                    v.seq = match raw {
+                        Raw::Num(n) => std::str::from_utf8(n).ok().and_then(|n| n.parse().ok()),
+                        _ => None,
+                    };
+                }
+                b"timestamp" => v.timestamp = text(),
+                b"action" => v.action = text(),
+                b"user_id" => v.user_id = text(),
+                b"session_id" => v.session_id = text(),
+                b"server_id" => v.server_id = text(),
+                b"tool" => v.tool = text(),
+                b"shard" => v.shard = text(),
+                b"action_category" => v.action_category = text(),
+                b"resource" => v.resource = text(),
+                b"status" => v.status = text(),
+                b"error_type" => v.error_type = text(),
+                b"error_message" => v.error_message = text(),
+                b"latency_ms" => {
+                    v.latency_ms = match raw {
+                        Raw::Num(n) => std::str::from_utf8(n).ok().and_then(|n| n.parse().ok()),
+                        _ => None,
+                    };
+                }
+                b"mock_mode" => {
+                    v.mock_mode = match raw {
+                        Raw::Bool(b) => Some(b),
+                        _ => None,
+                    };
+                }
+                _ => {}
+            }
+        })
+        .map_err(|()| NotARecord)?;
+        Ok(v)
     }
 
     /// `latency_ms` as a whole number of milliseconds, when present and non-negative.

@@ -42,7 +42,7 @@
 //! | PEM private key block (`-----BEGIN … PRIVATE KEY-----` … `-----END … PRIVATE KEY-----`) | the block; an unterminated block to the end of the string |
 //! | JWT (`eyJ…` three base64url segments) | the token |
 //! | password in a URL (`scheme://user:pass@host`) | `pass` |
-//! | `password=…`, `token: …`, `api_key=…`, `secret=…` and similar pairs in free text | the value, up to whitespace, `&`, `,`, `;` or a quote |
+//! | `password=…`, `token: …`, `api_key=…`, `secret=…` and similar pairs in free text, also at the end of a longer key (`access_token=`, `X-Api-Key:`, `"password": "…"`) | the value, up to whitespace, `&`, `,`, `;` or a quote (after an optional `Bearer`/`Basic`/`token` scheme, which is kept) |
 //! | `Bearer <token>` / `Basic <base64>` (any case) | the credential |
 //! | AWS access key id (`AKIA`, `ASIA`, … + 16 upper-case letters or digits) | the id |
 //! | GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`), Slack (`xoxb-`, `xoxp-`, `xoxa-`, `xoxr-`, `xoxs-`), Stripe (`sk_live_`, `rk_test_`, …), Google (`AIza` + 35) keys | the key |
@@ -69,15 +69,19 @@
 //!   (so prose such as "basic authentication" is kept);
 //! - card numbers starting with 0, 1, 7, 8 or 9 (this keeps millisecond timestamps, which pass
 //!   the Luhn check one time in ten), or with other separators; SSNs written without dashes;
+//! - a password in a connection string without a scheme (`user:pass@host`);
 //! - encoded secrets (base64, percent-encoding, escaped JSON beyond `\"`), and a secret split
 //!   across several strings.
 //!
 //! # Cost
 //!
-//! All built-in value shapes are one compiled [`regex::Regex`], so a clean string is scanned once
-//! and [`Redactor::redact_str`] returns it borrowed, without allocating. The checks that a regex
-//! cannot express (Luhn, SSN areas, "looks like a credential") run on candidates only. Extra
-//! patterns add one scan of a [`regex::RegexSet`] per string.
+//! Nearly every string is clean, so that case is the fast one. A single pass over the bytes
+//! first looks for the anchors the built-in shapes need (a run of 9 digits, `eyJ`, `://` then
+//! `@`, a key word before `:` or `=`, …); a string with none is done, returned borrowed without
+//! allocating. Otherwise all built-in shapes are one compiled [`regex::Regex`], so the string is
+//! scanned once more, and the checks a regex cannot express (Luhn, SSN areas, "looks like a
+//! credential") run on candidates only. Extra patterns add one scan of a [`regex::RegexSet`].
+//! Time is linear in the length of the string, whatever its content.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -246,15 +250,10 @@ impl Redactor {
         if self.is_allowed_key(key) {
             return false;
         }
-        let mut letters = Letters::new(key);
-        loop {
-            let from_here = letters.clone();
-            let Some(letter) = letters.next() else {
-                return false;
-            };
-            if letter.start && self.keys.matches_words(from_here) {
-                return true;
-            }
+        if key.is_ascii() {
+            self.keys.matches_ascii_key(key.as_bytes())
+        } else {
+            self.keys.matches_key(key)
         }
     }
 
@@ -302,6 +301,13 @@ impl Redactor {
     }
 
     fn is_allowed_key(&self, key: &str) -> bool {
+        if key.is_ascii() {
+            // NOTE: `allowed` is lower-cased already, so ignoring ASCII case is enough here.
+            return self
+                .allow_keys
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(key));
+        }
         self.allow_keys
             .iter()
             .any(|allowed| key.chars().flat_map(char::to_lowercase).eq(allowed.chars()))
@@ -454,7 +460,10 @@ struct KeyTrie {
 
 #[derive(Clone, Debug, Default)]
 struct TrieNode {
-    children: Vec<(char, usize)>,
+    /// Children by `a`..=`z`; 0 means none (the root is nobody's child).
+    ascii: [u32; 26],
+    /// Children by any other lower-case letter (only from extra keys).
+    other: Vec<(char, u32)>,
     /// A sensitive word ends here.
     terminal: bool,
 }
@@ -478,8 +487,13 @@ impl KeyTrie {
                 next
             } else {
                 let next = self.nodes.len();
+                let index = u32::try_from(next).expect("fewer than 2^32 trie nodes");
                 self.nodes.push(TrieNode::default());
-                self.nodes[node].children.push((ch, next));
+                let parent = &mut self.nodes[node];
+                match ch {
+                    'a'..='z' => parent.ascii[usize::from(ch as u8 - b'a')] = index,
+                    _ => parent.other.push((ch, index)),
+                }
                 next
             };
         }
@@ -487,10 +501,66 @@ impl KeyTrie {
     }
 
     fn child(&self, node: usize, ch: char) -> Option<usize> {
-        self.nodes[node]
-            .children
-            .iter()
-            .find_map(|&(c, next)| (c == ch).then_some(next))
+        let node = &self.nodes[node];
+        let next = match ch {
+            'a'..='z' => node.ascii[usize::from(ch as u8 - b'a')],
+            _ => node
+                .other
+                .iter()
+                .find_map(|&(c, next)| (c == ch).then_some(next))?,
+        };
+        (next != 0).then_some(next as usize)
+    }
+
+    /// True when, from some word start of `key`, one word or several adjacent words joined
+    /// spell a sensitive word ending at a word end.
+    fn matches_key(&self, key: &str) -> bool {
+        let mut letters = Letters::new(key);
+        loop {
+            let from_here = letters.clone();
+            let Some(letter) = letters.next() else {
+                return false;
+            };
+            if letter.start && self.matches_words(from_here) {
+                return true;
+            }
+        }
+    }
+
+    /// [`KeyTrie::matches_key`] for an ASCII key, on bytes: the same rules, several times
+    /// faster, and keys are nearly always ASCII.
+    fn matches_ascii_key(&self, key: &[u8]) -> bool {
+        let letter_at = |i: usize| key.get(i).is_some_and(u8::is_ascii_alphabetic);
+        // A word starts at letter `i` (SPEC §5 boundaries; see `splits`).
+        let starts_word = |i: usize| {
+            let Some(prev) = i.checked_sub(1).and_then(|p| key.get(p)) else {
+                return true;
+            };
+            !prev.is_ascii_alphabetic()
+                || (key[i].is_ascii_uppercase()
+                    && (prev.is_ascii_lowercase()
+                        || (prev.is_ascii_uppercase()
+                            && key.get(i + 1).is_some_and(u8::is_ascii_lowercase))))
+        };
+        for start in 0..key.len() {
+            if !letter_at(start) || !starts_word(start) {
+                continue;
+            }
+            let mut node = 0;
+            for (i, b) in key.iter().enumerate().skip(start) {
+                if !b.is_ascii_alphabetic() {
+                    continue;
+                }
+                match self.child(node, char::from(b.to_ascii_lowercase())) {
+                    Some(next) => node = next,
+                    None => break,
+                }
+                if self.nodes[node].terminal && (!letter_at(i + 1) || starts_word(i + 1)) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// True when the words read from `letters` (which starts at a word start), one or several
@@ -538,6 +608,13 @@ struct Rule {
 
 /// The built-in value patterns, in priority order (the first wins when two start at the same
 /// place). Word boundaries are ASCII (`(?-u:\b)`), which keeps the lazy DFA usable on any text.
+///
+/// IMPORTANT: no rule may begin with an unbounded run of common characters (a URL scheme, the
+/// `access_` of `access_token`). A rejected candidate restarts the search one character later;
+/// a thread like that, alive from the same start as a rejected card-number candidate, would
+/// make each restart scan to the end of the run: quadratic time on attacker-chosen text such
+/// as `4-4-4-4-…` (see `dashed_digit_run_is_scanned_in_linear_time`). The key and the scheme
+/// are kept anyway, so the rules start at the key word and at `://`.
 const RULES: &[Rule] = &[
     Rule {
         name: "pem_private_key",
@@ -551,13 +628,12 @@ const RULES: &[Rule] = &[
     },
     Rule {
         name: "url_password",
-        pattern: r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:(?P<secret>[^\s/?#]+)@",
+        pattern: r"://[^\s:/?#@]*:(?P<secret>[^\s/?#]+)@",
         check: Check::None,
     },
     Rule {
         name: "key_value_pair",
         pattern: concat!(
-            r"(?-u:\b)[A-Za-z0-9_.-]*?",
             r"(?i-u:password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key",
             r"|private[_-]?key|auth|authorization|credentials?)(?-u:\b)",
             r#"(?:\\?["'])?[ \t]*[:=][ \t]*(?:\\?["'])?(?:(?i-u:bearer|basic|token)[ \t]+)?"#,
@@ -658,24 +734,23 @@ impl BuiltinPatterns {
 
     /// Pushes the span to replace of every accepted match in `s`, in order.
     fn find_spans(&self, s: &str, spans: &mut Vec<Range<usize>>) {
+        // The fast path: most strings hold none of the patterns' anchors and skip the regex.
+        if !may_match_builtin(s.as_bytes()) {
+            return;
+        }
         let mut locations: Option<CaptureLocations> = None;
         let mut at = 0;
         while at <= s.len() {
-            // The fast path: one DFA scan; a clean string never gets past this line.
             let Some(found) = self.regex.find_at(s, at) else {
                 break;
             };
-            let locs = locations.get_or_insert_with(|| self.regex.capture_locations());
-            // NOTE: searching again from the match start finds the same leftmost-first match,
-            // this time with its groups, which tell which rule matched.
-            if self
-                .regex
-                .captures_read_at(locs, s, found.start())
-                .is_none()
-            {
-                break;
-            }
-            match self.accepted_span(s, locs) {
+            let accepted = if s.as_bytes()[found.start()].is_ascii_digit() {
+                digit_candidate_span(s, found.range())
+            } else {
+                let locs = locations.get_or_insert_with(|| self.regex.capture_locations());
+                self.accepted_span(s, found.start(), locs)
+            };
+            match accepted {
                 Some(span) => {
                     if &s[span.clone()] != REDACTED {
                         spans.push(span);
@@ -692,8 +767,17 @@ impl BuiltinPatterns {
         }
     }
 
-    /// The span to replace for the rule that matched, if its post-check passes.
-    fn accepted_span(&self, s: &str, locs: &CaptureLocations) -> Option<Range<usize>> {
+    /// The span to replace for the match that starts at `start`, if its rule's post-check
+    /// passes: the general (slower) way, through the capture groups.
+    fn accepted_span(
+        &self,
+        s: &str,
+        start: usize,
+        locs: &mut CaptureLocations,
+    ) -> Option<Range<usize>> {
+        // NOTE: searching again from the match start finds the same leftmost-first match,
+        // this time with its groups, which tell which rule matched.
+        self.regex.captures_read_at(locs, s, start)?;
         let (rule, whole) = self
             .rules
             .iter()
@@ -706,10 +790,30 @@ impl BuiltinPatterns {
         match rule.check {
             Check::None => Some(span),
             Check::CardNumber => card_number_span(s, whole),
-            Check::Ssn => (plausible_ssn(text) && !runs_on(s, &whole)).then_some(span),
+            Check::Ssn => ssn_span(s, whole),
             Check::Credential => looks_like_credential(text).then_some(span),
         }
     }
+}
+
+/// [`BuiltinPatterns::accepted_span`] for a match that starts with a digit, without the capture
+/// engine: only the card-number and SSN rules start with a digit, and their matches differ in
+/// length (13 digits or more against 9), so the match alone says which rule it is.
+///
+/// NOTE: digit runs (timestamps, long ids) are the commonest rejected candidates, and the
+/// capture engine costs a microsecond or so a candidate; this costs a few nanoseconds.
+/// `digit_shortcut_agrees_with_the_capture_groups` pins the equivalence.
+fn digit_candidate_span(s: &str, whole: Range<usize>) -> Option<Range<usize>> {
+    if s[whole.clone()].bytes().filter(u8::is_ascii_digit).count() >= 13 {
+        card_number_span(s, whole)
+    } else {
+        ssn_span(s, whole)
+    }
+}
+
+/// The SSN candidate `whole`, if plausible and not part of a longer dashed number.
+fn ssn_span(s: &str, whole: Range<usize>) -> Option<Range<usize>> {
+    (plausible_ssn(&s[whole.clone()]) && !runs_on(s, &whole)).then_some(whole)
 }
 
 /// The card number within the candidate `whole`, if any.
@@ -726,23 +830,148 @@ fn card_number_span(s: &str, whole: Range<usize>) -> Option<Range<usize>> {
     {
         return None;
     }
-    let separators = text
-        .bytes()
-        .enumerate()
-        .rev()
-        .filter(|&(_, b)| b == b' ' || b == b'-')
-        .map(|(i, _)| i);
-    for end in std::iter::once(text.len()).chain(separators) {
-        let prefix = &text[..end];
-        if prefix.bytes().filter(u8::is_ascii_digit).count() < 13 {
-            return None;
-        }
+    let mut digits = text.bytes().filter(u8::is_ascii_digit).count();
+    let mut end = text.len();
+    while digits >= 13 {
         let span = whole.start..whole.start + end;
-        if luhn_valid(prefix) && !runs_on(s, &span) {
+        if !runs_on(s, &span) && luhn_valid(&text[..end]) {
             return Some(span);
         }
+        let separator = text[..end].rfind([' ', '-'])?;
+        digits -= text[separator..end]
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .count();
+        end = separator;
     }
     None
+}
+
+/// A necessary condition for any of [`RULES`] to match `s`, checked in one cheap pass: each rule
+/// needs an anchor (a run of 9 digits, `eyJ`, `://` then `@`, a key word's last two letters
+/// before `:` or `=`, …), and a string with none cannot match.
+///
+/// NOTE: a regex call costs tens of nanoseconds even on a short string, and the lazy DFA a
+/// couple of nanoseconds a byte, while this loop costs a fraction of that; nearly every string
+/// in a log is clean, so it pays for itself many times over. It must stay a superset of the
+/// regex: `gate_never_hides_a_builtin_match` checks that on generated strings. When a rule is
+/// added or changed, add its anchor here.
+fn may_match_builtin(s: &[u8]) -> bool {
+    // Digits in the current run, where a single space or dash may separate two digits.
+    let mut run_digits = 0;
+    let mut after_separator = false;
+    let mut scheme_seen = false;
+    for (i, &b) in s.iter().enumerate() {
+        if b.is_ascii_digit() {
+            run_digits += 1;
+            after_separator = false;
+            // Card numbers have 13 digits at least, SSNs 9.
+            if run_digits >= 9 {
+                return true;
+            }
+            continue;
+        }
+        if !ANCHOR_BYTES[usize::from(b)] {
+            run_digits = 0;
+            after_separator = false;
+            continue;
+        }
+        if matches!(b, b' ' | b'-') && run_digits > 0 && !after_separator {
+            after_separator = true;
+        } else {
+            run_digits = 0;
+            after_separator = false;
+        }
+        let before = &s[..i];
+        let anchor = match b {
+            // `-----BEGIN` (PEM)
+            b'B' => before.ends_with(b"-----"),
+            // `eyJ` (JWT)
+            b'J' => before.ends_with(b"ey"),
+            // `://` then `@` (password in a URL)
+            b'/' => {
+                scheme_seen |= before.ends_with(b":");
+                false
+            }
+            b'@' => scheme_seen,
+            // `password=`, `token: ` …
+            b':' | b'=' => ends_with_key_word(before),
+            // `Bearer `, `basic ` …
+            b' ' | b'\t' => {
+                ends_with_ignore_ascii_case(before, b"bearer")
+                    || ends_with_ignore_ascii_case(before, b"basic")
+            }
+            // AWS key ids, `AIza` (Google)
+            b'A' => {
+                let rest = &s[i..];
+                rest.starts_with(b"AIza")
+                    || (rest.len() >= 20
+                        && (rest.starts_with(b"A3T")
+                            || AWS_KEY_ID_PREFIXES.iter().any(|p| rest.starts_with(p))))
+            }
+            // `ghp_` … `github_` (GitHub), `sk_` … (Stripe)
+            b'_' => {
+                matches!(before, [.., b'g', b'h', c] if b"pousr".contains(c))
+                    || before.ends_with(b"github")
+                    || matches!(before, [.., c, b'k'] if b"rsp".contains(c))
+            }
+            // `xoxb-` … (Slack)
+            b'-' => matches!(before, [.., b'x', b'o', b'x', c] if b"abprs".contains(c)),
+            _ => false,
+        };
+        if anchor {
+            return true;
+        }
+    }
+    false
+}
+
+/// The bytes, besides digits, at which [`may_match_builtin`] looks closer: one table lookup
+/// lets every other byte through fast.
+const ANCHOR_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let anchors = b"BJ/@:= \tA_-";
+    let mut i = 0;
+    while i < anchors.len() {
+        table[anchors[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The AWS access key id prefixes of the `aws_access_key_id` rule, but `A3T?`.
+const AWS_KEY_ID_PREFIXES: [&[u8]; 10] = [
+    b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA", b"ABIA", b"ACCA",
+];
+
+/// True when `before` (the text before a `:` or `=`) ends with a key word of the
+/// `key_value_pair` rule, possibly followed by a quote and blanks: its last two letters are
+/// checked, which is enough for a gate.
+fn ends_with_key_word(before: &[u8]) -> bool {
+    let mut end = before.len();
+    while end > 0 && matches!(before[end - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
+        end -= 1;
+    }
+    let [.., a, b] = &before[..end] else {
+        return false;
+    };
+    matches!(
+        [a.to_ascii_lowercase(), b.to_ascii_lowercase()],
+        // password, passwd/pwd, passphrase, secret, token, …key, auth, authorization,
+        // credential, credentials
+        [b'r' | b'w', b'd']
+            | [b's', b'e']
+            | [b'e', b't' | b'n' | b'y']
+            | [b't', b'h']
+            | [b'o', b'n']
+            | [b'a', b'l']
+            | [b'l', b's']
+    )
+}
+
+/// `s.ends_with(suffix)`, ignoring ASCII case.
+fn ends_with_ignore_ascii_case(s: &[u8], suffix: &[u8]) -> bool {
+    s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// True when the digits of `text` (other characters ignored) pass the Luhn check.
@@ -771,7 +1000,7 @@ fn runs_on(s: &str, span: &Range<usize>) -> bool {
 }
 
 /// `ddd-dd-dddd` with an area other than 000, 666 and 9xx, a group other than 00 and a serial
-/// other than 0000: numbers the SSA never issues.
+/// other than 0000 (the SSA never issues those).
 fn plausible_ssn(text: &str) -> bool {
     let mut parts = text.split('-');
     let (Some(area), Some(group), Some(serial)) = (parts.next(), parts.next(), parts.next()) else {
@@ -1357,6 +1586,15 @@ mod tests {
     }
 
     #[test]
+    fn dashed_digit_run_is_scanned_in_linear_time() {
+        // Regression: a rule starting with `[A-Za-z0-9_.-]*` made this take minutes.
+        let s = "4-".repeat(100_000);
+        let started = std::time::Instant::now();
+        assert_kept(&s);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn us_ssn_is_redacted() {
         assert_eq!(
             redact("ssn on file: 123-45-6789."),
@@ -1468,6 +1706,31 @@ mod tests {
         assert_kept("");
         assert_kept("list the files in /home/ann/projects and summarise README.md");
         assert_kept("Grüße, 東京 🚀 naïve café");
+    }
+
+    #[test]
+    fn ordinary_http_headers_are_kept() {
+        assert_kept("Content-Type: application/json; charset=utf-8");
+        assert_kept("Content-Length: 42, Accept: */*, Host: example.com:8443");
+        assert_kept("token_type=bearer&expires_in=3600&scope=read");
+    }
+
+    #[test]
+    fn look_alikes_at_depth_are_kept() {
+        let mut v = json!({
+            "id": "123e4567-e89b-12d3-a456-426614174000",
+            "sha": ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+            "at": [[{"ts": "2026-01-15T10:20:30Z"}]],
+            "contact": [1, {"phone": "+1 415-555-0100"}],
+            "order": "ORD-2026-000123",
+            "version": "1.2.3",
+            "n": "4111111111111112",
+            "link": "https://example.com/a?b=c",
+            "note": "reset your password please",
+        });
+        let before = v.clone();
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, before);
     }
 
     #[test]
@@ -1646,6 +1909,100 @@ mod tests {
         assert!(compiled.is_ok(), "{:?}", compiled.err());
         if let Ok(patterns) = compiled {
             assert_eq!(patterns.rules.len(), RULES.len());
+        }
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_unicode_path() {
+        let trie = &Redactor::default().keys;
+        let parts = [
+            "api", "API", "Key", "key", "_", "-", ".", " ", "2", "pass", "Word", "WORD", "date",
+            "Of", "birth", "PIN", "pinned", "token", "s", "X", "auth", "or", "Card", "Number",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let key = format!("{a}{b}{c}");
+                    assert_eq!(
+                        trie.matches_ascii_key(key.as_bytes()),
+                        trie.matches_key(&key),
+                        "{key}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gate_lets_common_clean_strings_skip_the_regex() {
+        for s in [
+            "list the files in /home/ann/projects and summarise README.md",
+            "2026-01-15T10:20:30.123456Z",
+            "https://example.com/api/v1/items?page=2&limit=50",
+            "SELECT id FROM users WHERE created_at > '2026-01-01' LIMIT 100",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "cargo test --lib -- --nocapture",
+        ] {
+            assert!(!may_match_builtin(s.as_bytes()), "{s}");
+        }
+    }
+
+    /// Strings that match a built-in rule (each generator is a simplified copy of its rule),
+    /// with random text around them.
+    fn near_builtin_match() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        use proptest::string::string_regex;
+        let cores = [
+            "-----BEGIN[A-Z ]{0,4}PRIVATE KEY-----[a-z0-9\n]{0,5}(-----END[A-Z ]{0,4}PRIVATE KEY-----)?",
+            r"eyJ[A-Za-z0-9_-]{10,14}\.[A-Za-z0-9_-]{10,14}\.[A-Za-z0-9_-]{0,5}",
+            r"[A-Za-z][a-z0-9+.-]{0,5}://[a-z]{0,4}:[^\s/?#]{1,6}@",
+            concat!(
+                r"[A-Za-z0-9_.-]{0,3}(?i:password|passwd|pwd|passphrase|secret|token|api[_-]?key",
+                r"|access[_-]?key|private[_-]?key|auth|authorization|credentials?)",
+                r#"(\\?["'])?[ \t]{0,2}[:=][ \t]{0,2}(\\?["'])?((?i:bearer|basic|token)[ \t]+)?"#,
+                r"[a-zA-Z0-9]{1,5}",
+            ),
+            r"(?i:bearer|basic)[ \t]{1,2}[A-Za-z0-9._~+/-]{8,12}=*",
+            r"(A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}",
+            r"gh[pousr]_[A-Za-z0-9]{20,24}|github_pat_[A-Za-z0-9_]{20,24}",
+            r"xox[abprs]-[A-Za-z0-9-]{10,14}",
+            r"[rsp]k_(live|test)_[A-Za-z0-9]{10,14}",
+            r"AIza[0-9A-Za-z_-]{35}",
+            r"[0-9]([ -]?[0-9]){12,18}",
+            r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
+        ];
+        let cores: Vec<_> = cores
+            .iter()
+            .map(|core| string_regex(core).expect("generator regexes are valid"))
+            .collect();
+        let around = || string_regex(r#"[a-zA-Z0-9 _.:=/@'"\\-]{0,4}"#).expect("valid");
+        (around(), proptest::strategy::Union::new(cores), around())
+            .prop_map(|(before, core, after)| format!("{before}{core}{after}"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn gate_never_hides_a_builtin_match(s in near_builtin_match()) {
+            if BUILTIN_PATTERNS.regex.is_match(&s) {
+                proptest::prop_assert!(may_match_builtin(s.as_bytes()), "{:?}", s);
+            }
+        }
+
+        #[test]
+        fn digit_shortcut_agrees_with_the_capture_groups(s in near_builtin_match()) {
+            let builtin = &*BUILTIN_PATTERNS;
+            let mut locs = builtin.regex.capture_locations();
+            for found in builtin.regex.find_iter(&s) {
+                if s.as_bytes()[found.start()].is_ascii_digit() {
+                    proptest::prop_assert_eq!(
+                        digit_candidate_span(&s, found.range()),
+                        builtin.accepted_span(&s, found.start(), &mut locs),
+                        "{:?}", s
+                    );
+                }
+            }
         }
     }
 

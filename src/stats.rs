@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::RandomState;
+
 use chrono::{Datelike, NaiveDate};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -103,7 +105,7 @@ const UNKNOWN: &str = "unknown";
 const RECENT: usize = 10;
 const DENSE_LATENCY: usize = 4096;
 
-type Counts<'a> = HashMap<Cow<'a, str>, u64>;
+type Counts<'a> = HashMap<Cow<'a, str>, u64, RandomState>;
 
 /// Per-chunk accumulator.
 #[derive(Default)]
@@ -402,8 +404,8 @@ mod tests {
     #[test]
     fn percentiles_use_nearest_rank() {
         let mut dense = vec![0u64; DENSE_LATENCY];
-        for v in 1..=100 {
-            dense[v] += 1;
+        for slot in &mut dense[1..=100] {
+            *slot += 1;
         }
         let s = latency_stats(&dense, &BTreeMap::new(), (1..=100u128).sum());
         assert_eq!(

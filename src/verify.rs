@@ -9,12 +9,19 @@
 //! | what happened | reported as |
 //! |---|---|
 //! | a line's content changed | `hash_mismatch` at that line |
+//! | a CR added before a line's LF | `hash_mismatch` at that line, the message saying so (the last line included) |
 //! | records deleted | `seq_gap` at the line after the gap |
-//! | a line inserted (a copy, or one from elsewhere) | `seq_out_of_order` at it when its `seq` is not ahead, else `hash_mismatch` |
+//! | a line inserted (a copy, one from elsewhere, or a forgery with the right `seq` and `prev_hash`) | `seq_out_of_order` at it when its `seq` is behind, else `hash_mismatch` |
 //! | two lines swapped | `seq_out_of_order` at the second |
 //! | first records deleted | `bad_genesis` at line 1 |
+//! | the first record's `seq` or `prev_hash` changed | `bad_genesis` at line 1 |
 //! | an empty, non-UTF-8, non-JSON, non-object or unchained line | `empty_line`, `bad_utf8`, `bad_json`, `not_object`, `missing_chain_fields` at it |
 //! | bytes after the last LF | `torn_tail` |
+//!
+//! Each of these is one problem, with no follow-on problems. What the links cannot tell apart:
+//! a change to the last line shows only when it adds a CR; two adjacent changed lines are one
+//! `hash_mismatch` at the second, whose message says the first may have changed too; a forgery
+//! inserted just before the last line looks like the genuine one, which is then blamed.
 //!
 //! Memory stays flat: infos are produced and consumed one window of the file at a time.
 
@@ -156,7 +163,7 @@ pub fn verify_snapshot(
     let pool = crate::pool(opts.threads)?;
     let threads = pool.current_num_threads();
     let data = snapshot.data();
-    let mut walker = Walker::new(opts.max_problems);
+    let mut walker = Walker::new(opts.max_problems, data);
 
     // Windows of the file: each is cut into per-thread chunks, hashed and parsed in parallel,
     // then walked in order. The window bounds memory whatever the file's size.
@@ -309,7 +316,9 @@ struct Rec {
 }
 
 /// The sequential pass: link checks with a few lines of look-ahead.
-struct Walker {
+struct Walker<'a> {
+    /// The file's complete lines, to rehash a line without its CR.
+    data: &'a [u8],
     pending: VecDeque<(u64, LineInfo)>,
     lines: u64,
     records: u64,
@@ -329,13 +338,16 @@ struct Walker {
     problems: Vec<Problem>,
     problems_total: u64,
     max_problems: usize,
+    /// The last line a problem was reported at.
+    last_blamed: u64,
 }
 
 const LOOKAHEAD: usize = 4;
 
-impl Walker {
-    fn new(max_problems: usize) -> Self {
+impl<'a> Walker<'a> {
+    fn new(max_problems: usize, data: &'a [u8]) -> Self {
         Walker {
+            data,
             pending: VecDeque::with_capacity(LOOKAHEAD + 1),
             lines: 0,
             records: 0,
@@ -351,6 +363,7 @@ impl Walker {
             problems: Vec::new(),
             problems_total: 0,
             max_problems,
+            last_blamed: 0,
         }
     }
 
@@ -366,13 +379,40 @@ impl Walker {
         while !self.pending.is_empty() {
             self.step();
         }
+        if let Some(last) = self.last_record
+            && last.cr
+            && self.last_blamed < last.line
+        {
+            // Nothing links to the last line, but the writer never ends a line with CR.
+            self.blame(
+                ProblemKind::HashMismatch,
+                last,
+                format!(
+                    "line {} ends with a CR, which the writer never writes: it was changed (it is the last line, so no link shows what else changed)",
+                    last.line
+                ),
+            );
+        }
     }
 
+    /// Records a problem, keeping the list in file order: a diagnosis can blame a line before
+    /// ones already reported (a changed record followed by a blank line).
     fn problem(&mut self, p: Problem) {
         self.problems_total += 1;
-        if self.problems.len() < self.max_problems {
-            self.problems.push(p);
+        self.last_blamed = self.last_blamed.max(p.line);
+        let at = self.problems.partition_point(|q| q.line <= p.line);
+        if at < self.max_problems {
+            self.problems.insert(at, p);
+            self.problems.truncate(self.max_problems);
         }
+    }
+
+    /// SHA-256 of a record's line without its trailing CR.
+    fn hash_without_cr(&self, rec: &Rec) -> Option<Hash> {
+        let start = usize::try_from(rec.offset).ok()?;
+        let rest = self.data.get(start..)?;
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+        Some(chain::hash_line(line.strip_suffix(b"\r")?))
     }
 
     /// The next record lines after the one being processed.
@@ -472,35 +512,108 @@ impl Walker {
         });
     }
 
-    fn record(&mut self, n: Rec) {
+    /// A record inserted with the right `seq` and `prev_hash`: the next record claims the same
+    /// place (same `seq`, same `prev_hash`, other bytes) and the chain goes on from that one.
+    /// Returns the genuine record and the one that links to it.
+    fn forked_past(&self, n: &Rec) -> Option<(Rec, Rec)> {
+        let mut ahead = self.ahead();
+        let a1 = ahead.next()?;
+        if a1.seq != n.seq || a1.prev != n.prev || a1.hash == n.hash {
+            return None;
+        }
+        let a2 = ahead.next()?;
+        (a2.prev == a1.hash).then_some((a1, a2))
+    }
+
+    fn blame_forged(&mut self, n: Rec, (a1, a2): (Rec, Rec)) {
+        self.blame(
+            ProblemKind::HashMismatch,
+            n,
+            format!(
+                "line {} (seq {}) does not belong to the chain: it was inserted, line {} has the same seq and prev_hash and line {} links to line {}",
+                n.line, n.seq, a1.line, a2.line, a1.line
+            ),
+        );
+    }
+
+    fn record(&mut self, mut n: Rec) {
+        if n.cr
+            && let Some(bare) = self.hash_without_cr(&n)
+            && self.ahead().any(|a| a.prev == bare)
+        {
+            // Only a CR was added (a CRLF line ending): say so here, and link on as if it
+            // were not there, so the link from the next record is not blamed again.
+            let next = self.ahead().find(|a| a.prev == bare).map_or(0, |a| a.line);
+            self.blame(
+                ProblemKind::HashMismatch,
+                n,
+                format!(
+                    "line {} was changed: a CR was added before its LF (line {next} links to it without the CR)",
+                    n.line
+                ),
+            );
+            n.hash = bare;
+            n.cr = false;
+        }
         let Some(anchor) = self.anchor else {
             // The first record: the genesis rule.
-            if n.seq != 0 || n.prev != GENESIS_HASH {
-                let why = if n.seq != 0 {
+            if n.seq == 0
+                && n.prev == GENESIS_HASH
+                && let Some(fork) = self.forked_past(&n)
+            {
+                self.blame_forged(n, fork);
+                return;
+            }
+            let (why, blamed) = match (n.seq == 0, n.prev == GENESIS_HASH) {
+                (true, true) => {
+                    self.accept(n, false);
+                    return;
+                }
+                // A genesis record with another seq, or seq 0 with another prev_hash, was
+                // changed: its own hash is not what the next record links to either.
+                (true, false) => (
+                    "the first record's prev_hash is not 64 zeros: it was changed".to_owned(),
+                    true,
+                ),
+                (false, true) => (
+                    format!(
+                        "the first record has the genesis prev_hash but seq {}, not 0: its seq was changed",
+                        n.seq
+                    ),
+                    true,
+                ),
+                (false, false) => (
                     format!(
                         "the log starts at seq {}, not 0: its first records were deleted, or this is not the log's first file",
                         n.seq
-                    )
-                } else {
-                    "the first record's prev_hash is not 64 zeros".to_owned()
-                };
-                self.blame(
-                    ProblemKind::BadGenesis,
-                    n,
-                    format!("line {}: {why}", n.line),
-                );
+                    ),
+                    false,
+                ),
+            };
+            self.blame(
+                ProblemKind::BadGenesis,
+                n,
+                format!("line {}: {why}", n.line),
+            );
+            let mut first = n;
+            if blamed {
+                first.seq = 0;
             }
-            self.accept(n, false);
+            self.accept(first, blamed);
             return;
         };
         let expected = self.expected_seq;
         let seq_ok = n.seq == expected;
         let link_ok = n.prev == anchor.hash;
         if seq_ok && (link_ok || self.anchor_blamed) {
+            if let Some(fork) = self.forked_past(&n) {
+                self.blame_forged(n, fork);
+                return;
+            }
             self.accept(n, false);
             return;
         }
-        if self.junk > 0 && n.seq >= expected && n.seq - expected <= self.junk {
+        if self.junk > 0 && n.seq > expected && n.seq - expected <= self.junk {
             // The lines between replaced records; they were reported as what they are.
             self.accept(n, false);
             return;
@@ -561,10 +674,18 @@ impl Walker {
             // Replacement: the next record continues from where this one should have been,
             // but not from this line's bytes.
             if a1.seq == expected.wrapping_add(1) && a1.prev != n.hash {
-                let detail = if n.seq != expected {
+                let detail = if n.seq != expected && !link_ok {
+                    format!(
+                        "its seq reads {}, expected {expected}, and its prev_hash does not match line {} (a record moved or copied here)",
+                        n.seq, anchor.line
+                    )
+                } else if n.seq != expected {
                     format!("its seq reads {}, expected {expected}", n.seq)
                 } else if !link_ok {
-                    format!("its prev_hash does not match line {}", anchor.line)
+                    format!(
+                        "its prev_hash does not match line {} (or line {} was changed too)",
+                        anchor.line, anchor.line
+                    )
                 } else {
                     format!("line {}'s prev_hash does not match it", a1.line)
                 };

@@ -510,8 +510,8 @@ impl Shared {
                 let tail = read_tail(&log.file, len, path)?;
                 let head = tail.head(path)?;
                 if tail.complete_len < len {
-                    let body = self.quarantine(&log.file, &tail, len)?;
-                    (tail.complete_len, head, Some(body))
+                    let recovered = self.quarantine(&log.file, &tail, len)?;
+                    (tail.complete_len, head, Some(recovered))
                 } else {
                     (len, head, None)
                 }
@@ -538,24 +538,23 @@ impl Shared {
             *head = Some(Head { seq, hash });
             Head { seq, hash }
         };
-        if let Some(body) = &recovered {
-            push(body, &mut head);
+        if let Some(recovered) = &recovered {
+            push(&recovered.body, &mut head);
         }
         let per_batch: Vec<Vec<Head>> = batches
             .iter()
             .map(|b| b.bodies.iter().map(|body| push(body, &mut head)).collect())
             .collect();
 
+        let torn = recovered.as_ref().map(|r| r.torn.as_slice());
         if let Err(err) = (&log.file).write_all(&buf) {
-            // NOTE: roll back a partial write so no half line is left for the next append to
-            // merge with. Should this fail too, the next writer quarantines the torn bytes.
-            let _ = log.file.set_len(start_len);
+            roll_back(&log.file, start_len, torn);
             return Err(Error::io("cannot write to", path)(err));
         }
         if !matches!(self.durability, Durability::None)
             && let Err(err) = log.file.sync_data()
         {
-            let _ = log.file.set_len(start_len);
+            roll_back(&log.file, start_len, torn);
             return Err(Error::io("cannot sync", path)(err));
         }
         start_len += buf.len() as u64;
@@ -564,8 +563,8 @@ impl Shared {
     }
 
     /// Moves a torn tail to a quarantine file beside the log, truncates the log to its last LF,
-    /// and returns the body of the `log_recovered` record to write first.
-    fn quarantine(&self, file: &File, tail: &Tail, len: u64) -> Result<Vec<u8>> {
+    /// and returns the body of the `log_recovered` record to write first, with the torn bytes.
+    fn quarantine(&self, file: &File, tail: &Tail, len: u64) -> Result<Recovered> {
         let path = self.path.as_path();
         let torn_len = len - tail.complete_len;
         let mut torn = vec![0u8; usize::try_from(torn_len).unwrap_or(usize::MAX)];
@@ -593,10 +592,7 @@ impl Shared {
             .and_then(|()| qfile.sync_all())
             .map_err(Error::io("cannot write the quarantine file", &qpath))?;
         sync_parent_dir(&qpath)?;
-        file.set_len(tail.complete_len)
-            .and_then(|()| file.sync_data())
-            .map_err(Error::io("cannot truncate the torn tail of", path))?;
-        self.encoder.encode(
+        let body = self.encoder.encode(
             Event::new("log_recovered")
                 .level("warn")
                 .status("error")
@@ -607,7 +603,41 @@ impl Shared {
                     "torn_offset": tail.complete_len,
                     "quarantine_file": name,
                 })),
-        )
+        )?;
+        file.set_len(tail.complete_len)
+            .map_err(Error::io("cannot truncate the torn tail of", path))?;
+        if let Err(err) = file.sync_data() {
+            roll_back(file, tail.complete_len, Some(&torn));
+            return Err(Error::io("cannot truncate the torn tail of", path)(err));
+        }
+        Ok(Recovered { body, torn })
+    }
+}
+
+/// A torn tail moved to its quarantine file, and the record that says so.
+struct Recovered {
+    /// The body of the `log_recovered` record.
+    body: Vec<u8>,
+    /// The torn bytes, as cut from the log.
+    torn: Vec<u8>,
+}
+
+/// Undoes a failed append: cuts the log back to `len`, where the append began, so no half line
+/// is left for the next append to merge with. When the append had cut a torn tail (already
+/// copied to its quarantine file), the torn bytes are put back too: otherwise the quarantine
+/// would never be recorded in the chain. The next append quarantines them again, to the same
+/// file name, and writes the `log_recovered` record then.
+fn roll_back(file: &File, len: u64, torn: Option<&[u8]>) {
+    // NOTE: errors are ignored: the append's own error is what the caller needs. If the cut
+    // fails, the next writer finds the partial line as a torn tail and quarantines it.
+    if file.set_len(len).is_err() {
+        return;
+    }
+    // The file is opened with O_APPEND: this write lands at `len`, the new end.
+    if let Some(torn) = torn
+        && (&*file).write_all(torn).is_err()
+    {
+        let _ = file.set_len(len);
     }
 }
 

@@ -14,7 +14,7 @@ use super::{Context, exit};
 enum DurabilityArg {
     /// Return after fdatasync.
     Sync,
-    /// Write and sync in groups of records.
+    /// Write each batch at once and sync once, after the last.
     Buffered,
     /// Write without syncing.
     None,
@@ -168,31 +168,39 @@ fn fill(mut e: Event, d: &Event) -> Event {
 
 pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     let defaults = args.flag_event()?;
+    // NOTE: this process appends and exits, so the library's background buffering would only
+    // withhold each record's (seq, hash) from the receipt: `buffered` writes at once and syncs
+    // once at the end instead.
     let durability = match args.durability {
         DurabilityArg::Sync => Durability::Sync,
-        DurabilityArg::Buffered => Durability::buffered(),
-        DurabilityArg::None => Durability::None,
+        DurabilityArg::Buffered | DurabilityArg::None => Durability::None,
     };
     let mut opts = LogOptions::new(&ctx.file).durability(durability);
     if let Some(source) = &args.source {
         opts = opts.source(source.clone());
     }
     let log = opts.open()?;
-    if args.stdin {
-        return append_stdin(&log, &defaults, args.batch);
-    }
-    let event = match &args.json {
-        Some(text) => fill(Event::from_json_str(text).context("--json")?, &defaults),
-        None => {
-            let mut e = defaults;
-            e.action.get_or_insert_with(|| "mcp_call".to_owned());
-            e
-        }
+    let summary = if args.stdin {
+        append_stdin(&log, &defaults, args.batch)?
+    } else {
+        let event = match &args.json {
+            Some(text) => fill(Event::from_json_str(text).context("--json")?, &defaults),
+            None => {
+                let mut e = defaults;
+                e.action.get_or_insert_with(|| "mcp_call".to_owned());
+                e
+            }
+        };
+        let head = written(&log.append(event)?)?;
+        json!({"seq": head.seq, "hash": head.hash_hex()})
     };
-    let receipt = log.append(event)?;
     log.close()?;
-    let head = written(&receipt)?;
-    println!("{}", json!({"seq": head.seq, "hash": head.hash_hex()}));
+    if matches!(args.durability, DurabilityArg::Buffered) {
+        std::fs::File::open(&ctx.file)
+            .and_then(|f| f.sync_data())
+            .with_context(|| format!("cannot sync {}", ctx.file.display()))?;
+    }
+    writeln!(io::stdout().lock(), "{summary}")?;
     Ok(exit::OK)
 }
 
@@ -202,7 +210,8 @@ fn written(receipt: &Receipt) -> anyhow::Result<Head> {
         .context("the record was queued but not written")
 }
 
-fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<u8> {
+/// Appends every object on standard input; returns the summary to print.
+fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<Value> {
     let batch = usize::try_from(batch).unwrap_or(usize::MAX);
     let mut stdin = io::stdin().lock();
     let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
@@ -248,30 +257,26 @@ fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<u8
                 .par_iter()
                 .map(|(n, l)| parse_line(*n, l).map(|e| fill(e, defaults)))
                 .collect::<anyhow::Result<_>>()
-                .with_context(|| format!("{} records appended before it", appended))?;
-            let receipt = log.append_batch(events)?;
-            if let Receipt::Written { records } = &receipt {
-                appended += records.len() as u64;
-                if first.is_none() {
-                    first = records.first().map(|h| h.seq);
-                }
-                last = records.last().copied().or(last);
+                .with_context(|| {
+                    format!("stopped with {appended} record(s) appended before the bad line")
+                })?;
+            let Receipt::Written { records } = log.append_batch(events)? else {
+                bail!("the records were queued but not written");
+            };
+            appended += records.len() as u64;
+            if first.is_none() {
+                first = records.first().map(|h| h.seq);
             }
+            last = records.last().copied().or(last);
         }
         buf.drain(..end);
     }
-    let mut out = io::stdout().lock();
-    writeln!(
-        out,
-        "{}",
-        json!({
-            "appended": appended,
-            "first_seq": first,
-            "last_seq": last.map(|h| h.seq),
-            "head_hash": last.map(|h| h.hash_hex()),
-        })
-    )?;
-    Ok(exit::OK)
+    Ok(json!({
+        "appended": appended,
+        "first_seq": first,
+        "last_seq": last.map(|h| h.seq),
+        "head_hash": last.map(|h| h.hash_hex()),
+    }))
 }
 
 fn parse_line(n: u64, line: &[u8]) -> anyhow::Result<Event> {

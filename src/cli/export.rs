@@ -1,11 +1,11 @@
 //! `export`: matching records, oldest first, streamed as jsonl, json or csv.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, RecordWriter};
@@ -25,7 +25,7 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     format: ExportFormat,
-    /// Write to this file (created 0600) instead of standard output.
+    /// Write to this file (mode 0600; never the log itself) instead of standard output.
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
 }
@@ -39,15 +39,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
         ExportFormat::Csv => Format::Csv,
     };
     let sink: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+        Some(path) => Box::new(create_private(path, ctx)?),
         None => Box::new(io::stdout().lock()),
     };
     let mut out = RecordWriter::new(format, BufWriter::with_capacity(1 << 20, sink), false)?;
@@ -56,4 +48,29 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
     }
     out.finish()?;
     Ok(exit::OK)
+}
+
+/// Creates (or truncates) the export file with mode 0600, refusing the log itself: truncating
+/// it would destroy the records being exported.
+fn create_private(path: &Path, ctx: &Context) -> anyhow::Result<File> {
+    if let (Ok(out), Ok(log)) = (std::fs::metadata(path), std::fs::metadata(&ctx.file))
+        && out.dev() == log.dev()
+        && out.ino() == log.ino()
+    {
+        bail!(
+            "refusing to export into {}: it is the log being read",
+            path.display()
+        );
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // NOTE: `mode` applies only on creation; an existing file gets the same protection.
+    file.set_permissions(Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    Ok(file)
 }

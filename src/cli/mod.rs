@@ -34,8 +34,17 @@ pub mod exit {
 /// the log intact or say which line was changed, deleted, inserted or torn.
 ///
 /// Exit codes: 0 success, 1 integrity problem found (verify), 2 any other failure.
+///
+/// Examples:
+///   nexus-audit --file /var/log/nexus/audit.jsonl verify
+///   NEXUS_AUDIT_FILE=audit.jsonl nexus-audit query --status error --since 24h
 #[derive(Debug, Parser)]
-#[command(name = "nexus-audit", version, max_term_width = 100)]
+#[command(
+    name = "nexus-audit",
+    version,
+    max_term_width = 100,
+    verbatim_doc_comment
+)]
 pub struct Cli {
     /// The log file.
     #[arg(
@@ -60,6 +69,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add noise"
+)]
 enum Command {
     /// Append one event (from flags or --json) or many (--stdin).
     ///
@@ -67,36 +80,42 @@ enum Command {
     ///   nexus-audit append --tool workday_get_worker --user alice --status success --latency-ms 42
     ///   nexus-audit append --json '{"tool":"helix_create_ticket","status":"error","error_type":"Timeout"}'
     ///   producer | nexus-audit append --stdin --durability none
+    #[command(verbatim_doc_comment)]
     Append(append::AppendArgs),
     /// Print the last N matching records, oldest first.
     ///
     /// Examples:
     ///   nexus-audit tail -n 100
     ///   nexus-audit tail --status error --follow
+    #[command(verbatim_doc_comment)]
     Tail(tail::TailArgs),
     /// Print matching records, newest first.
     ///
     /// Examples:
     ///   nexus-audit query --user alice --since 24h
     ///   nexus-audit query --tool 'workday_*' --status error --limit 10 --output json
+    #[command(verbatim_doc_comment)]
     Query(query::QueryArgs),
     /// Summarise matching records: counts, errors, latency percentiles, timeline.
     ///
     /// Examples:
     ///   nexus-audit stats --output json
     ///   nexus-audit stats --since 7d --interval day
+    #[command(verbatim_doc_comment)]
     Stats(stats::StatsArgs),
     /// Check every line and link; exit 1 and list each problem if the log was altered.
     ///
     /// Examples:
     ///   nexus-audit verify
     ///   nexus-audit verify --output json --max-problems 10
+    #[command(verbatim_doc_comment)]
     Verify(verify::VerifyArgs),
     /// Write matching records as JSONL, JSON or CSV, streamed.
     ///
     /// Examples:
     ///   nexus-audit export --format csv -o calls.csv --since 2026-11-01
     ///   nexus-audit export --format json --status error | jq length
+    #[command(verbatim_doc_comment)]
     Export(export::ExportArgs),
 }
 
@@ -180,14 +199,21 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::FAILURE
+            use clap::error::ErrorKind;
+            if !e.use_stderr() {
+                // NOTE: clap prints help and version to stdout; a closed pipe is not an error.
+                let _ = e.print();
+                return ExitCode::from(exit::OK);
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
             } else {
-                exit::OK
-            };
-            // NOTE: clap prints help and version to stdout; a closed pipe is not an error.
-            let _ = e.print();
-            return ExitCode::from(code);
+                eprintln!(
+                    "nexus-audit: error: {}",
+                    usage_error_line(&e.render().to_string())
+                );
+            }
+            return ExitCode::from(exit::FAILURE);
         }
     };
     let stdout_tty = io::stdout().is_terminal();
@@ -230,6 +256,20 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Folds clap's usage error (message, tips, usage, "for more information") into one sentence:
+/// the message and its tips, then a pointer to `--help`.
+fn usage_error_line(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    one_line(&format!("{} (see --help)", parts.join("; ")))
+}
+
 /// Keeps an error to one line, whatever its causes contain.
 fn one_line(s: &str) -> String {
     s.chars()
@@ -242,7 +282,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -85,7 +85,7 @@ pub struct RecordWriter<W: Write> {
 
 enum Sink<W: Write> {
     Plain(W),
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> RecordWriter<W> {
@@ -95,8 +95,8 @@ impl<W: Write> RecordWriter<W> {
                 let mut csv = csv::Writer::from_writer(out);
                 let mut header: Vec<&str> = FIELD_ORDER.to_vec();
                 header.push("extra");
-                csv.write_record(&header).map_err(io::Error::other)?;
-                Sink::Csv(csv)
+                csv.write_record(&header).map_err(csv_io)?;
+                Sink::Csv(Box::new(csv))
             }
             Format::Json => {
                 out.write_all(b"[")?;
@@ -140,7 +140,7 @@ impl<W: Write> RecordWriter<W> {
                 } else {
                     Value::Object(map).to_string()
                 });
-                csv.write_record(&row).map_err(io::Error::other)
+                csv.write_record(&row).map_err(csv_io)
             }
             (Sink::Plain(out), Format::Json) => {
                 out.write_all(if self.count == 1 { b"\n" } else { b",\n" })?;
@@ -166,9 +166,7 @@ impl<W: Write> RecordWriter<W> {
     /// Ends the output (closes the JSON array, prints the table) and flushes.
     pub fn finish(self) -> io::Result<W> {
         let mut out = match self.sink {
-            Sink::Csv(csv) => csv
-                .into_inner()
-                .map_err(|e| io::Error::other(e.to_string()))?,
+            Sink::Csv(csv) => csv.into_inner().map_err(csv::IntoInnerError::into_error)?,
             Sink::Plain(out) => out,
         };
         match self.format {
@@ -181,6 +179,17 @@ impl<W: Write> RecordWriter<W> {
         }
         out.flush()?;
         Ok(out)
+    }
+}
+
+/// The I/O error inside a CSV error, kept as it is so that a closed pipe still reads as one.
+pub fn csv_io(e: csv::Error) -> io::Error {
+    if !e.is_io_error() {
+        return io::Error::other(e);
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => io::Error::other(format!("{other:?}")),
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use clap::{Args, ValueEnum};
 use nexus_audit::stats::{Interval, Stats, StatsOptions, stats};
 
-use super::output::{Format, paint, sanitize, write_value};
+use super::output::{Format, csv_io, paint, sanitize, write_value};
 use super::{Context, FilterArgs, exit, grouped, open_snapshot};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> anyhow::Result<u8> {
 fn csv_rows(out: &mut impl Write, value: &serde_json::Value) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(["section", "key", "value"])
-        .map_err(io::Error::other)?;
+        .map_err(csv_io)?;
     let serde_json::Value::Object(map) = value else {
         return Ok(());
     };
@@ -71,18 +71,18 @@ fn csv_rows(out: &mut impl Write, value: &serde_json::Value) -> io::Result<()> {
             serde_json::Value::Object(inner) => {
                 for (k, v) in inner {
                     w.write_record([section.as_str(), k, &scalar(v)])
-                        .map_err(io::Error::other)?;
+                        .map_err(csv_io)?;
                 }
             }
             serde_json::Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     w.write_record([section.as_str(), &i.to_string(), &scalar(item)])
-                        .map_err(io::Error::other)?;
+                        .map_err(csv_io)?;
                 }
             }
             other => w
                 .write_record([section.as_str(), "", &scalar(other)])
-                .map_err(io::Error::other)?,
+                .map_err(csv_io)?,
         }
     }
     w.flush()

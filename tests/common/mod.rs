@@ -34,7 +34,12 @@ pub fn sample_event(i: u64) -> Event {
         ("audit_log_stats", "nexus-core"),
         ("generate_compliance_report", "nexus-core"),
     ];
-    const USERS: &[&str] = &["alice@example.com", "bob@example.com", "carol@example.com", "svc-reporting"];
+    const USERS: &[&str] = &[
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "svc-reporting",
+    ];
     let (tool, server) = TOOLS[(i as usize * 7 + i as usize / 3) % TOOLS.len()];
     let user = USERS[(i as usize * 5 + 1) % USERS.len()];
     let e = Event::new("mcp_call")
@@ -47,7 +52,10 @@ pub fn sample_event(i: u64) -> Event {
         .args(json!({"query": format!("item {i}"), "limit": i % 50, "filters": [{"field": "dept", "value": "eng"}]}))
         .sizes(1000 + i * 13 % 5000, 200 + i * 7 % 900);
     if i % 17 == 5 {
-        e.failed("UpstreamTimeout", format!("upstream {server} timed out after 30s (request {i})"))
+        e.failed(
+            "UpstreamTimeout",
+            format!("upstream {server} timed out after 30s (request {i})"),
+        )
     } else {
         e.status_success()
     }
