@@ -279,7 +279,7 @@ impl LineInfo {
         }
         let hash = chain::hash_line(line);
         let kind = match chain::chain_prefix(line) {
-            Some(f) if is_valid_json(line) => LineKind::Record {
+            Some(f) if crate::json::is_valid(line) => LineKind::Record {
                 seq: f.seq,
                 prev: f.prev_hash,
             },
@@ -298,10 +298,6 @@ impl LineInfo {
             cr: line.last() == Some(&b'\r'),
         }
     }
-}
-
-fn is_valid_json(line: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
 }
 
 /// A record line as the walker remembers it.
