@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum Error {
     /// An I/O operation on a file failed.
-    #[error("{context} {path}: {source}")]
+    /// The operating system's error is the [`source`](std::error::Error::source), not part of
+    /// the message, so a report that prints the whole chain names it once.
+    #[error("{context} {path}")]
     Io {
         /// What was being done, e.g. "cannot open".
         context: &'static str,

@@ -288,6 +288,10 @@ impl<'a> Raw<'a> {
     reason = "the only failure is 'not an object line'"
 )]
 pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) -> Result<(), ()> {
+    // The scanner below only looks at ASCII structure; a line that is not UTF-8 is not JSON.
+    if std::str::from_utf8(line).is_err() {
+        return Err(());
+    }
     let mut p = Cursor { b: line, i: 0 };
     p.ws();
     if p.peek() != Some(b'{') {

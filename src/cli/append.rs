@@ -179,9 +179,11 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     if let Some(source) = &args.source {
         opts = opts.source(source.clone());
     }
-    let log = opts.open()?;
+    // The log is opened (and created) only once there is a valid event to write, so bad input
+    // never leaves an empty file behind.
+    let mut log: Option<Logger> = None;
     let summary = if args.stdin {
-        append_stdin(&log, &defaults, args.batch)?
+        append_stdin(&mut log, &opts, &defaults, args.batch)?
     } else {
         let event = match &args.json {
             Some(text) => fill(Event::from_json_str(text).context("--json")?, &defaults),
@@ -191,17 +193,26 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
                 e
             }
         };
-        let head = written(&log.append(event)?)?;
+        let head = written(&opened(&mut log, &opts)?.append(event)?)?;
         json!({"seq": head.seq, "hash": head.hash_hex()})
     };
-    log.close()?;
-    if matches!(args.durability, DurabilityArg::Buffered) {
-        std::fs::File::open(&ctx.file)
-            .and_then(|f| f.sync_data())
-            .with_context(|| format!("cannot sync {}", ctx.file.display()))?;
+    if let Some(log) = log {
+        log.close()?;
+        if matches!(args.durability, DurabilityArg::Buffered) {
+            std::fs::File::open(&ctx.file)
+                .and_then(|f| f.sync_data())
+                .with_context(|| format!("cannot sync {}", ctx.file.display()))?;
+        }
     }
     writeln!(io::stdout().lock(), "{summary}")?;
     Ok(exit::OK)
+}
+
+fn opened<'a>(log: &'a mut Option<Logger>, opts: &LogOptions) -> anyhow::Result<&'a Logger> {
+    if log.is_none() {
+        *log = Some(opts.clone().open()?);
+    }
+    log.as_ref().context("the log could not be opened")
 }
 
 fn written(receipt: &Receipt) -> anyhow::Result<Head> {
@@ -211,19 +222,27 @@ fn written(receipt: &Receipt) -> anyhow::Result<Head> {
 }
 
 /// Appends every object on standard input; returns the summary to print.
-fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<Value> {
+fn append_stdin(
+    log: &mut Option<Logger>,
+    opts: &LogOptions,
+    defaults: &Event,
+    batch: u64,
+) -> anyhow::Result<Value> {
+    const FILL: usize = 4 << 20;
     let batch = usize::try_from(batch).unwrap_or(usize::MAX);
     let mut stdin = io::stdin().lock();
-    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
+    let mut buf: Vec<u8> = Vec::with_capacity(FILL + (1 << 16));
     let mut line_no: u64 = 0;
     let mut appended: u64 = 0;
     let mut first: Option<u64> = None;
     let mut last: Option<Head> = None;
     let mut eof = false;
+    // How full the buffer must be before it is cut at its last LF: grows while one line is
+    // longer than the buffer, so a record of any size is read whole.
+    let mut want = FILL;
     while !eof {
         let mut chunk = [0u8; 1 << 16];
-        // Fill the buffer to about 4 MiB or end of input.
-        while buf.len() < 4 << 20 {
+        while buf.len() < want {
             let n = stdin
                 .read(&mut chunk)
                 .context("cannot read standard input")?;
@@ -238,20 +257,26 @@ fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<Va
         } else {
             match memchr::memrchr(b'\n', &buf) {
                 Some(i) => i + 1,
-                None => continue,
+                None => {
+                    want = buf.len().saturating_mul(2);
+                    continue;
+                }
             }
         };
-        let lines: Vec<(u64, &[u8])> = buf[..end]
-            .split(|b| *b == b'\n')
-            .map(|l| {
-                line_no += 1;
-                (line_no, l)
-            })
-            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-            .collect();
-        if eof && end > 0 && buf[end - 1] == b'\n' {
-            line_no -= 1; // the empty piece after the final LF
-        }
+        want = FILL;
+        // The lines in buf[..end], without the empty piece after a final LF.
+        let text = buf[..end].strip_suffix(b"\n").unwrap_or(&buf[..end]);
+        let lines: Vec<(u64, &[u8])> = if end == 0 {
+            Vec::new()
+        } else {
+            text.split(|b| *b == b'\n')
+                .map(|l| {
+                    line_no += 1;
+                    (line_no, l)
+                })
+                .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+                .collect()
+        };
         for group in lines.chunks(batch) {
             let events: Vec<Event> = group
                 .par_iter()
@@ -260,7 +285,7 @@ fn append_stdin(log: &Logger, defaults: &Event, batch: u64) -> anyhow::Result<Va
                 .with_context(|| {
                     format!("stopped with {appended} record(s) appended before the bad line")
                 })?;
-            let Receipt::Written { records } = log.append_batch(events)? else {
+            let Receipt::Written { records } = opened(log, opts)?.append_batch(events)? else {
                 bail!("the records were queued but not written");
             };
             appended += records.len() as u64;
