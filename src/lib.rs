@@ -32,3 +32,8 @@ pub use writer::{Durability, LogOptions, Logger, Receipt};
 pub(crate) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     verify::build_pool(threads)
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
