@@ -90,12 +90,33 @@ impl Head {
 /// Decodes 64 lowercase hex characters into a hash. Uppercase is refused: the format is exact.
 #[must_use]
 pub fn parse_hash_hex(s: &[u8]) -> Option<Hash> {
-    if s.len() != 64 || !s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
+    /// The value of a lowercase hex digit, or 0xff.
+    const fn nibble(b: u8) -> u8 {
+        match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => 0xff,
+        }
     }
+    const NIBBLE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = nibble(i as u8);
+            i += 1;
+        }
+        t
+    };
+    // Every line of a log goes through here: one table lookup per digit, one check at the end.
+    let s: &[u8; 64] = s.try_into().ok()?;
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).ok()?;
-    Some(out)
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | lo;
+    }
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// The chain fields of one line.
@@ -211,6 +232,24 @@ mod tests {
         assert_eq!(fields.seq, 1234);
         assert_eq!(fields.prev_hash, [0xab; 32]);
         assert_eq!(chain_fields(&line), Ok(fields));
+    }
+
+    #[test]
+    fn parse_hash_hex_takes_exactly_64_lowercase_hex_digits() {
+        let h = hash_line(b"x");
+        let text = hex::encode(h);
+        assert_eq!(parse_hash_hex(text.as_bytes()), Some(h));
+        assert_eq!(parse_hash_hex(text.to_uppercase().as_bytes()), None);
+        assert_eq!(parse_hash_hex(&text.as_bytes()[..63]), None);
+        assert_eq!(parse_hash_hex(format!("{text}0").as_bytes()), None);
+        for (i, bad) in [b'g', b'G', b' ', b'"', b'/', b':', b'`', 0xff]
+            .iter()
+            .enumerate()
+        {
+            let mut t = text.clone().into_bytes();
+            t[i * 7] = *bad;
+            assert_eq!(parse_hash_hex(&t), None, "{}", *bad as char);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ const MAX_DEPTH: usize = 256;
 /// valid UTF-8.
 #[must_use]
 pub fn is_valid(bytes: &[u8]) -> bool {
-    if std::str::from_utf8(bytes).is_err() {
+    if simdutf8::basic::from_utf8(bytes).is_err() {
         return false;
     }
     let mut p = Cursor { b: bytes, i: 0 };
@@ -245,8 +245,8 @@ impl Cursor<'_> {
 /// A top-level value as found by [`for_each_field`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Raw<'a> {
-    /// A string: the bytes between the quotes, and whether they contain an escape.
-    Str(&'a [u8], bool),
+    /// A string: the text between the quotes, escapes not decoded, and whether it contains one.
+    Str(&'a str, bool),
     /// A number, as written.
     Num(&'a [u8]),
     /// `true` or `false`.
@@ -262,11 +262,11 @@ impl<'a> Raw<'a> {
     #[must_use]
     pub fn text(self) -> Option<std::borrow::Cow<'a, str>> {
         match self {
-            Raw::Str(s, false) => std::str::from_utf8(s).ok().map(std::borrow::Cow::Borrowed),
+            Raw::Str(s, false) => Some(std::borrow::Cow::Borrowed(s)),
             Raw::Str(s, true) => {
                 let mut quoted = Vec::with_capacity(s.len() + 2);
                 quoted.push(b'"');
-                quoted.extend_from_slice(s);
+                quoted.extend_from_slice(s.as_bytes());
                 quoted.push(b'"');
                 serde_json::from_slice::<String>(&quoted)
                     .ok()
@@ -289,9 +289,8 @@ impl<'a> Raw<'a> {
 )]
 pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) -> Result<(), ()> {
     // The scanner below only looks at ASCII structure; a line that is not UTF-8 is not JSON.
-    if std::str::from_utf8(line).is_err() {
-        return Err(());
-    }
+    // Checked once here, so every string span (cut at ASCII quotes) is text.
+    let text = simdutf8::basic::from_utf8(line).map_err(|_| ())?;
     let mut p = Cursor { b: line, i: 0 };
     p.ws();
     if p.peek() != Some(b'{') {
@@ -316,8 +315,9 @@ pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) 
         p.ws();
         let value = match p.peek() {
             Some(b'"') => {
+                let start = p.i + 1;
                 let (s, esc) = p.string_span().ok_or(())?;
-                Raw::Str(s, esc)
+                Raw::Str(text.get(start..start + s.len()).ok_or(())?, esc)
             }
             Some(b'{' | b'[') => {
                 p.skip_nested()?;
