@@ -207,7 +207,7 @@ pub fn write_prefix(out: &mut Vec<u8>, seq: u64, prev_hash: &Hash) {
     out.extend_from_slice(b"\",");
 }
 
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

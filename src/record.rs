@@ -183,6 +183,25 @@ impl Event {
     ///
     /// [`Error::InvalidEvent`] when the text is not one JSON object with well-typed fields.
     pub fn from_json_str(text: &str) -> Result<Self> {
+        // Fast path: fields go straight into the event, without building a map of the top
+        // level first. Any failure is re-done on the slow path, which words the error.
+        let mut e = Event::default();
+        let mut field_error = None;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let fast = serde::Deserializer::deserialize_map(
+            &mut de,
+            Fields {
+                event: &mut e,
+                error: &mut field_error,
+            },
+        )
+        .and_then(|()| de.end());
+        if let Some(err) = field_error {
+            return Err(err);
+        }
+        if fast.is_ok() {
+            return Ok(e);
+        }
         let value: Value = serde_json::from_str(text)
             .map_err(|e| Error::InvalidEvent(format!("not valid JSON: {e}")))?;
         Self::from_json(value)
@@ -191,75 +210,144 @@ impl Event {
     fn from_map(map: Map<String, Value>) -> Result<Self> {
         let mut e = Event::default();
         for (key, value) in map {
-            if value.is_null() {
-                continue;
+            e.set_field(Cow::Owned(key), value)?;
+        }
+        Ok(e)
+    }
+
+    /// Sets one field from its JSON value; `null` clears it.
+    fn set_field(&mut self, key: Cow<'_, str>, value: Value) -> Result<()> {
+        let e = self;
+        let slot = match &*key {
+            "seq" | "prev_hash" => return Ok(()),
+            "event_id" => &mut e.event_id,
+            "timestamp" => &mut e.timestamp,
+            "schema_version" => &mut e.schema_version,
+            "source" => &mut e.source,
+            "level" => &mut e.level,
+            "action" => &mut e.action,
+            "user_id" => &mut e.user_id,
+            "session_id" => &mut e.session_id,
+            "correlation_id" => &mut e.correlation_id,
+            "server_id" => &mut e.server_id,
+            "tool" => &mut e.tool,
+            "shard" => &mut e.shard,
+            "action_category" => &mut e.action_category,
+            "resource" => &mut e.resource,
+            "status" => &mut e.status,
+            "error_type" => &mut e.error_type,
+            "error_message" => &mut e.error_message,
+            "args_summary" => {
+                e.args_summary = Some(value).filter(|v| !v.is_null());
+                return Ok(());
             }
-            let slot = match key.as_str() {
-                "seq" | "prev_hash" => continue,
-                "event_id" => &mut e.event_id,
-                "timestamp" => &mut e.timestamp,
-                "schema_version" => &mut e.schema_version,
-                "source" => &mut e.source,
-                "level" => &mut e.level,
-                "action" => &mut e.action,
-                "user_id" => &mut e.user_id,
-                "session_id" => &mut e.session_id,
-                "correlation_id" => &mut e.correlation_id,
-                "server_id" => &mut e.server_id,
-                "tool" => &mut e.tool,
-                "shard" => &mut e.shard,
-                "action_category" => &mut e.action_category,
-                "resource" => &mut e.resource,
-                "status" => &mut e.status,
-                "error_type" => &mut e.error_type,
-                "error_message" => &mut e.error_message,
-                "args_summary" => {
-                    e.args_summary = Some(value);
-                    continue;
+            "details" => {
+                e.details = Some(value).filter(|v| !v.is_null());
+                return Ok(());
+            }
+            "latency_ms" | "response_size" | "filtered_size" => {
+                let n = if value.is_null() {
+                    None
+                } else {
+                    Some(as_u64(&key, &value)?)
+                };
+                match &*key {
+                    "latency_ms" => e.latency_ms = n,
+                    "response_size" => e.response_size = n,
+                    _ => e.filtered_size = n,
                 }
-                "details" => {
-                    e.details = Some(value);
-                    continue;
-                }
-                "latency_ms" => {
-                    e.latency_ms = Some(as_u64(&key, &value)?);
-                    continue;
-                }
-                "response_size" => {
-                    e.response_size = Some(as_u64(&key, &value)?);
-                    continue;
-                }
-                "filtered_size" => {
-                    e.filtered_size = Some(as_u64(&key, &value)?);
-                    continue;
-                }
-                "reduction_percent" => {
-                    e.reduction_percent = Some(
+                return Ok(());
+            }
+            "reduction_percent" => {
+                e.reduction_percent = if value.is_null() {
+                    None
+                } else {
+                    Some(
                         value
                             .as_i64()
                             .ok_or_else(|| wrong(&key, "an integer", &value))?,
-                    );
-                    continue;
-                }
-                "mock_mode" => {
-                    e.mock_mode = Some(
+                    )
+                };
+                return Ok(());
+            }
+            "mock_mode" => {
+                e.mock_mode = if value.is_null() {
+                    None
+                } else {
+                    Some(
                         value
                             .as_bool()
                             .ok_or_else(|| wrong(&key, "true or false", &value))?,
-                    );
-                    continue;
+                    )
+                };
+                return Ok(());
+            }
+            _ => {
+                if value.is_null() {
+                    e.extra.shift_remove(&*key);
+                } else {
+                    e.extra.insert(key.into_owned(), value);
                 }
-                _ => {
-                    e.extra.insert(key, value);
-                    continue;
-                }
-            };
-            match value {
-                Value::String(s) => *slot = Some(s),
-                other => return Err(wrong(&key, "a string", &other)),
+                return Ok(());
+            }
+        };
+        match value {
+            Value::Null => *slot = None,
+            Value::String(s) => *slot = Some(s),
+            other => return Err(wrong(&key, "a string", &other)),
+        }
+        Ok(())
+    }
+}
+
+/// Reads a JSON object's fields into an [`Event`] as they are parsed.
+struct Fields<'a> {
+    event: &'a mut Event,
+    /// A field with the wrong type, worded for the user (serde's message is not).
+    error: &'a mut Option<Error>,
+}
+
+impl<'de> serde::de::Visitor<'de> for Fields<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key()? {
+            let value: Value = map.next_value()?;
+            if let Err(err) = self.event.set_field(key, value) {
+                *self.error = Some(err);
+                return Err(serde::de::Error::custom("field of the wrong type"));
             }
         }
-        Ok(e)
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -320,7 +408,8 @@ impl Encoder {
     /// outside the lock.
     pub(crate) fn encode(&self, mut e: Event) -> Result<Vec<u8>> {
         let r = &self.redactor;
-        let mut out = Vec::with_capacity(512);
+        // Typical records are 500–900 bytes: one allocation, no regrowth.
+        let mut out = Vec::with_capacity(1024);
         let mut first = true;
         let mut key = |out: &mut Vec<u8>, name: &str| {
             if !first {
@@ -334,7 +423,7 @@ impl Encoder {
 
         let event_id = match e.event_id.take() {
             Some(id) => r.redact_str(&id).into_owned(),
-            None => uuid::Uuid::new_v4().hyphenated().to_string(),
+            None => new_event_id(),
         };
         key(&mut out, "event_id");
         write_str(&mut out, &event_id);
@@ -423,7 +512,7 @@ impl Encoder {
         ] {
             if let Some(n) = value {
                 key(&mut out, name);
-                out.extend_from_slice(n.to_string().as_bytes());
+                out.extend_from_slice(crate::chain::itoa_u64(n, &mut [0; 20]));
             }
         }
         if let Some(n) = e.reduction_percent {
@@ -489,19 +578,78 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// Formats a time as the format's timestamp: RFC 3339 UTC with microseconds and `Z`.
 #[must_use]
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    let mut s = String::with_capacity(27);
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond().min(999_999_999) / 1000
-    );
-    s
+    // Every record without a timestamp passes here: digits by hand, not through `fmt`.
+    fn digits(out: &mut [u8], mut n: u32) {
+        for d in out.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    let Some(year) = u32::try_from(t.year()).ok().filter(|y| *y <= 9999) else {
+        let mut s = String::with_capacity(32);
+        let _ = write!(
+            s,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond().min(999_999_999) / 1000
+        );
+        return s;
+    };
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    digits(&mut b[0..4], year);
+    digits(&mut b[5..7], t.month());
+    digits(&mut b[8..10], t.day());
+    digits(&mut b[11..13], t.hour());
+    digits(&mut b[14..16], t.minute());
+    digits(&mut b[17..19], t.second());
+    digits(&mut b[20..26], t.nanosecond().min(999_999_999) / 1000);
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
+/// A new random (v4) `event_id`.
+///
+/// The bytes come from a per-thread pool of operating-system randomness refilled 4 KiB at a
+/// time, so a batch of records costs one `getrandom` call per 256 ids, not one each. The pool
+/// belongs to the process that filled it: a forked child refills its own before using it, so
+/// two processes never hand out the same id.
+fn new_event_id() -> String {
+    use std::cell::RefCell;
+    const POOL: usize = 4096;
+    struct Pool {
+        bytes: [u8; POOL],
+        used: usize,
+        pid: u32,
+    }
+    thread_local! {
+        static RANDOM: RefCell<Pool> = const {
+            RefCell::new(Pool { bytes: [0; POOL], used: POOL, pid: 0 })
+        };
+    }
+    let bytes = RANDOM.with_borrow_mut(|pool| {
+        let pid = std::process::id();
+        if pool.used + 16 > POOL || pool.pid != pid {
+            getrandom::fill(&mut pool.bytes).ok()?;
+            pool.used = 0;
+            pool.pid = pid;
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&pool.bytes[pool.used..pool.used + 16]);
+        // Used bytes are not kept: an id is not a secret, but there is no reason to keep it.
+        pool.bytes[pool.used..pool.used + 16].fill(0);
+        pool.used += 16;
+        Some(id)
+    });
+    let uuid = match bytes {
+        Some(b) => uuid::Builder::from_random_bytes(b).into_uuid(),
+        None => uuid::Uuid::new_v4(),
+    };
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// Parses a timestamp as stored by this or the old logger: RFC 3339 with any offset, or a
@@ -710,5 +858,65 @@ mod tests {
         assert!(matches!(v.tool, Some(Cow::Borrowed("t"))));
         assert_eq!(v.status, None);
         assert_eq!(v.latency(), Some(12));
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_unique_v4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..2000).map(|_| new_event_id()).collect();
+        assert_eq!(ids.len(), 2000);
+        for id in ids.iter().take(50) {
+            let u = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(id, &u.hyphenated().to_string(), "lowercase, hyphenated");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_formatted_like_rfc3339_with_microseconds() {
+        let t = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089123456Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(format_timestamp(t), "2026-03-04T05:06:07.089123Z");
+        let t = DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(format_timestamp(t), "0001-01-01T00:00:00.000000Z");
+    }
+
+    /// The streaming parse gives the same event as parsing to a map first.
+    #[test]
+    fn from_json_str_agrees_with_from_json() {
+        for text in [
+            r#"{"tool":"a","user_id":"u","latency_ms":5,"args_summary":{"b":1,"a":[2]}}"#,
+            r#"{"tool":"a","tool":null}"#,
+            r#"{"tool":null,"tool":"b"}"#,
+            r#"{"x":1,"y":{"z":null},"x":null}"#,
+            r#"{"t\u006fol":"escaped key","seq":7,"prev_hash":"zz"}"#,
+            r#"{"mock_mode":true,"reduction_percent":-3,"response_size":1.0}"#,
+            r#"{}"#,
+        ] {
+            let slow = Event::from_json(serde_json::from_str(text).expect("JSON")).expect("slow");
+            let fast = Event::from_json_str(text).expect("fast");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
+        }
+        for (text, says) in [
+            (r#"{"tool":5}"#, "`tool` must be a string"),
+            (
+                r#"{"latency_ms":"slow"}"#,
+                "`latency_ms` must be a non-negative integer",
+            ),
+            ("[1]", "expected a JSON object, found an array"),
+            (r#"{"tool":"#, "not valid JSON"),
+            (r#"{"tool":"a"} x"#, "not valid JSON"),
+        ] {
+            let err = Event::from_json_str(text).expect_err(text).to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 }

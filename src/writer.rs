@@ -216,6 +216,8 @@ struct LogFile {
     file: File,
     /// `(file length, head)` as this handle last left the file.
     cache: Option<(u64, Option<Head>)>,
+    /// The bytes of the last write, kept so the next one reuses the memory (no page faults).
+    buf: Vec<u8>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -238,7 +240,11 @@ impl Logger {
             durability: opts.durability,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            log: Mutex::new(LogFile { file, cache: None }),
+            log: Mutex::new(LogFile {
+                file,
+                cache: None,
+                buf: Vec::new(),
+            }),
         });
         let flusher = match opts.durability {
             Durability::Buffered { max_delay, .. } => {
@@ -524,7 +530,9 @@ impl Shared {
             .flat_map(|b| &b.bodies)
             .map(|b| b.len() + 100)
             .sum();
-        let mut buf = Vec::with_capacity(total + 1024);
+        let mut buf = std::mem::take(&mut log.buf);
+        buf.clear();
+        buf.reserve(total + 1024);
         let mut push = |body: &[u8], head: &mut Option<Head>| {
             let (seq, prev) = match *head {
                 Some(h) => (h.seq + 1, h.hash),
@@ -559,6 +567,10 @@ impl Shared {
         }
         start_len += buf.len() as u64;
         log.cache = Some((start_len, head));
+        // Keep up to 16 MiB for the next write; a rare larger batch gives its memory back.
+        if buf.capacity() <= 16 << 20 {
+            log.buf = buf;
+        }
         Ok(per_batch)
     }
 

@@ -221,36 +221,102 @@ fn written(receipt: &Receipt) -> anyhow::Result<Head> {
         .context("the record was queued but not written")
 }
 
+/// What the thread that writes `--stdin` batches has done.
+#[derive(Default)]
+struct Progress {
+    appended: u64,
+    first: Option<u64>,
+    last: Option<Head>,
+}
+
 /// Appends every object on standard input; returns the summary to print.
+///
+/// Two stages overlap: this thread reads and parses batch N+1 (in parallel, on the rayon pool)
+/// while a writer thread encodes and appends batch N. A bad line stops the reading; the batches
+/// before it are still written, then the error names the line and what was kept.
 fn append_stdin(
     log: &mut Option<Logger>,
     opts: &LogOptions,
     defaults: &Event,
     batch: u64,
 ) -> anyhow::Result<Value> {
-    const FILL: usize = 4 << 20;
     let batch = usize::try_from(batch).unwrap_or(usize::MAX);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(1);
+    let (read, progress) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || write_batches(log, opts, &rx));
+        // A send fails only when the writer stopped on an error, reported below.
+        let read = read_stdin(batch, defaults, |events| Ok(tx.send(events).is_ok()));
+        drop(tx);
+        let progress = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the writer thread panicked")));
+        (read, progress)
+    });
+    let progress = progress?;
+    read.with_context(|| {
+        format!(
+            "stopped with {} record(s) appended before the bad line",
+            progress.appended
+        )
+    })?;
+    Ok(json!({
+        "appended": progress.appended,
+        "first_seq": progress.first,
+        "last_seq": progress.last.map(|h| h.seq),
+        "head_hash": progress.last.map(|h| h.hash_hex()),
+    }))
+}
+
+/// The writer thread of `append --stdin`: opens the log with the first batch.
+fn write_batches(
+    log: &mut Option<Logger>,
+    opts: &LogOptions,
+    rx: &std::sync::mpsc::Receiver<Vec<Event>>,
+) -> anyhow::Result<Progress> {
+    let mut p = Progress::default();
+    for events in rx {
+        let Receipt::Written { records } = opened(log, opts)?.append_batch(events)? else {
+            bail!("the records were queued but not written");
+        };
+        p.appended += records.len() as u64;
+        if p.first.is_none() {
+            p.first = records.first().map(|h| h.seq);
+        }
+        p.last = records.last().copied().or(p.last);
+    }
+    Ok(p)
+}
+
+/// Reads standard input, parses it in batches of `batch` events and hands each to `send`,
+/// which returns false to stop. Fails on the first bad line.
+fn read_stdin(
+    batch: usize,
+    defaults: &Event,
+    mut send: impl FnMut(Vec<Event>) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    const FILL: usize = 4 << 20;
     let mut stdin = io::stdin().lock();
     let mut buf: Vec<u8> = Vec::with_capacity(FILL + (1 << 16));
     let mut line_no: u64 = 0;
-    let mut appended: u64 = 0;
-    let mut first: Option<u64> = None;
-    let mut last: Option<Head> = None;
     let mut eof = false;
     // How full the buffer must be before it is cut at its last LF: grows while one line is
     // longer than the buffer, so a record of any size is read whole.
     let mut want = FILL;
     while !eof {
-        let mut chunk = [0u8; 1 << 16];
         while buf.len() < want {
-            let n = stdin
-                .read(&mut chunk)
-                .context("cannot read standard input")?;
+            let filled = buf.len();
+            buf.resize(filled + (1 << 16), 0);
+            let n = loop {
+                match stdin.read(&mut buf[filled..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other.context("cannot read standard input")?,
+                }
+            };
+            buf.truncate(filled + n);
             if n == 0 {
                 eof = true;
                 break;
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
         let end = if eof {
             buf.len()
@@ -281,27 +347,14 @@ fn append_stdin(
             let events: Vec<Event> = group
                 .par_iter()
                 .map(|(n, l)| parse_line(*n, l).map(|e| fill(e, defaults)))
-                .collect::<anyhow::Result<_>>()
-                .with_context(|| {
-                    format!("stopped with {appended} record(s) appended before the bad line")
-                })?;
-            let Receipt::Written { records } = opened(log, opts)?.append_batch(events)? else {
-                bail!("the records were queued but not written");
-            };
-            appended += records.len() as u64;
-            if first.is_none() {
-                first = records.first().map(|h| h.seq);
+                .collect::<anyhow::Result<_>>()?;
+            if !send(events)? {
+                return Ok(());
             }
-            last = records.last().copied().or(last);
         }
         buf.drain(..end);
     }
-    Ok(json!({
-        "appended": appended,
-        "first_seq": first,
-        "last_seq": last.map(|h| h.seq),
-        "head_hash": last.map(|h| h.hash_hex()),
-    }))
+    Ok(())
 }
 
 fn parse_line(n: u64, line: &[u8]) -> anyhow::Result<Event> {
