@@ -140,6 +140,12 @@ impl LogOptions {
     }
 }
 
+/// A record redacted and serialised by [`Logger::encode`], ready for
+/// [`Logger::append_encoded`]. Encoding does not depend on the log's head, so it can run on any
+/// thread, ahead of the append; only chaining and writing happen under the lock.
+#[derive(Clone, Debug)]
+pub struct Encoded(Vec<u8>);
+
 /// What an append gives back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Receipt {
@@ -308,6 +314,31 @@ impl Logger {
             });
         }
         self.shared.commit(bodies)
+    }
+
+    /// Redacts and serialises an event with this log's rules, without writing it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] for an event that cannot be encoded.
+    pub fn encode(&self, event: Event) -> Result<Encoded> {
+        self.shared.encoder.encode(event).map(Encoded)
+    }
+
+    /// Appends records encoded by [`Logger::encode`] (of this logger: another logger's
+    /// redaction rules may differ), as [`Logger::append_batch`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Logger::append_batch`].
+    pub fn append_encoded(&self, records: Vec<Encoded>) -> Result<Receipt> {
+        if records.is_empty() {
+            return Ok(Receipt::Written {
+                records: Vec::new(),
+            });
+        }
+        self.shared
+            .commit(records.into_iter().map(|Encoded(body)| body).collect())
     }
 
     /// Writes every queued record now (buffered mode) and returns once they are synced.

@@ -4,7 +4,9 @@ use std::io::{self, Read, Write};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use nexus_audit::{Durability, Event, Head, LogOptions, Logger, Receipt};
+use std::sync::OnceLock;
+
+use nexus_audit::{Durability, Encoded, Event, Head, LogOptions, Logger, Receipt};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
@@ -181,9 +183,9 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     }
     // The log is opened (and created) only once there is a valid event to write, so bad input
     // never leaves an empty file behind.
-    let mut log: Option<Logger> = None;
+    let log: OnceLock<Logger> = OnceLock::new();
     let summary = if args.stdin {
-        append_stdin(&mut log, &opts, &defaults, args.batch)?
+        append_stdin(&log, &opts, &defaults, args.batch)?
     } else {
         let event = match &args.json {
             Some(text) => fill(Event::from_json_str(text).context("--json")?, &defaults),
@@ -193,10 +195,10 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
                 e
             }
         };
-        let head = written(&opened(&mut log, &opts)?.append(event)?)?;
+        let head = written(&opened(&log, &opts)?.append(event)?)?;
         json!({"seq": head.seq, "hash": head.hash_hex()})
     };
-    if let Some(log) = log {
+    if let Some(log) = log.into_inner() {
         log.close()?;
         if matches!(args.durability, DurabilityArg::Buffered) {
             std::fs::File::open(&ctx.file)
@@ -208,11 +210,13 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn opened<'a>(log: &'a mut Option<Logger>, opts: &LogOptions) -> anyhow::Result<&'a Logger> {
-    if log.is_none() {
-        *log = Some(opts.clone().open()?);
+/// The log, opened on first use.
+fn opened<'a>(log: &'a OnceLock<Logger>, opts: &LogOptions) -> anyhow::Result<&'a Logger> {
+    if log.get().is_none() {
+        // Only this thread opens the log, so `set` cannot lose a race.
+        let _ = log.set(opts.clone().open()?);
     }
-    log.as_ref().context("the log could not be opened")
+    log.get().context("the log could not be opened")
 }
 
 fn written(receipt: &Receipt) -> anyhow::Result<Head> {
@@ -231,21 +235,25 @@ struct Progress {
 
 /// Appends every object on standard input; returns the summary to print.
 ///
-/// Two stages overlap: this thread reads and parses batch N+1 (in parallel, on the rayon pool)
-/// while a writer thread encodes and appends batch N. A bad line stops the reading; the batches
-/// before it are still written, then the error names the line and what was kept.
+/// Two stages overlap: this thread reads batch N+1 and parses and encodes it (in parallel, on
+/// the rayon pool) while a writer thread chains and appends batch N. A bad line stops the
+/// reading; the batches before it are still written, then the error names the line and says
+/// what was kept.
 fn append_stdin(
-    log: &mut Option<Logger>,
+    log: &OnceLock<Logger>,
     opts: &LogOptions,
     defaults: &Event,
     batch: u64,
 ) -> anyhow::Result<Value> {
     let batch = usize::try_from(batch).unwrap_or(usize::MAX);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Encoded>>(1);
     let (read, progress) = std::thread::scope(|scope| {
-        let writer = scope.spawn(move || write_batches(log, opts, &rx));
-        // A send fails only when the writer stopped on an error, reported below.
-        let read = read_stdin(batch, defaults, |events| Ok(tx.send(events).is_ok()));
+        let writer = scope.spawn(move || write_batches(log, &rx));
+        let read = read_stdin(batch, |lines| {
+            let encoded = encode_lines(log, opts, defaults, lines)?;
+            // A send fails only when the writer stopped on an error, reported below.
+            Ok(tx.send(encoded).is_ok())
+        });
         drop(tx);
         let progress = writer
             .join()
@@ -267,15 +275,39 @@ fn append_stdin(
     }))
 }
 
-/// The writer thread of `append --stdin`: opens the log with the first batch.
-fn write_batches(
-    log: &mut Option<Logger>,
+/// Parses, completes and encodes numbered input lines in parallel. The log is opened once the
+/// first batch has parsed.
+fn encode_lines(
+    log: &OnceLock<Logger>,
     opts: &LogOptions,
-    rx: &std::sync::mpsc::Receiver<Vec<Event>>,
+    defaults: &Event,
+    lines: &[(u64, &[u8])],
+) -> anyhow::Result<Vec<Encoded>> {
+    let parse = |(n, l): &(u64, &[u8])| parse_line(*n, l).map(|e| fill(e, defaults));
+    let encoded: Vec<anyhow::Result<Encoded>> = match log.get() {
+        Some(log) => lines
+            .par_iter()
+            .map(|l| Ok(log.encode(parse(l)?)?))
+            .collect(),
+        None => {
+            let events: Vec<anyhow::Result<Event>> = lines.par_iter().map(parse).collect();
+            let events = events.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+            let log = opened(log, opts)?;
+            events.into_par_iter().map(|e| Ok(log.encode(e)?)).collect()
+        }
+    };
+    encoded.into_iter().collect()
+}
+
+/// The writer thread of `append --stdin`.
+fn write_batches(
+    log: &OnceLock<Logger>,
+    rx: &std::sync::mpsc::Receiver<Vec<Encoded>>,
 ) -> anyhow::Result<Progress> {
     let mut p = Progress::default();
-    for events in rx {
-        let Receipt::Written { records } = opened(log, opts)?.append_batch(events)? else {
+    for records in rx {
+        let log = log.get().context("the log is not open")?;
+        let Receipt::Written { records } = log.append_encoded(records)? else {
             bail!("the records were queued but not written");
         };
         p.appended += records.len() as u64;
@@ -287,12 +319,11 @@ fn write_batches(
     Ok(p)
 }
 
-/// Reads standard input, parses it in batches of `batch` events and hands each to `send`,
-/// which returns false to stop. Fails on the first bad line.
+/// Reads standard input and hands its non-blank lines, numbered, to `send` in groups of
+/// `batch`; `send` returns false to stop.
 fn read_stdin(
     batch: usize,
-    defaults: &Event,
-    mut send: impl FnMut(Vec<Event>) -> anyhow::Result<bool>,
+    mut send: impl FnMut(&[(u64, &[u8])]) -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
     const FILL: usize = 4 << 20;
     let mut stdin = io::stdin().lock();
@@ -344,11 +375,7 @@ fn read_stdin(
                 .collect()
         };
         for group in lines.chunks(batch) {
-            let events: Vec<Event> = group
-                .par_iter()
-                .map(|(n, l)| parse_line(*n, l).map(|e| fill(e, defaults)))
-                .collect::<anyhow::Result<_>>()?;
-            if !send(events)? {
+            if !send(group)? {
                 return Ok(());
             }
         }
