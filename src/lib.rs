@@ -13,6 +13,7 @@ pub mod chain;
 mod lock;
 pub mod reader;
 pub mod record;
+pub mod scan;
 pub mod stats;
 pub mod taxonomy;
 pub mod verify;

@@ -9,7 +9,11 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, exit, matching, open_snapshot};
+use nexus_audit::RecordView;
+use nexus_audit::scan::for_each_match;
+
+use super::progress::Progress;
+use super::{Context, FilterArgs, exit, open_snapshot};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExportFormat {
@@ -43,9 +47,23 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
         None => Box::new(io::stdout().lock()),
     };
     let mut out = RecordWriter::new(format, BufWriter::with_capacity(1 << 20, sink), false)?;
-    for (line, view) in matching(snapshot.lines(), &matcher) {
-        out.record(line, &view)?;
-    }
+    let data = snapshot.data();
+    let progress = Progress::new(ctx, data.len() as u64, "exporting");
+    let keep = |line: &[u8]| RecordView::parse(line).is_ok_and(|v| matcher.matches(&v));
+    for_each_match(
+        data,
+        false,
+        None,
+        &keep,
+        &|done| progress.set(done),
+        |line| -> anyhow::Result<bool> {
+            if let Ok(view) = RecordView::parse(line) {
+                out.record(line, &view)?;
+            }
+            Ok(true)
+        },
+    )?;
+    progress.finish();
     out.finish()?;
     Ok(exit::OK)
 }

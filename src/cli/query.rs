@@ -5,7 +5,11 @@ use std::io::{self, BufWriter};
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, exit, matching, open_snapshot};
+use nexus_audit::RecordView;
+use nexus_audit::scan::for_each_match;
+
+use super::progress::Progress;
+use super::{Context, FilterArgs, exit, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -35,14 +39,29 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
         args.limit
     };
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
-    let lines: Box<dyn Iterator<Item = (u64, &[u8])>> = if args.asc {
-        Box::new(snapshot.lines())
-    } else {
-        Box::new(snapshot.lines_rev())
-    };
-    for (line, view) in matching(lines, &matcher).skip(args.offset).take(limit) {
-        out.record(line, &view)?;
-    }
+    let data = snapshot.data();
+    let progress = Progress::new(ctx, data.len() as u64, "searching");
+    let keep = |line: &[u8]| RecordView::parse(line).is_ok_and(|v| matcher.matches(&v));
+    let (mut skipped, mut shown) = (0usize, 0usize);
+    for_each_match(
+        data,
+        !args.asc,
+        None,
+        &keep,
+        &|done| progress.set(done),
+        |line| -> anyhow::Result<bool> {
+            if skipped < args.offset {
+                skipped += 1;
+                return Ok(true);
+            }
+            if let Ok(view) = RecordView::parse(line) {
+                out.record(line, &view)?;
+                shown += 1;
+            }
+            Ok(shown < limit)
+        },
+    )?;
+    progress.finish();
     out.finish()?;
     Ok(exit::OK)
 }
