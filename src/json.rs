@@ -525,6 +525,40 @@ mod tests {
         })
     }
 
+    /// Strings dense in backslashes and quotes, padded so escapes straddle 8-byte words: the
+    /// validator and the field scanner agree with serde_json.
+    #[test]
+    fn escapes_across_block_boundaries() {
+        let pieces: &[&str] = &[
+            "\\\\", "\\\"", "\\", "\"", "a", "\\u0041", "\\n", "\u{1}", "\u{e9}",
+        ];
+        let mut n = 0u32;
+        for pad in 0..70 {
+            for a in pieces {
+                for b in pieces {
+                    for c in pieces {
+                        let inner = format!("{}{a}{b}{c}", "x".repeat(pad));
+                        let line = format!("{{\"k\":\"{inner}\",\"z\":1}}");
+                        let bytes = line.as_bytes();
+                        assert_eq!(is_valid(bytes), serde_ok(bytes), "{line:?}");
+                        let mut z = None;
+                        let scanned = for_each_field(bytes, |k, v| {
+                            if k == b"z" {
+                                z = Some(v);
+                            }
+                        });
+                        if serde_ok(bytes) {
+                            assert!(scanned.is_ok(), "{line:?}");
+                            assert_eq!(z, Some(Raw::Num(b"1")), "{line:?}");
+                        }
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 50_000);
+    }
+
     proptest! {
         #[test]
         fn agrees_with_serde_json_on_valid_and_mutated_documents(
