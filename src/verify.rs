@@ -167,27 +167,41 @@ pub fn verify_snapshot(
 
     // Windows of the file: each is cut into per-thread chunks, hashed and parsed in parallel,
     // then walked in order. The window bounds memory whatever the file's size.
-    const CHUNK: usize = 4 << 20;
+    // Small in unit tests, so a test log spans many windows and chunks.
+    const CHUNK: usize = if cfg!(test) { 4 << 10 } else { 4 << 20 };
     let window = CHUNK * threads * 2;
     let mut done = 0usize;
-    for win in split_lines(data, data.len().div_ceil(window).max(1)) {
+    let lines_of = |win: &std::ops::Range<usize>| -> Vec<Vec<LineInfo>> {
         let part = &data[win.clone()];
         let chunks = split_lines(part, part.len().div_ceil(CHUNK).max(1));
-        let infos: Vec<Vec<LineInfo>> = pool.install(|| {
-            chunks
-                .par_iter()
-                .map(|c| {
-                    Lines::new(&part[c.clone()], (win.start + c.start) as u64)
-                        .map(|(offset, line)| LineInfo::of(offset, line))
-                        .collect()
-                })
-                .collect()
+        chunks
+            .par_iter()
+            .map(|c| {
+                Lines::new(&part[c.clone()], (win.start + c.start) as u64)
+                    .map(|(offset, line)| LineInfo::of(offset, line))
+                    .collect()
+            })
+            .collect()
+    };
+    // The walk of one window (sequential) overlaps the hashing and parsing of the next.
+    let mut walked: Option<Vec<Vec<LineInfo>>> = None;
+    for win in split_lines(data, data.len().div_ceil(window).max(1)) {
+        let (infos, ()) = pool.install(|| {
+            rayon::join(
+                || lines_of(&win),
+                || {
+                    for info in walked.take().into_iter().flatten().flatten() {
+                        walker.push(info);
+                    }
+                },
+            )
         });
-        for info in infos.into_iter().flatten() {
-            walker.push(info);
-        }
-        done += part.len();
+        walked = Some(infos);
+        done += win.len();
         progress(done as u64);
+    }
+    for info in walked.take().into_iter().flatten().flatten() {
+        walker.push(info);
     }
     walker.finish();
 
@@ -776,4 +790,73 @@ pub(crate) fn build_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     builder
         .build()
         .map_err(|e| Error::InvalidConfig(format!("cannot start {threads:?} worker threads: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Durability, Event, LogOptions};
+
+    fn write_log(path: &Path, n: u64) -> Vec<Vec<u8>> {
+        let log = LogOptions::new(path)
+            .durability(Durability::None)
+            .open()
+            .expect("open");
+        log.append_batch(
+            (0..n)
+                .map(|i| {
+                    Event::new("mcp_call")
+                        .tool("ad_get_user")
+                        .correlation(format!("req-{i}"))
+                })
+                .collect(),
+        )
+        .expect("append");
+        log.close().expect("close");
+        std::fs::read(path)
+            .expect("read")
+            .split_inclusive(|b| *b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn problems(path: &Path, threads: usize) -> Vec<(ProblemKind, u64)> {
+        let report = verify(
+            path,
+            &VerifyOptions {
+                max_problems: 100,
+                threads: Some(threads),
+            },
+        )
+        .expect("verify");
+        report.problems.iter().map(|p| (p.kind, p.line)).collect()
+    }
+
+    /// With 4 KiB chunks the log spans hundreds of windows: links across window and chunk
+    /// borders are checked, and problems on either side of a border are each found once.
+    #[test]
+    fn problems_are_found_across_many_windows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let mut lines = write_log(&path, 3000);
+        for threads in [1, 2, 3] {
+            assert_eq!(problems(&path, threads), vec![], "clean, {threads} threads");
+        }
+        lines[699][40] ^= 1; // line 700: a changed byte
+        lines.remove(1799); // line 1800: the next record is one seq ahead
+        let dup = lines[2499].clone();
+        lines.insert(2500, dup); // line 2501 repeats line 2500
+        std::fs::write(&path, lines.concat()).expect("write");
+        for threads in [1, 2, 3] {
+            assert_eq!(
+                problems(&path, threads),
+                vec![
+                    (ProblemKind::HashMismatch, 700),
+                    (ProblemKind::SeqGap, 1800),
+                    (ProblemKind::SeqOutOfOrder, 2501),
+                ],
+                "{threads} threads"
+            );
+        }
+    }
 }
