@@ -6,6 +6,7 @@
 pub mod error;
 pub mod filter;
 pub mod json;
+pub mod note;
 pub mod redact;
 
 pub use error::{Error, Result};
