@@ -428,7 +428,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    open(bad.as_bytes(), &[v.clone()]),
+                    open(bad.as_bytes(), std::slice::from_ref(&v)),
                     Err(NoteError::Malformed(_))
                 ),
                 "{bad:?}"
