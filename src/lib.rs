@@ -11,10 +11,12 @@ pub mod redact;
 
 pub use error::{Error, Result};
 pub mod chain;
+pub mod checkpoint;
 mod lock;
 pub mod reader;
 pub mod record;
 pub mod scan;
+pub mod seal;
 pub mod stats;
 pub mod taxonomy;
 pub mod verify;

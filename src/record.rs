@@ -617,7 +617,7 @@ pub fn format_timestamp(t: DateTime<Utc>) -> String {
 /// time, so a batch of records costs one `getrandom` call per 256 ids, not one each. The pool
 /// belongs to the process that filled it: a forked child refills its own before using it, so
 /// two processes never hand out the same id.
-fn new_event_id() -> String {
+pub(crate) fn new_event_id() -> String {
     use std::cell::RefCell;
     const POOL: usize = 4096;
     struct Pool {

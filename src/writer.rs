@@ -25,6 +25,7 @@ use crate::chain::{self, GENESIS_HASH, Head};
 use crate::lock::FileLock;
 use crate::record::{Encoder, Event};
 use crate::redact::{RedactionRules, Redactor};
+use crate::seal::{SealOptions, Sealer};
 use crate::taxonomy::Taxonomy;
 use crate::{Error, Result};
 
@@ -78,6 +79,7 @@ pub struct LogOptions {
     source: String,
     redaction: RedactionRules,
     taxonomy: Taxonomy,
+    seal: Option<SealOptions>,
 }
 
 impl LogOptions {
@@ -90,6 +92,7 @@ impl LogOptions {
             source: chain::DEFAULT_SOURCE.to_owned(),
             redaction: RedactionRules::default(),
             taxonomy: Taxonomy::default(),
+            seal: None,
         }
     }
 
@@ -125,6 +128,13 @@ impl LogOptions {
     #[must_use]
     pub fn taxonomy(mut self, taxonomy: Taxonomy) -> Self {
         self.taxonomy = taxonomy;
+        self
+    }
+
+    /// Seals the log with the forward-secure key in `seal.key_path` (see [`crate::seal`]).
+    #[must_use]
+    pub fn seal(mut self, seal: SealOptions) -> Self {
+        self.seal = Some(seal);
         self
     }
 
@@ -197,6 +207,7 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     log: Mutex<LogFile>,
+    seal: Option<SealOptions>,
 }
 
 #[derive(Debug, Default)]
@@ -224,6 +235,9 @@ struct LogFile {
     cache: Option<(u64, Option<Head>)>,
     /// The bytes of the last write, kept so the next one reuses the memory (no page faults).
     buf: Vec<u8>,
+    /// The sealing state as this handle last left it; valid while `cache` is (no other writer
+    /// can have sealed without changing the log).
+    sealer: Option<Sealer>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -250,7 +264,9 @@ impl Logger {
                 file,
                 cache: None,
                 buf: Vec::new(),
+                sealer: None,
             }),
+            seal: opts.seal,
         });
         let flusher = match opts.durability {
             Durability::Buffered { max_delay, .. } => {
@@ -541,6 +557,7 @@ impl Shared {
         let _guard = FileLock::exclusive(&log.file).map_err(Error::io("cannot lock", path))?;
         let len = file_len(&log.file, path)?;
 
+        let cache_valid = matches!(log.cache, Some((cached_len, _)) if cached_len == len);
         let (mut start_len, mut head, recovered) = match log.cache {
             Some((cached_len, head)) if cached_len == len => (len, head, None),
             _ => {
@@ -555,6 +572,11 @@ impl Shared {
             }
         };
         log.cache = None;
+        let mut sealer = match (&self.seal, log.sealer.take()) {
+            (Some(_), Some(s)) if cache_valid => Some(s),
+            (Some(opts), _) => Some(Sealer::load(opts, head.map(|h| h.seq))?),
+            (None, _) => None,
+        };
 
         let total: usize = batches
             .iter()
@@ -564,33 +586,49 @@ impl Shared {
         let mut buf = std::mem::take(&mut log.buf);
         buf.clear();
         buf.reserve(total + 1024);
-        let mut push = |body: &[u8], head: &mut Option<Head>| {
-            let (seq, prev) = match *head {
-                Some(h) => (h.seq + 1, h.hash),
-                None => (0, GENESIS_HASH),
-            };
-            let start = buf.len();
-            chain::write_prefix(&mut buf, seq, &prev);
-            buf.extend_from_slice(body);
-            let hash = chain::hash_line(&buf[start..]);
-            buf.push(b'\n');
-            *head = Some(Head { seq, hash });
-            Head { seq, hash }
+        let source = self.encoder.source.as_str();
+        // Chains one body onto `head`; with sealing, a seal follows every `every` records.
+        let mut push = |body: &[u8], head: &mut Option<Head>, sealer: &mut Option<Sealer>| {
+            let written = chain_onto(&mut buf, body, head);
+            if let Some(s) = sealer.as_mut()
+                && s.count()
+            {
+                let seal = s.seal_body(written.seq + 1, &written.hash, source);
+                chain_onto(&mut buf, &seal, head);
+            }
+            written
         };
         if let Some(recovered) = &recovered {
-            push(&recovered.body, &mut head);
+            push(&recovered.body, &mut head, &mut sealer);
         }
         let per_batch: Vec<Vec<Head>> = batches
             .iter()
-            .map(|b| b.bodies.iter().map(|body| push(body, &mut head)).collect())
+            .map(|b| {
+                b.bodies
+                    .iter()
+                    .map(|body| push(body, &mut head, &mut sealer))
+                    .collect()
+            })
             .collect();
+        if let Some(s) = sealer.as_mut()
+            && s.due_at_end()
+            && let Some(h) = head
+        {
+            let seal = s.seal_body(h.seq + 1, &h.hash, source);
+            chain_onto(&mut buf, &seal, &mut head);
+        }
+        let sealing = sealer.as_ref().is_some_and(Sealer::sealed);
+        if let Some(s) = sealer.as_ref().filter(|_| sealing) {
+            s.before_write()?;
+        }
 
         let torn = recovered.as_ref().map(|r| r.torn.as_slice());
         if let Err(err) = (&log.file).write_all(&buf) {
             roll_back(&log.file, start_len, torn);
             return Err(Error::io("cannot write to", path)(err));
         }
-        if !matches!(self.durability, Durability::None)
+        // Seals are always synced: the key must not move past seals a crash could lose.
+        if (sealing || !matches!(self.durability, Durability::None))
             && let Err(err) = log.file.sync_data()
         {
             roll_back(&log.file, start_len, torn);
@@ -598,6 +636,13 @@ impl Shared {
         }
         start_len += buf.len() as u64;
         log.cache = Some((start_len, head));
+        if let Some(mut s) = sealer {
+            // NOTE: if the key file cannot be moved forward now, the records are written all
+            // the same; it still says the seals are pending and the next write finishes that.
+            if s.after_write().is_ok() {
+                log.sealer = Some(s);
+            }
+        }
         // Keep up to 16 MiB for the next write; a rare larger batch gives its memory back.
         if buf.capacity() <= 16 << 20 {
             log.buf = buf;
@@ -810,4 +855,20 @@ pub(crate) fn read_tail(file: &File, len: u64, path: &Path) -> Result<Tail> {
             None => window = window.saturating_mul(2),
         }
     }
+}
+
+/// Appends `{"seq":N,"prev_hash":"…",` + `body` + LF to `buf`, chained onto `head`, and
+/// moves `head` to the new line.
+fn chain_onto(buf: &mut Vec<u8>, body: &[u8], head: &mut Option<Head>) -> Head {
+    let (seq, prev) = match *head {
+        Some(h) => (h.seq + 1, h.hash),
+        None => (0, GENESIS_HASH),
+    };
+    let start = buf.len();
+    chain::write_prefix(buf, seq, &prev);
+    buf.extend_from_slice(body);
+    let hash = chain::hash_line(&buf[start..]);
+    buf.push(b'\n');
+    *head = Some(Head { seq, hash });
+    Head { seq, hash }
 }

@@ -36,6 +36,15 @@ pub struct AppendArgs {
     /// When an append is durable.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
     durability: DurabilityArg,
+    /// Seal the log with this forward-secure key file (from `seal init`).
+    #[arg(long, env = "NEXUS_AUDIT_SEAL_KEY")]
+    seal_key: Option<std::path::PathBuf>,
+    /// With --seal-key: a seal record after this many records.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    seal_every: u64,
+    /// With --seal-key: a seal at least this often while records arrive (30s, 15m, 1h, 1d).
+    #[arg(long, default_value = "15m", value_parser = parse_span)]
+    seal_interval: std::time::Duration,
 
     /// MCP tool name (e.g. workday_get_worker).
     #[arg(long)]
@@ -180,6 +189,12 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     let mut opts = LogOptions::new(&ctx.file).durability(durability);
     if let Some(source) = &args.source {
         opts = opts.source(source.clone());
+    }
+    if let Some(key) = &args.seal_key {
+        let mut seal = nexus_audit::seal::SealOptions::new(key);
+        seal.every = args.seal_every;
+        seal.interval = args.seal_interval;
+        opts = opts.seal(seal);
     }
     // The log is opened (and created) only once there is a valid event to write, so bad input
     // never leaves an empty file behind.
@@ -389,4 +404,20 @@ fn parse_line(n: u64, line: &[u8]) -> anyhow::Result<Event> {
         bail!("standard input line {n} is not valid UTF-8");
     };
     Event::from_json_str(text).with_context(|| format!("standard input line {n}"))
+}
+
+/// A span: a number and a unit, s, m, h or d.
+fn parse_span(text: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{text}' is not a span like 30s, 15m, 1h or 1d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("'{text}' is not a span like 30s, 15m, 1h or 1d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }

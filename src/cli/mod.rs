@@ -8,6 +8,7 @@ mod query;
 mod signals;
 mod stats;
 mod tail;
+mod trust;
 mod verify;
 
 use std::io::{self, IsTerminal as _};
@@ -117,6 +118,27 @@ enum Command {
     ///   nexus-audit export --format json --status error | jq length
     #[command(verbatim_doc_comment)]
     Export(export::ExportArgs),
+    /// Make an Ed25519 key pair for signing checkpoints (PREFIX.key, PREFIX.pub).
+    ///
+    /// Examples:
+    ///   nexus-audit keygen --name audit.example.com/prod --out /etc/nexus-audit/checkpoint
+    #[command(verbatim_doc_comment)]
+    Keygen(trust::KeygenArgs),
+    /// Print a signed checkpoint of the log's current end (size and head), to keep elsewhere.
+    ///
+    /// Examples:
+    ///   nexus-audit checkpoint --key /etc/nexus-audit/checkpoint.key -o cp-2026-11-22.txt
+    ///   nexus-audit verify --checkpoint cp-2026-11-22.txt --pub checkpoint.pub
+    #[command(verbatim_doc_comment)]
+    Checkpoint(trust::CheckpointArgs),
+    /// Forward-secure sealing keys.
+    ///
+    /// Examples:
+    ///   nexus-audit seal init --out /etc/nexus-audit/seal
+    ///   nexus-audit append --stdin --seal-key /etc/nexus-audit/seal/seal.key
+    ///   nexus-audit verify --seal-verify seal.verify
+    #[command(verbatim_doc_comment)]
+    Seal(trust::SealArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -237,6 +259,9 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => stats::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Export(args) => export::run(&ctx, &args),
+        Command::Keygen(args) => trust::keygen(&args),
+        Command::Checkpoint(args) => trust::checkpoint(&ctx, &args),
+        Command::Seal(args) => trust::seal(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

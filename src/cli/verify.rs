@@ -2,8 +2,14 @@
 
 use std::io::{self, Write};
 
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
 use clap::Args;
-use nexus_audit::verify::{Report, VerifyOptions, verify_snapshot};
+use nexus_audit::checkpoint::{State, check_checkpoints, compare};
+use nexus_audit::note::VerifierKey;
+use nexus_audit::seal::KeyFile;
+use nexus_audit::verify::{Report, VerifyOptions, verify_snapshot_from};
 
 use super::output::{Format, paint, sanitize, write_value};
 use super::{Context, exit, grouped, open_snapshot};
@@ -16,6 +22,21 @@ pub struct VerifyArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// A signed checkpoint to check the log against (repeatable).
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    checkpoints: Vec<PathBuf>,
+    /// A verifier key file (PREFIX.pub from keygen) trusted to sign checkpoints (repeatable).
+    #[arg(long = "pub", value_name = "FILE")]
+    keys: Vec<PathBuf>,
+    /// Remember the verified size and head in FILE, and refuse a log that no longer matches it.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// With --state: check only the records appended since, and their link to the remembered head.
+    #[arg(long, requires = "state")]
+    incremental: bool,
+    /// The initial seal key (seal.verify): check every seal record.
+    #[arg(long, value_name = "FILE")]
+    seal_verify: Option<PathBuf>,
     /// Output format: table (a sentence per problem), json, jsonl or yaml
     /// [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
@@ -23,14 +44,82 @@ pub struct VerifyArgs {
 }
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
+    if !args.checkpoints.is_empty() && args.keys.is_empty() {
+        bail!("--checkpoint needs the signer's verifier key: add --pub PREFIX.pub");
+    }
+    let keys = args
+        .keys
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key {}", path.display()))?;
+            VerifierKey::parse(&text)
+                .with_context(|| format!("{} is not a verifier key", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let checkpoints = args
+        .checkpoints
+        .iter()
+        .map(|path| {
+            std::fs::read(path)
+                .map(|bytes| (path.display().to_string(), bytes))
+                .with_context(|| format!("cannot read the checkpoint {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let state = match &args.state {
+        Some(path) => State::load(path)?,
+        None => None,
+    };
+    let seal_key = match &args.seal_verify {
+        Some(path) => Some(KeyFile::load(path)?),
+        None => None,
+    };
+
     let snapshot = open_snapshot(ctx)?;
     let opts = VerifyOptions {
         max_problems: args.max_problems,
         threads: args.threads,
     };
+    // The state is compared first: an incremental run starts from it only when it matches.
+    let state_problem = state.as_ref().and_then(|s| {
+        let head = s.head_hash()?;
+        compare(&snapshot, s.size, &head, "the verifier state")
+    });
+    let resume = match (&state, args.incremental, &state_problem) {
+        (Some(s), true, None) => s.resume(&snapshot),
+        _ => None,
+    };
     let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "verifying");
-    let report = verify_snapshot(&snapshot, &opts, &|done| progress.set(done))?;
+    let mut report = verify_snapshot_from(&snapshot, &opts, &|done| progress.set(done), resume)?;
     progress.finish();
+    if let Some(p) = state_problem {
+        report.add_problem(p, args.max_problems);
+    }
+    check_checkpoints(
+        &snapshot,
+        &checkpoints,
+        &keys,
+        &mut report,
+        args.max_problems,
+    );
+    if let Some(key) = &seal_key {
+        let seals = nexus_audit::seal::verify_seals(&snapshot, key)?;
+        nexus_audit::seal::add_to_report(seals, &mut report, args.max_problems);
+    }
+    if let (Some(path), true) = (&args.state, report.ok) {
+        let data = snapshot.data();
+        let size = memchr::memchr_iter(b'\n', data).count() as u64;
+        if let Some((_, last)) = snapshot.lines_rev().next() {
+            State {
+                size,
+                head: hex::encode(nexus_audit::chain::hash_line(last)),
+                seq: nexus_audit::chain::chain_prefix(last)
+                    .map_or(size.saturating_sub(1), |f| f.seq),
+                verified_at: nexus_audit::record::format_timestamp(chrono::Utc::now()),
+            }
+            .save(path)?;
+        }
+    }
     let mut out = io::stdout().lock();
     match Format::or_default(args.output, ctx) {
         Format::Table | Format::Csv => human(&mut out, &report, ctx.color)?,
@@ -51,10 +140,30 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         .map(|h| format!(", head {}…", &h[..16]))
         .unwrap_or_default();
     let noun = if r.records == 1 { "record" } else { "records" };
+    let mut extra = String::new();
+    if r.checkpoints_checked > 0 {
+        let s = if r.checkpoints_checked == 1 { "" } else { "s" };
+        extra.push_str(&format!(
+            "; {} checkpoint{s} checked",
+            r.checkpoints_checked
+        ));
+    }
+    if let Some(unsealed) = r.unsealed_records {
+        match r.sealed_through_seq {
+            Some(seq) => extra.push_str(&format!(
+                "; sealed through seq {seq}, {} record(s) not yet sealed",
+                grouped(unsealed)
+            )),
+            None => extra.push_str(&format!(
+                "; no seal yet, {} record(s) unsealed",
+                grouped(unsealed)
+            )),
+        }
+    }
     if r.ok {
         writeln!(
             out,
-            "{}: {} {noun}{span}{head}",
+            "{}: {} {noun}{span}{head}{extra}",
             paint(color, "\x1b[32m", "OK"),
             grouped(r.records)
         )?;
@@ -62,10 +171,14 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     }
     for p in &r.problems {
         let seq = p.seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
+        let place = if p.line == 0 {
+            "checkpoint".to_owned()
+        } else {
+            format!("line {}{seq}", grouped(p.line))
+        };
         writeln!(
             out,
-            "line {}{seq}: {}: {}",
-            grouped(p.line),
+            "{place}: {}: {}",
             paint(color, "\x1b[31m", p.kind.as_str()),
             sanitize(&p.message)
         )?;
@@ -81,7 +194,7 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let plural = if r.problems_total == 1 { "" } else { "s" };
     writeln!(
         out,
-        "{}: {} problem{plural} in {}{listed}: {} {noun}{span}{head}",
+        "{}: {} problem{plural} in {}{listed}: {} {noun}{span}{head}{extra}",
         paint(color, "\x1b[31m", "FAILED"),
         grouped(r.problems_total),
         sanitize(&r.file),
