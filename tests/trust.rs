@@ -1,0 +1,649 @@
+//! Checkpoints, verifier state and forward-secure sealing, end to end through the binary:
+//! what the chain alone cannot catch (the newest records removed, a rewrite with every link
+//! recomputed) is caught by each mechanism.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use common::{cli, lines, write_lines, write_log};
+use nexus_audit::chain;
+use serde_json::Value;
+
+/// Runs `verify --output json` with extra arguments; returns (exit code, report).
+fn verify_with(log: &Path, extra: &[&str]) -> (i32, Value) {
+    let out = cli(log)
+        .args(["verify", "--output", "json"])
+        .args(extra)
+        .output()
+        .expect("run verify");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn kinds(report: &Value) -> Vec<String> {
+    report["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p["kind"].as_str().expect("kind").to_owned())
+        .collect()
+}
+
+fn keygen(dir: &Path, name: &str, prefix: &str) -> (PathBuf, PathBuf) {
+    let out = cli(&dir.join("unused.jsonl"))
+        .args(["keygen", "--name", name, "--out"])
+        .arg(dir.join(prefix))
+        .output()
+        .expect("keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = dir.join(format!("{prefix}.key"));
+    let public = dir.join(format!("{prefix}.pub"));
+    let printed = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(
+        printed,
+        std::fs::read_to_string(&public).expect("pub"),
+        "prints the verifier key"
+    );
+    (key, public)
+}
+
+fn checkpoint(log: &Path, key: &Path, out: &Path) {
+    let o = cli(log)
+        .args(["checkpoint", "--key"])
+        .arg(key)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("checkpoint");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+/// Changes one record and recomputes every later link: the chain verifies again.
+fn rewrite(log: &Path, line: usize, from: &str, to: &str) {
+    let mut ls = lines(log);
+    let text = String::from_utf8(ls[line - 1].clone()).expect("utf8");
+    assert!(text.contains(from), "line {line} holds {from}");
+    ls[line - 1] = text.replacen(from, to, 1).into_bytes();
+    for i in line..ls.len() {
+        let prev = hex::encode(chain::hash_line(&ls[i - 1]));
+        let text = String::from_utf8(ls[i].clone()).expect("utf8");
+        let at = text.find("\"prev_hash\":\"").expect("prev_hash") + 13;
+        ls[i] = format!("{}{prev}{}", &text[..at], &text[at + 64..]).into_bytes();
+    }
+    write_lines(log, &ls);
+}
+
+#[test]
+fn keys_are_written_private_and_never_replaced() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = keygen(dir.path(), "audit.example.com/prod", "ck");
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    let text = std::fs::read_to_string(&key).expect("key");
+    assert!(text.starts_with("PRIVATE+KEY+audit.example.com/prod+"));
+    assert!(
+        std::fs::read_to_string(&public)
+            .expect("pub")
+            .starts_with("audit.example.com/prod+")
+    );
+    let again = cli(&dir.path().join("x.jsonl"))
+        .args(["keygen", "--name", "other", "--out"])
+        .arg(dir.path().join("ck"))
+        .output()
+        .expect("keygen");
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&key).expect("key"),
+        text,
+        "untouched"
+    );
+    let bad = cli(&dir.path().join("x.jsonl"))
+        .args(["keygen", "--name", "has space", "--out"])
+        .arg(dir.path().join("bad"))
+        .output()
+        .expect("keygen");
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// An independent Ed25519 implementation (Python's `cryptography`) accepts the checkpoint's
+/// signature and the key hash, computed as Go's note package does.
+#[test]
+fn checkpoints_verify_with_an_independent_ed25519_implementation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 50);
+    let (key, public) = keygen(dir.path(), "audit.example.com/prod", "ck");
+    let cp = dir.path().join("cp.txt");
+    checkpoint(&log, &key, &cp);
+    let script = r#"
+import base64, hashlib, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+vkey = open(sys.argv[1]).read().strip()
+name, khash, kb64 = vkey.split('+', 2)
+raw = base64.b64decode(kb64)
+assert raw[0] == 1, 'Ed25519 algorithm byte'
+assert hashlib.sha256(name.encode() + b'\n' + raw).digest()[:4].hex() == khash, 'key hash'
+msg = open(sys.argv[2], 'rb').read()
+split = msg.rindex(b'\n\n')
+text, sigs = msg[:split + 1], msg[split + 2:]
+line = sigs.decode().rstrip('\n')
+assert line.startswith('\u2014 ' + name + ' '), line
+blob = base64.b64decode(line.split(' ')[2])
+assert blob[:4].hex() == khash
+Ed25519PublicKey.from_public_bytes(raw[1:]).verify(blob[4:], text)
+lines = text.decode().split('\n')
+assert lines[1] == sys.argv[3], lines
+assert lines[3].startswith('time ')
+print('ok')
+"#;
+    let out = StdCommand::new("python3")
+        .args(["-c", script, s(&public), s(&cp), "50"])
+        .output()
+        .expect("python3 must be installed for this test");
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "python cryptography rejected the checkpoint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The head in the checkpoint is the SHA-256 of the last line.
+    let text = std::fs::read_to_string(&cp).expect("cp");
+    let last = lines(&log).pop().expect("a line");
+    use base64::Engine as _;
+    let head = base64::engine::general_purpose::STANDARD.encode(chain::hash_line(&last));
+    assert_eq!(text.lines().nth(2), Some(head.as_str()));
+}
+
+#[test]
+fn dropping_the_last_lines_passes_plain_verify_but_not_a_checkpoint_or_the_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 200);
+    let (key, public) = keygen(dir.path(), "audit.example.com/prod", "ck");
+    let cp = dir.path().join("cp.txt");
+    checkpoint(&log, &key, &cp);
+    let state = dir.path().join("state.json");
+    let (code, first) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!((code, first["ok"].clone()), (0, Value::Bool(true)));
+    assert!(state.exists(), "a clean run writes the state");
+
+    let mut ls = lines(&log);
+    ls.truncate(190);
+    write_lines(&log, &ls);
+
+    let (code, plain) = verify_with(&log, &[]);
+    assert_eq!(code, 0, "the chain alone cannot see it: {plain}");
+    let (code, r) = verify_with(&log, &["--checkpoint", s(&cp), "--pub", s(&public)]);
+    assert_eq!((code, kinds(&r)), (1, vec!["truncated".to_owned()]), "{r}");
+    assert_eq!(r["checkpoints_checked"], 1);
+    let (code, r) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!((code, kinds(&r)), (1, vec!["truncated".to_owned()]), "{r}");
+    // The human report names the problem too.
+    let out = cli(&log)
+        .args(["verify", "--output", "table", "--state", s(&state)])
+        .output()
+        .expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("truncated") && text.contains("200 records"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rewrite_with_every_link_recomputed_is_caught_by_checkpoint_state_and_seal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let seal_dir = dir.path().join("seal");
+    let init = cli(&log)
+        .args(["seal", "init", "--out", s(&seal_dir)])
+        .output()
+        .expect("seal init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let input: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"tool\":\"ad_get_user\",\"user_id\":\"alice\",\"correlation_id\":\"r{i}\"}}\n"
+            )
+        })
+        .collect();
+    let out = cli(&log)
+        .args([
+            "append",
+            "--stdin",
+            "--durability",
+            "none",
+            "--seal-every",
+            "20",
+            "--seal-key",
+        ])
+        .arg(seal_dir.join("seal.key"))
+        .write_stdin(input)
+        .output()
+        .expect("append");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify_key = seal_dir.join("seal.verify");
+    let (key, public) = keygen(dir.path(), "audit.example.com/prod", "ck");
+    let cp = dir.path().join("cp.txt");
+    checkpoint(&log, &key, &cp);
+    let state = dir.path().join("state.json");
+    let (code, r) = verify_with(
+        &log,
+        &["--state", s(&state), "--seal-verify", s(&verify_key)],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["unsealed_records"], 0, "{r}");
+    assert!(r["sealed_through_seq"].as_u64().expect("sealed") > 200);
+
+    rewrite(&log, 50, "\"user_id\":\"alice\"", "\"user_id\":\"mallory\"");
+
+    let (code, plain) = verify_with(&log, &[]);
+    assert_eq!(code, 0, "every link was recomputed: {plain}");
+    let (code, r) = verify_with(&log, &["--checkpoint", s(&cp), "--pub", s(&public)]);
+    assert_eq!(
+        (code, kinds(&r)),
+        (1, vec!["checkpoint_mismatch".to_owned()]),
+        "{r}"
+    );
+    let (code, r) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!(
+        (code, kinds(&r)),
+        (1, vec!["checkpoint_mismatch".to_owned()]),
+        "{r}"
+    );
+    let (code, r) = verify_with(&log, &["--seal-verify", s(&verify_key)]);
+    assert_eq!(code, 1, "{r}");
+    let k = kinds(&r);
+    assert!(
+        !k.is_empty() && k.iter().all(|k| k == "seal_mismatch"),
+        "{r}"
+    );
+    // Seals before the change still vouch for what they cover.
+    let first_bad = r["problems"][0]["line"].as_u64().expect("line");
+    assert!(first_bad > 50, "{r}");
+}
+
+#[test]
+fn a_wrong_key_an_edited_checkpoint_an_unknown_signer_and_a_bad_state_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 30);
+    let (key, public) = keygen(dir.path(), "audit.example.com/prod", "ck");
+    let (_, same_name_other_key) = keygen(dir.path(), "audit.example.com/prod", "other");
+    let (stranger_key, _) = keygen(dir.path(), "someone.else", "stranger");
+    let cp = dir.path().join("cp.txt");
+    checkpoint(&log, &key, &cp);
+
+    let (code, r) = verify_with(
+        &log,
+        &["--checkpoint", s(&cp), "--pub", s(&same_name_other_key)],
+    );
+    assert_eq!(
+        (code, kinds(&r)),
+        (1, vec!["unknown_key".to_owned()]),
+        "{r}"
+    );
+
+    let edited = dir.path().join("edited.txt");
+    let text = std::fs::read_to_string(&cp).expect("cp");
+    std::fs::write(&edited, text.replacen("\n30\n", "\n29\n", 1)).expect("write");
+    let (code, r) = verify_with(&log, &["--checkpoint", s(&edited), "--pub", s(&public)]);
+    assert_eq!(
+        (code, kinds(&r)),
+        (1, vec!["bad_signature".to_owned()]),
+        "{r}"
+    );
+    assert_eq!(r["checkpoints_checked"], 0);
+
+    let by_stranger = dir.path().join("stranger.txt");
+    checkpoint(&log, &stranger_key, &by_stranger);
+    let (code, r) = verify_with(
+        &log,
+        &["--checkpoint", s(&by_stranger), "--pub", s(&public)],
+    );
+    assert_eq!(
+        (code, kinds(&r)),
+        (1, vec!["unknown_key".to_owned()]),
+        "{r}"
+    );
+
+    // Both good and bad: each is reported, the good one counted.
+    let (code, r) = verify_with(
+        &log,
+        &[
+            "--checkpoint",
+            s(&cp),
+            "--checkpoint",
+            s(&edited),
+            "--pub",
+            s(&public),
+        ],
+    );
+    assert_eq!(
+        (code, r["checkpoints_checked"].clone()),
+        (1, Value::from(1)),
+        "{r}"
+    );
+
+    for (args, says) in [
+        (vec!["--checkpoint", s(&cp)], "--pub"),
+        (
+            vec!["--checkpoint", s(&cp), "--pub", s(&key)],
+            "not a verifier key",
+        ),
+    ] {
+        let out = cli(&log)
+            .arg("verify")
+            .args(&args)
+            .output()
+            .expect("verify");
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.lines().count() == 1, "{err}");
+        assert!(!err.contains("PRIVATE"), "no key material in errors: {err}");
+    }
+
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, "").expect("empty state");
+    let out = cli(&log)
+        .args(["verify", "--state", s(&state)])
+        .output()
+        .expect("verify");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("empty or corrupt") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&state).expect("state"), b"", "left as it was");
+}
+
+#[test]
+fn incremental_verification_checks_only_new_records_and_their_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 100);
+    let state = dir.path().join("state.json");
+    let (code, _) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!(code, 0);
+    let more: String = (0..50)
+        .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"n{i}\"}}\n"))
+        .collect();
+    let out = cli(&log)
+        .args(["append", "--stdin", "--durability", "none"])
+        .write_stdin(more)
+        .output()
+        .expect("append");
+    assert!(out.status.success());
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["records"], 50, "only the new records: {r}");
+    assert_eq!(r["first_seq"], 100);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    assert_eq!(saved["size"], 150, "the state moved forward");
+
+    // A changed new record is found; a changed remembered head is refused.
+    let more: String = (0..50)
+        .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"m{i}\"}}\n"))
+        .collect();
+    let out = cli(&log)
+        .args(["append", "--stdin", "--durability", "none"])
+        .write_stdin(more)
+        .output()
+        .expect("append");
+    assert!(out.status.success());
+    let mut ls = lines(&log);
+    let changed =
+        String::from_utf8(ls[179].clone())
+            .expect("utf8")
+            .replacen("ad_get_user", "ad_get_usEr", 1);
+    ls[179] = changed.into_bytes();
+    write_lines(&log, &ls);
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!(
+        (code, kinds(&r)),
+        (1, vec!["hash_mismatch".to_owned()]),
+        "{r}"
+    );
+    assert_eq!(r["problems"][0]["line"], 180, "{r}");
+    let saved_again: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    assert_eq!(
+        saved_again["size"], 150,
+        "a failed run does not move the state"
+    );
+    let mut ls = lines(&log);
+    ls[149].push(b' ');
+    write_lines(&log, &ls);
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!(code, 1);
+    assert!(kinds(&r).contains(&"checkpoint_mismatch".to_owned()), "{r}");
+}
+
+fn seal_init(dir: &Path) -> (PathBuf, PathBuf) {
+    let seal_dir = dir.join("seal");
+    let out = cli(&dir.join("x.jsonl"))
+        .args(["seal", "init", "--out", s(&seal_dir)])
+        .output()
+        .expect("seal init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (seal_dir.join("seal.key"), seal_dir.join("seal.verify"))
+}
+
+fn epoch(key: &Path) -> u64 {
+    let k: Value = serde_json::from_slice(&std::fs::read(key).expect("key")).expect("json");
+    k["epoch"].as_u64().expect("epoch")
+}
+
+fn seal_count(log: &Path) -> u64 {
+    lines(log)
+        .iter()
+        .filter(|l| serde_json::from_slice::<Value>(l).is_ok_and(|v| v["action"] == "seal"))
+        .count() as u64
+}
+
+#[test]
+fn many_processes_sealing_one_log_keep_one_gapless_run_of_epochs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let (key, verify_key) = seal_init(dir.path());
+    let children: Vec<_> = (0..4)
+        .map(|p| {
+            let input: String = (0..150)
+                .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"p{p}-{i}\"}}\n"))
+                .collect();
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("nexus-audit"));
+            cmd.arg("--file")
+                .arg(&log)
+                .args(["append", "--stdin", "--durability", "none", "--batch", "7"])
+                .args(["--seal-every", "10", "--seal-key"])
+                .arg(&key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null());
+            let mut child = cmd.spawn().expect("spawn");
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                use std::io::Write as _;
+                stdin.write_all(input.as_bytes()).expect("write");
+            });
+            child
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success());
+    }
+    let (code, r) = verify_with(&log, &["--seal-verify", s(&verify_key)]);
+    assert_eq!(code, 0, "{r}");
+    let seals = seal_count(&log);
+    assert!(seals >= 50, "about one seal per 10 records: {seals}");
+    assert_eq!(epoch(&key), seals, "the key moved once per seal");
+    assert!(
+        r["unsealed_records"].as_u64().expect("unsealed") < 10,
+        "{r}"
+    );
+}
+
+#[test]
+fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let (key, verify_key) = seal_init(dir.path());
+    let input = |n: usize, tag: &str| -> String {
+        (0..n)
+            .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"{tag}{i}\"}}\n"))
+            .collect()
+    };
+    let append = |tag: &str, crash: Option<&str>| {
+        let mut cmd = cli(&log);
+        cmd.args([
+            "append",
+            "--stdin",
+            "--durability",
+            "none",
+            "--seal-every",
+            "25",
+        ])
+        .arg("--seal-key")
+        .arg(&key)
+        .write_stdin(input(60, tag));
+        if let Some(var) = crash {
+            cmd.env(var, "1");
+        }
+        cmd.output().expect("append")
+    };
+    assert!(append("a", None).status.success());
+    let before = epoch(&key);
+
+    // Killed after the seals reached the log, before the key moved.
+    let out = append("b", Some("NEXUS_AUDIT_TEST_CRASH_AFTER_SEAL"));
+    assert!(!out.status.success(), "the test hook aborts");
+    let pending: Value = serde_json::from_slice(&std::fs::read(&key).expect("key")).expect("json");
+    assert!(pending["pending"].is_object(), "{pending}");
+    assert_eq!(epoch(&key), before, "the key has not moved yet");
+    assert!(append("c", None).status.success());
+    assert_eq!(
+        epoch(&key),
+        seal_count(&log),
+        "the next writer moved the key past them"
+    );
+    let (code, r) = verify_with(&log, &["--seal-verify", s(&verify_key)]);
+    assert_eq!(code, 0, "{r}");
+
+    // Killed after marking the seals pending, before they reached the log.
+    let out = append("d", Some("NEXUS_AUDIT_TEST_CRASH_BEFORE_SEAL"));
+    assert!(!out.status.success());
+    let seals = seal_count(&log);
+    assert!(append("e", None).status.success());
+    assert!(seal_count(&log) > seals);
+    assert_eq!(epoch(&key), seal_count(&log), "no epoch was skipped");
+    let (code, r) = verify_with(&log, &["--seal-verify", s(&verify_key)]);
+    assert_eq!(code, 0, "{r}");
+}
+
+/// Random single-bit flips anywhere in a 2,000-record log, the last line included: each one
+/// is caught once a checkpoint vouches for the log's end. 2,000 flips through the library, a
+/// few through the binary.
+#[test]
+fn every_bit_flip_is_detected_with_a_checkpoint() {
+    use nexus_audit::checkpoint::{Checkpoint, check_checkpoints};
+    use nexus_audit::note::SignerKey;
+    use nexus_audit::verify::{VerifyOptions, verify_snapshot};
+    use nexus_audit::{Durability, Event, LogOptions, Snapshot};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let writer = LogOptions::new(&log)
+        .durability(Durability::None)
+        .open()
+        .expect("open");
+    writer
+        .append_batch(
+            (0..2000)
+                .map(|i| {
+                    Event::new("mcp_call")
+                        .tool("ad_get_user")
+                        .correlation(format!("{i}"))
+                })
+                .collect(),
+        )
+        .expect("append");
+    writer.close().expect("close");
+    let signer = SignerKey::generate("flips").expect("key");
+    let note = Checkpoint::of(&Snapshot::open(&log).expect("snapshot"), "flips")
+        .expect("checkpoint")
+        .sign(&signer)
+        .expect("sign");
+    let notes = vec![("cp".to_owned(), note.clone().into_bytes())];
+    let keys = vec![signer.verifier()];
+    let original = std::fs::read(&log).expect("read");
+    let bits = original.len() as u64 * 8;
+
+    let flipped = dir.path().join("flipped.jsonl");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut missed = Vec::new();
+    for n in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // The last few flips land in the last line, which only the checkpoint covers.
+        let bit = if n < 20 {
+            bits - 1 - (x % 400)
+        } else {
+            x % bits
+        };
+        let mut data = original.clone();
+        data[(bit / 8) as usize] ^= 1 << (bit % 8);
+        std::fs::write(&flipped, &data).expect("write");
+        let snapshot = Snapshot::open(&flipped).expect("snapshot");
+        let mut report = verify_snapshot(
+            &snapshot,
+            &VerifyOptions {
+                max_problems: 5,
+                threads: Some(1),
+            },
+            &|_| {},
+        )
+        .expect("verify");
+        check_checkpoints(&snapshot, &notes, &keys, &mut report, 5);
+        if report.ok {
+            missed.push(bit);
+        }
+    }
+    assert!(missed.is_empty(), "undetected flips at bits {missed:?}");
+
+    let cp = dir.path().join("cp.txt");
+    std::fs::write(&cp, &note).expect("cp");
+    let public = dir.path().join("k.pub");
+    std::fs::write(&public, signer.verifier().encode()).expect("pub");
+    for bit in [0, bits / 2, bits - 9, bits - 200] {
+        let mut data = original.clone();
+        data[(bit / 8) as usize] ^= 1 << (bit % 8);
+        std::fs::write(&flipped, &data).expect("write");
+        let (code, r) = verify_with(&flipped, &["--checkpoint", s(&cp), "--pub", s(&public)]);
+        assert_eq!(code, 1, "bit {bit}: {r}");
+    }
+}
