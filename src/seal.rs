@@ -332,36 +332,38 @@ pub struct SealReport {
 /// # Errors
 ///
 /// [`Error::InvalidConfig`] for a bad key file or thread pool.
-pub fn verify_seals(snapshot: &Snapshot, initial: &KeyFile) -> Result<SealReport> {
+pub fn verify_seals(
+    snapshot: &Snapshot,
+    initial: &KeyFile,
+    threads: Option<usize>,
+) -> Result<SealReport> {
     let mut key = initial.key_bytes().ok_or_else(|| {
         Error::InvalidConfig("the seal verification key file is not valid".into())
     })?;
     let mut epoch = initial.epoch;
     let data = snapshot.data();
     let mut report = SealReport::default();
-    let mut records_after_seal = 0u64;
+    // The seal lines, found in parallel with the same scanner as `stats`.
+    let mut seals: Vec<usize> = Vec::new();
+    let is_seal =
+        |line: &[u8]| RecordView::parse(line).is_ok_and(|v| v.action.as_deref() == Some("seal"));
+    crate::scan::for_each_match(data, false, threads, &is_seal, &|_| {}, |line| {
+        seals.push(line.as_ptr() as usize - data.as_ptr() as usize);
+        Ok::<_, Error>(true)
+    })?;
     let mut line_no = 0u64;
-    let mut offset = 0usize;
-    // One pass in order; seals are found with the same scanner as `stats`.
-    for line in data.split_inclusive(|b| *b == b'\n') {
-        line_no += 1;
-        let this_offset = offset;
-        offset += line.len();
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let Ok(view) = RecordView::parse(line) else {
-            continue;
-        };
-        if view.action.as_deref() != Some("seal") {
-            if view.seq.is_some() {
-                records_after_seal += 1;
-            }
-            continue;
-        }
+    let mut counted_to = 0usize;
+    let mut good_end: Option<usize> = None;
+    for offset in seals {
+        line_no += memchr::memchr_iter(b'\n', &data[counted_to..offset]).count() as u64 + 1;
+        counted_to = offset;
+        let rest = &data[offset..];
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
         let problem = |kind, message: String| Problem {
             kind,
             line: line_no,
-            offset: this_offset as u64,
-            seq: view.seq,
+            offset: offset as u64,
+            seq: chain::chain_prefix(line).map(|f| f.seq),
             message,
         };
         let Some((seq, prev, seal_epoch, tag)) = seal_fields(line) else {
@@ -369,7 +371,6 @@ pub fn verify_seals(snapshot: &Snapshot, initial: &KeyFile) -> Result<SealReport
                 ProblemKind::SealMismatch,
                 format!("line {line_no} is a seal record without a readable epoch and MAC"),
             ));
-            records_after_seal += 1;
             continue;
         };
         if seal_epoch < epoch {
@@ -379,7 +380,6 @@ pub fn verify_seals(snapshot: &Snapshot, initial: &KeyFile) -> Result<SealReport
                     "line {line_no} is a seal of epoch {seal_epoch}, but epoch {epoch} was expected: an old seal was copied here"
                 ),
             ));
-            records_after_seal += 1;
             continue;
         }
         if seal_epoch > epoch {
@@ -397,7 +397,7 @@ pub fn verify_seals(snapshot: &Snapshot, initial: &KeyFile) -> Result<SealReport
         }
         if mac(&key, epoch, seq, &prev) == tag {
             report.sealed_through_seq = Some(seq);
-            records_after_seal = 0;
+            good_end = Some(offset + line.len() + 1);
         } else {
             report.problems.push(problem(
                 ProblemKind::SealMismatch,
@@ -405,12 +405,12 @@ pub fn verify_seals(snapshot: &Snapshot, initial: &KeyFile) -> Result<SealReport
                     "the seal at line {line_no} (epoch {epoch}) does not verify: the records before it were changed, or the seal was forged"
                 ),
             ));
-            records_after_seal += 1;
         }
         key = next_key(&key);
         epoch += 1;
     }
-    report.unsealed_records = records_after_seal;
+    let after = &data[good_end.unwrap_or(0).min(data.len())..];
+    report.unsealed_records = memchr::memchr_iter(b'\n', after).count() as u64;
     Ok(report)
 }
 

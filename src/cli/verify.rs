@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         args.max_problems,
     );
     if let Some(key) = &seal_key {
-        let seals = nexus_audit::seal::verify_seals(&snapshot, key)?;
+        let seals = nexus_audit::seal::verify_seals(&snapshot, key, args.threads)?;
         nexus_audit::seal::add_to_report(seals, &mut report, args.max_problems);
     }
     if let (Some(path), true) = (&args.state, report.ok) {
