@@ -7,6 +7,7 @@ pub mod error;
 pub mod filter;
 pub mod json;
 pub mod note;
+pub mod proxy;
 pub mod redact;
 
 pub use error::{Error, Result};

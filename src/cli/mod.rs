@@ -4,6 +4,7 @@ mod append;
 mod export;
 mod output;
 mod progress;
+mod proxy;
 mod query;
 mod signals;
 mod stats;
@@ -139,6 +140,14 @@ enum Command {
     ///   nexus-audit verify --seal-verify seal.verify
     #[command(verbatim_doc_comment)]
     Seal(trust::SealArgs),
+    /// Run an MCP server behind an auditing proxy: every tool call is recorded, the bytes
+    /// on the wire stay as they were.
+    ///
+    /// Examples:
+    ///   nexus-audit --file audit.jsonl proxy -- npx -y @modelcontextprotocol/server-everything
+    ///   nexus-audit proxy --server-id workday --fail-closed -- python workday_server.py
+    #[command(verbatim_doc_comment)]
+    Proxy(proxy::ProxyArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -262,6 +271,7 @@ pub fn main() -> ExitCode {
         Command::Keygen(args) => trust::keygen(&args),
         Command::Checkpoint(args) => trust::checkpoint(&ctx, &args),
         Command::Seal(args) => trust::seal(&args),
+        Command::Proxy(args) => proxy::run(&ctx, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
