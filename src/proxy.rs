@@ -430,8 +430,9 @@ fn server_to_client(shared: &Shared, out: impl Read) {
                     }
                 } else {
                     // Forward first (no added latency), then record.
-                    if !client_gone {
-                        client_gone = send(shared, &line).is_err();
+                    if !client_gone && send(shared, &line).is_err() {
+                        client_gone = true;
+                        shared.notice("client_gone", json!({"direction": "server_to_client"}));
                     }
                     shared.append(event);
                     continue;
@@ -529,10 +530,12 @@ fn on_server_message(
             e = e.status_success();
         }
         if shared.opts.log_results {
-            let bytes = serde_json::to_vec(r).unwrap_or_default();
+            // The response line as the client received it, without its LF: anyone holding a
+            // capture of the wire can match it; the content itself is never stored.
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
             let mut d = json!({
-                "result_sha256": hex::encode(Sha256::digest(&bytes)),
-                "result_size": bytes.len(),
+                "response_sha256": hex::encode(Sha256::digest(body)),
+                "response_size": body.len(),
             });
             if call.method != "tools/call"
                 && let Some(d) = d.as_object_mut()
