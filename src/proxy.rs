@@ -504,7 +504,8 @@ fn on_server_message(
             }
         }
     };
-    let size = line.len() as u64;
+    // The line without its LF, as SPEC §1 counts a line.
+    let size = line.strip_suffix(b"\n").unwrap_or(line).len() as u64;
     let mut e = call_event(shared, &id, &call, Some(size));
     if let Some(err) = m.get("error") {
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
