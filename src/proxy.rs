@@ -140,10 +140,29 @@ fn meta_name(container: Option<&Value>, key: &str) -> Option<String> {
 ///
 /// [`Error::Io`] when the server cannot be started.
 pub fn run(log: Logger, opts: ProxyOptions, command: &[OsString]) -> Result<i32> {
+    run_with(log, opts, command, |_| {}, |_| {})
+}
+
+/// Like [`run`], with two hooks: `prepare` adjusts the server's [`Command`] before it starts,
+/// and `started` gets its process id as soon as it runs (the command line uses them to pass
+/// the signals it receives on to the server).
+///
+/// # Errors
+///
+/// [`Error::Io`] when the server cannot be started.
+pub fn run_with(
+    log: Logger,
+    opts: ProxyOptions,
+    command: &[OsString],
+    prepare: impl FnOnce(&mut Command),
+    started: impl FnOnce(u32),
+) -> Result<i32> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| Error::InvalidConfig("no server command after --".into()))?;
-    let mut child = Command::new(program)
+    let mut server = Command::new(program);
+    prepare(&mut server);
+    let mut child = server
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -153,6 +172,7 @@ pub fn run(log: Logger, opts: ProxyOptions, command: &[OsString]) -> Result<i32>
             "cannot start the server",
             std::path::Path::new(program),
         ))?;
+    started(child.id());
     let shared = Arc::new(Shared {
         log,
         env_user: std::env::var("NEXUS_AUDIT_USER")

@@ -462,6 +462,25 @@ fn a_server_killed_by_a_signal_gives_128_plus_the_signal() {
 }
 
 #[test]
+fn a_sigterm_to_the_proxy_is_passed_to_the_server_and_its_end_recorded() {
+    let mut s = Session::start(&[]);
+    s.send(&tool_call(1, "echo", &json!({})));
+    s.recv();
+    s.send(&tool_call(2, "never", &json!({})));
+    let killed = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let (status, recs) = s.finish();
+    assert_eq!(status.code(), Some(128 + 15), "{status:?}");
+    assert_eq!(call_record(&recs, "2")["error_type"], "no_response");
+    let stop = recs.last().expect("records");
+    assert_eq!(stop["action"], "server_stop");
+    assert_eq!(stop["details"]["signal"], 15);
+}
+
+#[test]
 fn lines_of_20_mb_pass_through_both_ways() {
     let mut s = Session::start(&[]);
     let big = "y".repeat(20 << 20);

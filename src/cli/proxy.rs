@@ -41,6 +41,9 @@ pub struct ProxyArgs {
 }
 
 pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
+    // Before the log (which may start a flusher thread) and the relay threads exist, so that
+    // every thread of this process inherits the blocked set.
+    let signals = block_termination_signals();
     let durability = match args.durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Buffered => Durability::buffered(),
@@ -53,7 +56,90 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         log_results: args.log_results,
         fail_closed: args.fail_closed,
     };
-    let code = proxy::run(log, opts, &args.command)?;
+    let code = proxy::run_with(
+        log,
+        opts,
+        &args.command,
+        |server| {
+            if signals.is_some() {
+                unblock_in_server(server);
+            }
+        },
+        |pid| {
+            if let Some(set) = signals {
+                pass_signals_on(set, pid);
+            }
+        },
+    )?;
     // The server's exit code, as the client would have seen it without the proxy.
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}
+
+/// A copy of the signal set blocked in this thread (and in every thread it starts).
+#[derive(Clone, Copy)]
+struct Blocked(libc::sigset_t);
+
+// SAFETY: a sigset_t is plain data (a bit array); it is only read.
+#[allow(unsafe_code)]
+unsafe impl Send for Blocked {}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP so that they reach [`pass_signals_on`]'s thread instead of
+/// ending the proxy before it records the server's end. The server must not inherit the
+/// blocked set: see [`unblock_in_server`].
+#[allow(unsafe_code)]
+fn block_termination_signals() -> Option<Blocked> {
+    // SAFETY: `set` is initialised by sigemptyset before use; pthread_sigmask only changes this
+    // thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&raw mut set, sig);
+        }
+        (libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) == 0)
+            .then_some(Blocked(set))
+    }
+}
+
+/// Gives the server an empty signal mask (a blocked mask is inherited across exec).
+#[allow(unsafe_code)]
+fn unblock_in_server(server: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the hook runs in the forked child before exec and only calls sigemptyset and
+    // sigprocmask, which are async-signal-safe, on a local set.
+    unsafe {
+        server.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&raw mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &raw const set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends each blocked signal the proxy receives on to the server: the server ends as it would
+/// have without the proxy, and the proxy records `server_stop` and exits 128 + the signal.
+///
+/// NOTE: a signal that arrives in the instant between the server being reaped and the proxy
+/// exiting is sent to a pid the system may already have given to another process; the window
+/// is the time it takes to append `server_stop`.
+#[allow(unsafe_code)]
+fn pass_signals_on(set: Blocked, pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set.0` is an initialised signal set; sigwait writes one c_int; kill has
+            // no memory effects.
+            unsafe {
+                if libc::sigwait(&raw const set.0, &raw mut sig) == 0 {
+                    libc::kill(pid, sig);
+                }
+            }
+        }
+    });
 }
