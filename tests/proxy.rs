@@ -573,19 +573,27 @@ fn log_results_records_the_responses_hash_and_size_never_its_content() {
 /// Runs the proxy on a log already longer than the file-size limit it runs under (512 bytes),
 /// so that no record can be written (EFBIG).
 fn unwritable_log(flags: &[&str], trace: &Path) -> Session {
+    limited_log(3, flags, trace)
+}
+
+/// Runs the proxy under a file-size limit of 512 bytes, on a log that first gets `prefill`
+/// records (three are more than 512 bytes).
+fn limited_log(prefill: usize, flags: &[&str], trace: &Path) -> Session {
     let flags = flags.to_vec();
     let trace = trace.to_path_buf();
     Session::start_with(&[], move |cmd| {
         let program = cmd.get_program().to_owned();
         let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
         let log = Path::new(&args[1]);
-        for _ in 0..3 {
+        for _ in 0..prefill {
             common::cli(log)
                 .args(["append", "--tool", "prefill_the_log"])
                 .assert()
                 .success();
         }
-        assert!(std::fs::metadata(log).expect("log").len() > 512);
+        if prefill >= 3 {
+            assert!(std::fs::metadata(log).expect("log").len() > 512);
+        }
         let mut sh = Command::new("sh");
         sh.arg("-c")
             .arg(r#"trap '' XFSZ; ulimit -f 1; exec "$@""#)
@@ -623,6 +631,36 @@ fn fail_closed_answers_with_an_error_and_does_not_forward_when_the_log_cannot_be
         "the call reached the server: {seen}"
     );
     assert!(seen.contains("tools/list"));
+}
+
+#[test]
+fn fail_closed_withholds_an_answer_it_cannot_record_and_refuses_later_calls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let trace = dir.path().join("trace");
+    // server_start fits under the limit; the first call's record does not.
+    let mut s = limited_log(0, &["--fail-closed"], &trace);
+    s.send(&tool_call(1, "echo", &json!({"n": 1})));
+    let answer = s.recv();
+    assert_eq!(answer["id"], 1);
+    assert!(answer.get("result").is_none(), "the answer was given: {answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("audit log cannot be written")
+    );
+    s.send(&tool_call(2, "echo", &json!({"n": 2})));
+    let answer = s.recv();
+    assert_eq!(answer["id"], 2);
+    assert!(answer.get("error").is_some(), "{answer}");
+    s.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}));
+    assert_eq!(s.recv()["id"], 3);
+    let (_, recs) = s.finish(); // verifies clean: no half-written line was left
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["action"], "server_start");
+    let seen = std::fs::read_to_string(&trace).expect("trace");
+    assert!(seen.contains(r#""arguments":{"n":1}"#), "call 1 was made: {seen}");
+    assert!(!seen.contains(r#""arguments":{"n":2}"#), "call 2 was forwarded: {seen}");
 }
 
 #[test]

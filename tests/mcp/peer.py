@@ -14,7 +14,6 @@ tool called:
   never    no answer
   die      exits with code 3 without answering
   kill     kills itself with SIGKILL
-  hang     ignores the end of its input for args.ms milliseconds, then exits 0
 
 Lines that are not JSON are echoed back as they are. At the end of input it exits with 0. With
 PEER_TRACE set, every line received is appended to that file.
@@ -79,7 +78,6 @@ def call(i, name, args, raw):
 
 
 def main():
-    hang_ms = 0
     trace = open(os.environ["PEER_TRACE"], "ab") if os.environ.get("PEER_TRACE") else None
     for raw in sys.stdin.buffer:
         if trace:
@@ -103,19 +101,13 @@ def main():
                 "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
                 "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "raw-peer-2026", "version": "1"}}}})
         elif method == "tools/call":
-            args = params.get("arguments") or {}
-            if params.get("name") == "hang":
-                hang_ms = args.get("ms", 0)
-                send(text_result(i, "ok"))
-            else:
-                call(i, params.get("name"), args, raw)
+            call(i, params.get("name"), params.get("arguments") or {}, raw)
         elif method == "resources/read":
             send({"jsonrpc": "2.0", "id": i, "result": {"contents": [{"uri": params.get("uri"), "text": "hello"}]}})
         elif method == "prompts/get":
             send({"jsonrpc": "2.0", "id": i, "result": {"messages": []}})
         elif i is not None:
             send({"jsonrpc": "2.0", "id": i, "result": {}})
-    time.sleep(hang_ms / 1000)
     # Let answers still being prepared by "slow" threads go out before exiting.
     for t in threading.enumerate():
         if t is not threading.current_thread():
