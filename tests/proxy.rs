@@ -642,7 +642,10 @@ fn fail_closed_withholds_an_answer_it_cannot_record_and_refuses_later_calls() {
     s.send(&tool_call(1, "echo", &json!({"n": 1})));
     let answer = s.recv();
     assert_eq!(answer["id"], 1);
-    assert!(answer.get("result").is_none(), "the answer was given: {answer}");
+    assert!(
+        answer.get("result").is_none(),
+        "the answer was given: {answer}"
+    );
     assert!(
         answer["error"]["message"]
             .as_str()
@@ -659,8 +662,14 @@ fn fail_closed_withholds_an_answer_it_cannot_record_and_refuses_later_calls() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["action"], "server_start");
     let seen = std::fs::read_to_string(&trace).expect("trace");
-    assert!(seen.contains(r#""arguments":{"n":1}"#), "call 1 was made: {seen}");
-    assert!(!seen.contains(r#""arguments":{"n":2}"#), "call 2 was forwarded: {seen}");
+    assert!(
+        seen.contains(r#""arguments":{"n":1}"#),
+        "call 1 was made: {seen}"
+    );
+    assert!(
+        !seen.contains(r#""arguments":{"n":2}"#),
+        "call 2 was forwarded: {seen}"
+    );
 }
 
 #[test]
