@@ -361,7 +361,7 @@ fn on_client_message(shared: &Shared, m: &Map<String, Value>) -> Option<Vec<u8>>
                     "refused: the audit log cannot be written (--fail-closed)",
                 );
                 if !shared.append(e) {
-                    return Some(refusal(m.get("id")));
+                    return Some(refusal(m.get("id"), false));
                 }
             }
             shared.state().pending.insert(id, call);
@@ -371,15 +371,18 @@ fn on_client_message(shared: &Shared, m: &Map<String, Value>) -> Option<Vec<u8>>
     }
 }
 
-/// A JSON-RPC error answer for a call the proxy refuses.
-fn refusal(id: Option<&Value>) -> Vec<u8> {
+/// A JSON-RPC error answer for a call the proxy refuses (`made`: the server did run it, its
+/// answer is withheld).
+fn refusal(id: Option<&Value>, made: bool) -> Vec<u8> {
+    let message = if made {
+        "the audit log cannot be written; the answer is withheld (nexus-audit proxy --fail-closed)"
+    } else {
+        "the audit log cannot be written; the call was not made (nexus-audit proxy --fail-closed)"
+    };
     let mut v = serde_json::to_vec(&json!({
         "jsonrpc": "2.0",
         "id": id.cloned().unwrap_or(Value::Null),
-        "error": {
-            "code": -32603,
-            "message": "the audit log cannot be written; the call was not made (nexus-audit proxy --fail-closed)",
-        },
+        "error": { "code": -32603, "message": message },
     }))
     .unwrap_or_default();
     v.push(b'\n');
@@ -446,7 +449,7 @@ fn server_to_client(shared: &Shared, out: impl Read) {
                     if shared.append(event) {
                         None
                     } else {
-                        Some(refusal(refuse_id.as_ref()))
+                        Some(refusal(refuse_id.as_ref(), true))
                     }
                 } else {
                     // Forward first (no added latency), then record.

@@ -652,10 +652,22 @@ fn fail_closed_withholds_an_answer_it_cannot_record_and_refuses_later_calls() {
             .expect("message")
             .contains("audit log cannot be written")
     );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("the answer is withheld")
+    );
     s.send(&tool_call(2, "echo", &json!({"n": 2})));
     let answer = s.recv();
     assert_eq!(answer["id"], 2);
-    assert!(answer.get("error").is_some(), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("the call was not made"),
+        "{answer}"
+    );
     s.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}));
     assert_eq!(s.recv()["id"], 3);
     let (_, recs) = s.finish(); // verifies clean: no half-written line was left
