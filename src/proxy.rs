@@ -33,7 +33,7 @@ pub struct ProxyOptions {
     pub server_id: Option<String>,
     /// `user_id` of every record (default: `NEXUS_AUDIT_USER`, else the client's name).
     pub user_id: Option<String>,
-    /// Record the SHA-256 and size of each result (never its content).
+    /// Record the SHA-256 and size of each answer line as relayed (never its content).
     pub log_results: bool,
     /// When a record cannot be written, answer the call with a JSON-RPC error instead of the
     /// server's answer, and refuse further calls until the log can be written again.

@@ -26,10 +26,11 @@ pub struct ProxyArgs {
     /// user_id of the records [default: NEXUS_AUDIT_USER, else the client's name].
     #[arg(long)]
     user: Option<String>,
-    /// Record each result's SHA-256 and size (never its content).
+    /// Record the SHA-256 and size of each answer line (never its content).
     #[arg(long)]
     log_results: bool,
-    /// When a record cannot be written, answer the call with a JSON-RPC error instead.
+    /// When a record cannot be written, answer the call with a JSON-RPC error (the server's
+    /// answer is withheld; later calls are not forwarded until the log can be written).
     #[arg(long)]
     fail_closed: bool,
     /// When a record is durable.
