@@ -199,7 +199,9 @@ fn legacy_script() -> Vec<u8> {
         json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}).to_string(),
     ];
     lines.push(String::new());
-    lines.join("\n").into_bytes()
+    let mut bytes = lines.join("\n").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe not UTF-8 \xc3\n");
+    bytes
 }
 
 fn run_to_end(mut cmd: Command, input: &[u8]) -> (ExitStatus, Vec<u8>) {
@@ -234,15 +236,15 @@ fn proxy_relays_both_ways_byte_for_byte_as_a_direct_run() {
     let log = dir.path().join("audit.jsonl");
     let (status, out) = run_to_end(proxy_command(&log, &[]), &script);
     assert!(status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out),
-        String::from_utf8_lossy(&direct_out)
+    assert!(
+        out == direct_out,
+        "the client got other bytes through the proxy"
     );
+    assert!(out.ends_with(b"\xff\xfe not UTF-8 \xc3\n"));
     // The echo tool answers with the request line exactly as the server received it.
-    let sent = String::from_utf8(script).expect("utf-8");
+    let sent = String::from_utf8_lossy(&script);
     let sent_echo = sent.lines().nth(3).expect("the echo request");
-    let echo_answer = String::from_utf8(out)
-        .expect("utf-8")
+    let echo_answer = String::from_utf8_lossy(&out)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or(Value::Null))
         .find(|v| v["id"] == 1)
@@ -308,8 +310,8 @@ fn each_kind_of_outcome_is_recorded_once_with_its_status() {
         .collect();
     assert_eq!(
         notices.iter().filter(|k| **k == "not_json").count(),
-        3,
-        "the client's line, its echo, the server's garbage: {notices:?}"
+        5,
+        "two client lines, their echoes, the server's garbage: {notices:?}"
     );
     assert_eq!(notices.iter().filter(|k| **k == "unknown_id").count(), 1);
     let text = std::fs::read_to_string(&log).expect("log");
