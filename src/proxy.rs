@@ -229,7 +229,8 @@ pub fn run_with(
     }
     shared.append(stop);
     // NOTE: the upstream thread may still be blocked reading a client that keeps its end
-    // open; the process exits anyway.
+    // open, holding the logger, so it may never be dropped: write buffered records now.
+    let _ = shared.log.flush();
     drop(upstream);
     Ok(code)
 }

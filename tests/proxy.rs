@@ -453,6 +453,21 @@ fn a_server_dying_mid_call_ends_cleanly_with_its_exit_code() {
 }
 
 #[test]
+fn buffered_records_are_written_when_the_server_exits_while_the_client_stays() {
+    let mut s = Session::start(&["--durability", "buffered"]);
+    s.send(&tool_call(1, "echo", &json!({})));
+    s.recv();
+    s.send(&tool_call(2, "die", &json!({})));
+    // The client keeps its end open: the proxy ends because the server did.
+    let status = wait_timeout(&mut s.child);
+    assert_eq!(status.code(), Some(3));
+    let recs = records(&s.log);
+    assert_eq!(call_record(&recs, "1")["status"], "success");
+    assert_eq!(call_record(&recs, "2")["error_type"], "no_response");
+    assert_eq!(recs.last().expect("records")["action"], "server_stop");
+}
+
+#[test]
 fn a_server_killed_by_a_signal_gives_128_plus_the_signal() {
     let mut s = Session::start(&[]);
     s.send(&tool_call(1, "kill", &json!({})));
