@@ -931,7 +931,10 @@ mod tests {
         for threads in [1, 2, 3] {
             assert_eq!(problems(&path, threads), vec![], "clean, {threads} threads");
         }
-        lines[699][40] ^= 1; // line 700: a changed byte
+        // Line 700: a changed byte in the content (not in prev_hash, where a flipped bit can
+        // leave a non-hex digit and make the line unchained instead).
+        let at = lines[699].len() - 10;
+        lines[699][at] ^= 1;
         lines.remove(1799); // line 1800: the next record is one seq ahead
         let dup = lines[2499].clone();
         lines.insert(2500, dup); // line 2501 repeats line 2500
