@@ -151,10 +151,17 @@ assert lines[1] == sys.argv[3], lines
 assert lines[3].startswith('time ')
 print('ok')
 "#;
-    let out = StdCommand::new("python3")
+    // The SDK's virtual environment (set up by .ci/run) has `cryptography`; else the system's.
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python");
+    let python = if venv.exists() {
+        venv.into_os_string()
+    } else {
+        "python3".into()
+    };
+    let out = StdCommand::new(python)
         .args(["-c", script, s(&public), s(&cp), "50"])
         .output()
-        .expect("python3 must be installed for this test");
+        .expect("python3 with the cryptography package must be installed for this test");
     assert!(
         out.status.success() && out.stdout == b"ok\n",
         "python cryptography rejected the checkpoint: {}",
