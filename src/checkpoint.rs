@@ -58,9 +58,7 @@ impl Checkpoint {
                 "the origin must be one line of text".into(),
             ));
         }
-        let data = snapshot.data();
-        let size = memchr::memchr_iter(b'\n', data).count() as u64;
-        let Some((_, last)) = snapshot.lines_rev().next() else {
+        let Some((size, last)) = end_of(snapshot) else {
             return Err(Error::InvalidConfig(format!(
                 "{} has no complete record to checkpoint",
                 snapshot.path().display()
@@ -131,47 +129,54 @@ impl Checkpoint {
     }
 }
 
-/// Line `n` (1-based) of `data` with the byte offset where it starts, if the data has that
-/// many complete lines.
-#[must_use]
-pub fn nth_line(data: &[u8], n: u64) -> Option<(usize, &[u8])> {
-    if n == 0 {
-        return None;
-    }
+/// The number of complete lines of a snapshot and its last line, unless it is empty.
+fn end_of(snapshot: &Snapshot) -> Option<(u64, &[u8])> {
+    let (_, last) = snapshot.lines_rev().next()?;
+    let size = memchr::memchr_iter(b'\n', snapshot.data()).count() as u64;
+    Some((size, last))
+}
+
+/// Line `n` (1-based) of `data` with the byte offset where it starts; when the data has fewer
+/// complete lines, how many it has.
+///
+/// # Errors
+///
+/// The number of complete lines, when it is below `n` (or `n` is 0).
+pub fn nth_line(data: &[u8], n: u64) -> std::result::Result<(usize, &[u8]), u64> {
     let mut start = 0usize;
     let mut seen = 0u64;
     for end in memchr::memchr_iter(b'\n', data) {
         seen += 1;
         if seen == n {
-            return Some((start, &data[start..end]));
+            return Ok((start, &data[start..end]));
         }
         start = end + 1;
     }
-    None
+    Err(seen)
 }
 
-/// Compares a log with a remembered `(size, head)`: `truncated` when it has fewer lines,
-/// `checkpoint_mismatch` when its line `size` hashes to something else.
-#[must_use]
-pub fn compare(snapshot: &Snapshot, size: u64, head: &Hash, source: &str) -> Option<Problem> {
+/// Finds line `size` and checks that it hashes to `head`, in one pass over the data.
+fn locate<'a>(
+    snapshot: &'a Snapshot,
+    size: u64,
+    head: &Hash,
+    source: &str,
+) -> std::result::Result<Option<(usize, &'a [u8])>, Problem> {
     if size == 0 {
-        return None;
+        return Ok(None);
     }
     let data = snapshot.data();
     match nth_line(data, size) {
-        None => {
-            let lines = memchr::memchr_iter(b'\n', data).count() as u64;
-            Some(Problem {
-                kind: ProblemKind::Truncated,
-                line: lines + 1,
-                offset: data.len() as u64,
-                seq: None,
-                message: format!(
-                    "{source} says the log had {size} records, but it has only {lines}: records were removed from its end"
-                ),
-            })
-        }
-        Some((offset, line)) if chain::hash_line(line) != *head => Some(Problem {
+        Err(lines) => Err(Problem {
+            kind: ProblemKind::Truncated,
+            line: lines + 1,
+            offset: data.len() as u64,
+            seq: None,
+            message: format!(
+                "{source} says the log had {size} records, but it has only {lines}: records were removed from its end"
+            ),
+        }),
+        Ok((offset, line)) if chain::hash_line(line) != *head => Err(Problem {
             kind: ProblemKind::CheckpointMismatch,
             line: size,
             offset: offset as u64,
@@ -180,8 +185,15 @@ pub fn compare(snapshot: &Snapshot, size: u64, head: &Hash, source: &str) -> Opt
                 "line {size} no longer hashes to the head in {source}: the log was rewritten up to there"
             ),
         }),
-        Some(_) => None,
+        Ok(found) => Ok(Some(found)),
     }
+}
+
+/// Compares a log with a remembered `(size, head)`: `truncated` when it has fewer lines,
+/// `checkpoint_mismatch` when its line `size` hashes to something else.
+#[must_use]
+pub fn compare(snapshot: &Snapshot, size: u64, head: &Hash, source: &str) -> Option<Problem> {
+    locate(snapshot, size, head, source).err()
 }
 
 /// Checks signed checkpoints against `keys` and then against the log, adding each problem to
@@ -300,17 +312,36 @@ impl State {
         write_atomically(path, &text)
     }
 
-    /// Where to resume from: after line `size` of the snapshot, when it still matches.
+    /// The state of a snapshot's current end, unless it is empty.
     #[must_use]
-    pub fn resume(&self, snapshot: &Snapshot) -> Option<Resume> {
-        let (offset, line) = nth_line(snapshot.data(), self.size)?;
-        Some(Resume {
+    pub fn of(snapshot: &Snapshot) -> Option<Self> {
+        let (size, last) = end_of(snapshot)?;
+        Some(State {
+            size,
+            head: hex::encode(chain::hash_line(last)),
+            seq: chain::chain_prefix(last).map_or(size.saturating_sub(1), |f| f.seq),
+            verified_at: crate::record::format_timestamp(chrono::Utc::now()),
+        })
+    }
+
+    /// Compares the snapshot with this state: where to resume an incremental run (after line
+    /// `size`), or the problem (`truncated`, `checkpoint_mismatch`) when it no longer matches.
+    ///
+    /// # Errors
+    ///
+    /// The problem found.
+    pub fn check(&self, snapshot: &Snapshot) -> std::result::Result<Option<Resume>, Problem> {
+        let Some(hash) = self.head_hash() else {
+            return Ok(None);
+        };
+        let found = locate(snapshot, self.size, &hash, "the verifier state")?;
+        Ok(found.map(|(offset, line)| Resume {
             lines: self.size,
             offset: offset + line.len() + 1,
             last_offset: offset,
             seq: self.seq,
-            hash: self.head_hash()?,
-        })
+            hash,
+        }))
     }
 }
 

@@ -164,24 +164,28 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
     {
         return Ok(t.and_utc());
     }
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    if let Ok(n) = num.parse::<i64>() {
-        let span = match unit {
-            "s" => Duration::try_seconds(n),
-            "m" => Duration::try_minutes(n),
-            "h" => Duration::try_hours(n),
-            "d" => Duration::try_days(n),
-            "w" => Duration::try_weeks(n),
-            _ => None,
-        };
-        if let Some(t) = span.and_then(|d| now.checked_sub_signed(d)) {
-            return Ok(t);
-        }
+    if let Some(t) = parse_span(s).and_then(|d| now.checked_sub_signed(d)) {
+        return Ok(t);
     }
     Err(format!(
         "cannot read the time {s:?}: use RFC 3339 (2026-11-01T09:00:00Z), a date (2026-11-01) or a span back from now (90s, 15m, 1h, 7d, 2w)"
     ))
+}
+
+/// A span: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`90s`, `15m`, `7d`).
+#[must_use]
+pub fn parse_span(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n = num.parse::<i64>().ok()?;
+    match unit {
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
+        "w" => Duration::try_weeks(n),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -108,17 +108,10 @@ impl Cursor<'_> {
             if !self.value(depth) {
                 return false;
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    return true;
-                }
-                _ => return false,
+            match self.comma_or_close(b'}') {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
             }
         }
     }
@@ -137,18 +130,30 @@ impl Cursor<'_> {
             if !self.value(depth) {
                 return false;
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    return true;
-                }
-                _ => return false,
+            match self.comma_or_close(b']') {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
             }
+        }
+    }
+
+    /// After a member or an element: past a `,` and whitespace (`Some(true)`: more follow) or
+    /// past the closing `close` (`Some(false)`); `None` for anything else.
+    #[inline]
+    fn comma_or_close(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Some(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
         }
     }
 
@@ -336,17 +341,10 @@ pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) 
             _ => return Err(()),
         };
         f(key, value);
-        p.ws();
-        match p.peek() {
-            Some(b',') => {
-                p.i += 1;
-                p.ws();
-            }
-            Some(b'}') => {
-                p.i += 1;
-                return p.end();
-            }
-            _ => return Err(()),
+        match p.comma_or_close(b'}') {
+            Some(true) => {}
+            Some(false) => return p.end(),
+            None => return Err(()),
         }
     }
 }

@@ -177,12 +177,12 @@ pub fn mac(key: &Hash, epoch: u64, seq: u64, prev_hash: &Hash) -> Hash {
 #[derive(Debug)]
 pub(crate) struct Sealer {
     opts: SealOptions,
-    key: KeyFile,
     secret: Hash,
     since_last: u64,
     due_by_time: bool,
     /// Seals added to the write being built: (count, last seq).
     added: Option<Pending>,
+    /// The key file as it is on disk: the epoch and key at the start of the write being built.
     start: KeyFile,
 }
 
@@ -226,8 +226,7 @@ impl Sealer {
             });
         Ok(Sealer {
             opts: opts.clone(),
-            start: key.clone(),
-            key,
+            start: key,
             secret,
             since_last,
             due_by_time,
@@ -249,7 +248,8 @@ impl Sealer {
     /// The body (after the chain prefix) of a seal record at `seq` linking to `prev`, and the
     /// key moved forward in memory.
     pub(crate) fn seal_body(&mut self, seq: u64, prev: &Hash, source: &str) -> Vec<u8> {
-        let epoch = self.key.epoch;
+        // The epoch of this seal: the key file's, plus the seals already added to this write.
+        let epoch = self.start.epoch + self.added.map_or(0, |p| p.count);
         let tag = mac(&self.secret, epoch, seq, prev);
         let records = self.since_last;
         let body = format!(
@@ -260,7 +260,6 @@ impl Sealer {
             hex::encode(tag),
         );
         self.secret = next_key(&self.secret);
-        self.key.epoch += 1;
         self.since_last = 0;
         self.due_by_time = false;
         let count = self.added.map_or(0, |p| p.count) + 1;
@@ -301,8 +300,7 @@ impl Sealer {
         k.last_seal_seq = Some(p.last_seq);
         k.last_seal_time = Some(format_timestamp(Utc::now()));
         k.save(path)?;
-        self.start = k.clone();
-        self.key = k;
+        self.start = k;
         Ok(())
     }
 

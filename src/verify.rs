@@ -152,11 +152,16 @@ impl Report {
     pub fn add_problem(&mut self, p: Problem, max_problems: usize) {
         self.problems_total += 1;
         self.ok = false;
-        let at = self.problems.partition_point(|q| q.line <= p.line);
-        if at < max_problems {
-            self.problems.insert(at, p);
-            self.problems.truncate(max_problems);
-        }
+        insert_in_order(&mut self.problems, p, max_problems);
+    }
+}
+
+/// Inserts `p` into `problems` (kept in file order), keeping at most `max` of them.
+fn insert_in_order(problems: &mut Vec<Problem>, p: Problem, max: usize) {
+    let at = problems.partition_point(|q| q.line <= p.line);
+    if at < max {
+        problems.insert(at, p);
+        problems.truncate(max);
     }
 }
 
@@ -499,11 +504,7 @@ impl<'a> Walker<'a> {
     fn problem(&mut self, p: Problem) {
         self.problems_total += 1;
         self.last_blamed = self.last_blamed.max(p.line);
-        let at = self.problems.partition_point(|q| q.line <= p.line);
-        if at < self.max_problems {
-            self.problems.insert(at, p);
-            self.problems.truncate(self.max_problems);
-        }
+        insert_in_order(&mut self.problems, p, self.max_problems);
     }
 
     /// SHA-256 of a record's line without its trailing CR.

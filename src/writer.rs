@@ -557,10 +557,15 @@ impl Shared {
         let _guard = FileLock::exclusive(&log.file).map_err(Error::io("cannot lock", path))?;
         let len = file_len(&log.file, path)?;
 
-        let cache_valid = matches!(log.cache, Some((cached_len, _)) if cached_len == len);
-        let (mut start_len, mut head, recovered) = match log.cache {
-            Some((cached_len, head)) if cached_len == len => (len, head, None),
-            _ => {
+        // What this handle knows of the file holds only if nobody else wrote since.
+        let cached = log
+            .cache
+            .take()
+            .filter(|(cached_len, _)| *cached_len == len);
+        let cached_sealer = log.sealer.take().filter(|_| cached.is_some());
+        let (mut start_len, mut head, recovered) = match cached {
+            Some((_, head)) => (len, head, None),
+            None => {
                 let tail = read_tail(&log.file, len, path)?;
                 let head = tail.head(path)?;
                 if tail.complete_len < len {
@@ -571,10 +576,9 @@ impl Shared {
                 }
             }
         };
-        log.cache = None;
-        let mut sealer = match (&self.seal, log.sealer.take()) {
-            (Some(_), Some(s)) if cache_valid => Some(s),
-            (Some(opts), _) => Some(Sealer::load(opts, head.map(|h| h.seq))?),
+        let mut sealer = match (&self.seal, cached_sealer) {
+            (Some(_), Some(s)) => Some(s),
+            (Some(opts), None) => Some(Sealer::load(opts, head.map(|h| h.seq))?),
             (None, _) => None,
         };
 

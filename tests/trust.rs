@@ -27,6 +27,13 @@ fn verify_with(log: &Path, extra: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), report)
 }
 
+/// `n` JSON events for `append --stdin`, their correlation ids starting with `tag`.
+fn tool_calls(n: usize, tag: &str) -> String {
+    (0..n)
+        .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"{tag}{i}\"}}\n"))
+        .collect()
+}
+
 fn kinds(report: &Value) -> Vec<String> {
     report["problems"]
         .as_array()
@@ -392,9 +399,7 @@ fn incremental_verification_checks_only_new_records_and_their_link() {
     let state = dir.path().join("state.json");
     let (code, _) = verify_with(&log, &["--state", s(&state)]);
     assert_eq!(code, 0);
-    let more: String = (0..50)
-        .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"n{i}\"}}\n"))
-        .collect();
+    let more = tool_calls(50, "n");
     let out = cli(&log)
         .args(["append", "--stdin", "--durability", "none"])
         .write_stdin(more)
@@ -410,9 +415,7 @@ fn incremental_verification_checks_only_new_records_and_their_link() {
     assert_eq!(saved["size"], 150, "the state moved forward");
 
     // A changed new record is found; a changed remembered head is refused.
-    let more: String = (0..50)
-        .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"m{i}\"}}\n"))
-        .collect();
+    let more = tool_calls(50, "m");
     let out = cli(&log)
         .args(["append", "--stdin", "--durability", "none"])
         .write_stdin(more)
@@ -480,9 +483,7 @@ fn many_processes_sealing_one_log_keep_one_gapless_run_of_epochs() {
     let (key, verify_key) = seal_init(dir.path());
     let children: Vec<_> = (0..4)
         .map(|p| {
-            let input: String = (0..150)
-                .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"p{p}-{i}\"}}\n"))
-                .collect();
+            let input = tool_calls(150, &format!("p{p}-"));
             let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("nexus-audit"));
             cmd.arg("--file")
                 .arg(&log)
@@ -519,11 +520,6 @@ fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.jsonl");
     let (key, verify_key) = seal_init(dir.path());
-    let input = |n: usize, tag: &str| -> String {
-        (0..n)
-            .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"{tag}{i}\"}}\n"))
-            .collect()
-    };
     let append = |tag: &str, crash: Option<&str>| {
         let mut cmd = cli(&log);
         cmd.args([
@@ -536,7 +532,7 @@ fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
         ])
         .arg("--seal-key")
         .arg(&key)
-        .write_stdin(input(60, tag));
+        .write_stdin(tool_calls(60, tag));
         if let Some(var) = crash {
             cmd.env(var, "1");
         }

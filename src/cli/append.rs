@@ -406,18 +406,9 @@ fn parse_line(n: u64, line: &[u8]) -> anyhow::Result<Event> {
     Event::from_json_str(text).with_context(|| format!("standard input line {n}"))
 }
 
-/// A span: a number and a unit, s, m, h or d.
+/// A span for --seal-interval (see [`nexus_audit::filter::parse_span`]).
 fn parse_span(text: &str) -> Result<std::time::Duration, String> {
-    let (n, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("'{text}' is not a span like 30s, 15m, 1h or 1d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("'{text}' is not a span like 30s, 15m, 1h or 1d")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    nexus_audit::filter::parse_span(text)
+        .and_then(|d| d.to_std().ok())
+        .ok_or_else(|| format!("'{text}' is not a span like 30s, 15m, 1h or 1d"))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nexus_audit::checkpoint::{State, check_checkpoints, compare};
+use nexus_audit::checkpoint::{State, check_checkpoints};
 use nexus_audit::note::VerifierKey;
 use nexus_audit::seal::KeyFile;
 use nexus_audit::verify::{Report, VerifyOptions, verify_snapshot_from};
@@ -81,13 +81,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         threads: args.threads,
     };
     // The state is compared first: an incremental run starts from it only when it matches.
-    let state_problem = state.as_ref().and_then(|s| {
-        let head = s.head_hash()?;
-        compare(&snapshot, s.size, &head, "the verifier state")
-    });
-    let resume = match (&state, args.incremental, &state_problem) {
-        (Some(s), true, None) => s.resume(&snapshot),
-        _ => None,
+    let (state_problem, resume) = match state.as_ref().map(|s| s.check(&snapshot)) {
+        Some(Ok(resume)) => (None, resume.filter(|_| args.incremental)),
+        Some(Err(problem)) => (Some(problem), None),
+        None => (None, None),
     };
     let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "verifying");
     let mut report = verify_snapshot_from(&snapshot, &opts, &|done| progress.set(done), resume)?;
@@ -106,19 +103,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         let seals = nexus_audit::seal::verify_seals(&snapshot, key, args.threads)?;
         nexus_audit::seal::add_to_report(seals, &mut report, args.max_problems);
     }
-    if let (Some(path), true) = (&args.state, report.ok) {
-        let data = snapshot.data();
-        let size = memchr::memchr_iter(b'\n', data).count() as u64;
-        if let Some((_, last)) = snapshot.lines_rev().next() {
-            State {
-                size,
-                head: hex::encode(nexus_audit::chain::hash_line(last)),
-                seq: nexus_audit::chain::chain_prefix(last)
-                    .map_or(size.saturating_sub(1), |f| f.seq),
-                verified_at: nexus_audit::record::format_timestamp(chrono::Utc::now()),
-            }
-            .save(path)?;
-        }
+    if let (Some(path), true) = (&args.state, report.ok)
+        && let Some(now) = State::of(&snapshot)
+    {
+        now.save(path)?;
     }
     let mut out = io::stdout().lock();
     match Format::or_default(args.output, ctx) {
