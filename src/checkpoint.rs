@@ -16,7 +16,11 @@
 //! to HEAD_HASH; since every line links to the one before, that vouches for lines 1..=SIZE.
 //!
 //! The **verifier state** is the same pair (size, head) kept by the verifier in a file of its
-//! own, written atomically after each clean run.
+//! own, written atomically after each clean run, with (format 2) a [`Proof`] of the records up
+//! to the head that an incremental run checks instead of reading them all: their byte length,
+//! the head's offset, the SHA-256 of their last [`WINDOW_BYTES`], and the hashes and offsets
+//! of records sampled uniformly at random. SECURITY.md gives what that catches, and with what
+//! probability.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
