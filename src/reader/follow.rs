@@ -204,8 +204,13 @@ impl Follower {
         if let Ok(id) = now
             && id != self.id
         {
-            // Rotated: hand out what the old file still has, then switch.
-            while self.read_new(&mut out)? {}
+            // Rotated: hand out what the old file still has (up to 1 GiB, in case a writer
+            // still appends to it), then switch.
+            for _ in 0..64 {
+                if !self.read_new(&mut out)? {
+                    break;
+                }
+            }
             let (file, id) = open(&self.path)?;
             self.file = file;
             self.id = id;
