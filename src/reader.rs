@@ -17,6 +17,9 @@ use memmap2::Mmap;
 use crate::lock::FileLock;
 use crate::{Error, Result};
 
+mod follow;
+pub use follow::{Follower, Update};
+
 /// A consistent, read-only view of a log's complete lines.
 #[derive(Debug)]
 pub struct Snapshot {

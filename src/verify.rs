@@ -58,7 +58,9 @@ pub enum ProblemKind {
     UnknownKey,
     /// The log has fewer records than a checkpoint or the verifier state says it had.
     Truncated,
-    /// The line at a checkpoint's (or the state's) size no longer hashes to its head.
+    /// The line at a checkpoint's (or the state's) size no longer hashes to its head, or a
+    /// record the verifier state's proof remembers (its window, a sampled record, the head's
+    /// byte offset) is no longer as it was.
     CheckpointMismatch,
     /// A seal's MAC does not verify with the key of its epoch.
     SealMismatch,

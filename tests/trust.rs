@@ -450,6 +450,362 @@ fn incremental_verification_checks_only_new_records_and_their_link() {
     assert!(kinds(&r).contains(&"checkpoint_mismatch".to_owned()), "{r}");
 }
 
+/// Reads a state file as JSON.
+fn state_json(state: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(state).expect("state")).expect("state is JSON")
+}
+
+/// The line numbers a state sampled.
+fn sampled(state: &Path) -> Vec<u64> {
+    state_json(state)["proof"]["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| s["line"].as_u64().expect("line"))
+        .collect()
+}
+
+/// Changes one digit of a record's latency: the same length, other bytes, links untouched.
+fn edit_in_place(ls: &mut [Vec<u8>], line: usize) {
+    let l = &mut ls[line - 1];
+    let at = l
+        .windows(13)
+        .position(|w| w == b"\"latency_ms\":")
+        .expect("latency_ms")
+        + 13;
+    l[at] = if l[at] == b'9' { b'1' } else { l[at] + 1 };
+}
+
+fn fails_with_one_sentence(cmd: &mut assert_cmd::Command, says: &[&str]) {
+    let out = cmd.output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for s in says {
+        assert!(err.contains(s), "{err:?} should say {s:?}");
+    }
+}
+
+/// A log of about 4 MB: its window (the last 1 MiB) leaves most records to the sample.
+const BIG: u64 = 8000;
+
+#[test]
+fn the_state_keeps_a_random_sample_the_window_and_the_head_each_at_its_byte_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", BIG);
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    for state in [&a, &b] {
+        let (code, r) = verify_with(&log, &["--state", s(state)]);
+        assert_eq!(code, 0, "{r}");
+    }
+    let ls = lines(&log);
+    let bytes = std::fs::read(&log).expect("log");
+    let st = state_json(&a);
+    assert_eq!(st["format"], 2);
+    assert_eq!(st["size"], BIG);
+    let proof = &st["proof"];
+    assert_eq!(proof["bytes"], bytes.len() as u64);
+    assert_eq!(proof["sample_size"], 1024);
+    let samples = proof["samples"].as_array().expect("samples");
+    assert_eq!(samples.len(), 1024);
+    let mut offset = vec![0u64];
+    for l in &ls {
+        offset.push(offset.last().expect("offset") + l.len() as u64 + 1);
+    }
+    for smp in samples {
+        let line = smp["line"].as_u64().expect("line") as usize;
+        assert_eq!(smp["offset"], offset[line - 1], "sample at line {line}");
+        assert_eq!(smp["sha256"], hex::encode(chain::hash_line(&ls[line - 1])));
+    }
+    let w = &proof["window"];
+    let w_at = w["offset"].as_u64().expect("window offset") as usize;
+    let first = w["first_line"].as_u64().expect("first_line") as usize;
+    assert_eq!(offset[first - 1], w_at as u64);
+    assert!(bytes.len() - w_at <= 1 << 20 && bytes.len() - w_at > (1 << 20) - 2000);
+    assert_eq!(w["sha256"], hex::encode(chain::hash_line(&bytes[w_at..])));
+    assert_eq!(proof["head_offset"], offset[BIG as usize - 1]);
+
+    // Drawn at random: two full runs pick other records, spread over the whole log.
+    let (sa, sb) = (sampled(&a), sampled(&b));
+    assert_ne!(sa, sb, "each full run draws a new sample");
+    for quarter in 0..4 {
+        let range = (quarter * BIG / 4 + 1)..=((quarter + 1) * BIG / 4);
+        let n = sa.iter().filter(|l| range.contains(l)).count();
+        assert!((150..=362).contains(&n), "{n} samples in quarter {quarter}");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&a).expect("state").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn incremental_runs_catch_edits_of_old_records_in_the_window_the_sample_or_their_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", BIG);
+    let state = dir.path().join("state.json");
+    let all = dir.path().join("all.json");
+    let clean = lines(&log);
+    let (code, _) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!(code, 0);
+    let (code, _) = verify_with(&log, &["--state", s(&all), "--samples", "65536"]);
+    assert_eq!(code, 0);
+    assert_eq!(sampled(&all).len(), BIG as usize, "every record sampled");
+    let window_first = state_json(&state)["proof"]["window"]["first_line"]
+        .as_u64()
+        .expect("first_line") as usize;
+    assert!(
+        window_first > 5000,
+        "the window holds the last records only"
+    );
+
+    let incremental = |st: &Path| {
+        verify_with(
+            &log,
+            &["--state", s(st), "--incremental", "--max-problems", "3"],
+        )
+    };
+    let check = |edit: &dyn Fn(&mut Vec<Vec<u8>>), st: &Path, line: u64, why: &str| {
+        let mut ls = clean.clone();
+        edit(&mut ls);
+        write_lines(&log, &ls);
+        let (code, r) = incremental(st);
+        assert_eq!(code, 1, "{why}: {r}");
+        let state_problem = r["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .find(|p| p["kind"] == "checkpoint_mismatch")
+            .unwrap_or_else(|| panic!("{why}: no checkpoint_mismatch in {r}"));
+        assert_eq!(state_problem["line"], line, "{why}: {r}");
+        // The state no longer matching, the whole log was verified: the edit is named too.
+        assert!(r["problems_total"].as_u64() >= Some(2), "{why}: {r}");
+        write_lines(&log, &clean);
+    };
+    // In the window: caught whatever the sample (at the edited record when it is sampled).
+    let samples = sampled(&state);
+    let edited = window_first as u64 + 10;
+    check(
+        &|ls| edit_in_place(ls, edited as usize),
+        &state,
+        if samples.contains(&edited) {
+            edited
+        } else {
+            window_first as u64
+        },
+        "an edit in the window",
+    );
+    // Half of the old records edited in place: some sampled record is among them.
+    let first_sampled = sampled(&state)[0] as usize;
+    check(
+        &|ls| {
+            for line in (first_sampled..window_first).step_by(2) {
+                edit_in_place(ls, line);
+            }
+        },
+        &state,
+        first_sampled as u64,
+        "half the old records edited",
+    );
+    // One old record, with every record sampled: caught at that line.
+    check(
+        &|ls| edit_in_place(ls, 1234),
+        &all,
+        1234,
+        "one edit, all sampled",
+    );
+    // A record deleted, or moved: the records after it change place.
+    check(
+        &|ls| {
+            ls.remove(100);
+        },
+        &state,
+        *samples
+            .iter()
+            .find(|l| **l > 100)
+            .expect("a sample after line 100"),
+        "a record deleted",
+    );
+    check(
+        &|ls| {
+            ls.remove(100);
+        },
+        &all,
+        101,
+        "a record deleted, all sampled",
+    );
+    check(
+        &|ls| {
+            let copy = ls[2000].clone();
+            ls.remove(3000);
+            ls.insert(2000, copy);
+        },
+        &all,
+        2002,
+        "a record moved",
+    );
+    // The clean log passes, and an incremental run after appends moves the proof forward.
+    let (code, r) = incremental(&state);
+    assert_eq!(code, 0, "{r}");
+}
+
+#[test]
+fn an_edit_the_sample_misses_passes_incremental_runs_but_not_a_full_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", BIG);
+    let state = dir.path().join("state.json");
+    let (code, _) = verify_with(&log, &["--state", s(&state), "--samples", "1"]);
+    assert_eq!(code, 0);
+    let sampled_line = sampled(&state)[0];
+    let line = if sampled_line == 10 { 11 } else { 10 };
+    let mut ls = lines(&log);
+    edit_in_place(&mut ls, line);
+    write_lines(&log, &ls);
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!((code, r["records"].clone()), (0, Value::from(0)), "{r}");
+    let (code, r) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(kinds(&r), vec!["hash_mismatch".to_owned()], "{r}");
+}
+
+#[test]
+fn a_record_deleted_after_every_sampled_one_is_caught_by_the_head_moving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", BIG);
+    let state = dir.path().join("state.json");
+    // One sample, drawn until it lies before line 7000 (7 in 8 draws do).
+    let sampled_line = loop {
+        let (code, _) = verify_with(&log, &["--state", s(&state), "--samples", "1"]);
+        assert_eq!(code, 0);
+        let line = sampled(&state)[0];
+        if line < 7000 {
+            break line;
+        }
+    };
+    let mut ls = lines(&log);
+    ls.remove(sampled_line as usize); // the line after the sampled one
+    write_lines(&log, &ls);
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!(code, 1, "{r}");
+    let p = r["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .find(|p| p["kind"] == "checkpoint_mismatch")
+        .unwrap_or_else(|| panic!("no checkpoint_mismatch in {r}"));
+    assert_eq!(p["line"], BIG - 1, "{r}");
+    assert!(
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("remembers as line {BIG}"))),
+        "{r}"
+    );
+    assert!(kinds(&r).contains(&"seq_gap".to_owned()), "{r}");
+}
+
+#[test]
+fn incremental_runs_move_the_sample_forward_over_new_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 1000);
+    let state = dir.path().join("state.json");
+    let (code, _) = verify_with(&log, &["--state", s(&state), "--samples", "100"]);
+    assert_eq!(code, 0);
+    let before = sampled(&state);
+    assert_eq!(before.len(), 100);
+    let out = cli(&log)
+        .args(["append", "--stdin", "--durability", "none"])
+        .write_stdin(tool_calls(1000, "n"))
+        .output()
+        .expect("append");
+    assert!(out.status.success());
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!((code, r["records"].clone()), (0, Value::from(1000)), "{r}");
+    let after = sampled(&state);
+    assert_eq!(after.len(), 100);
+    let new = after.iter().filter(|l| **l > 1000).count();
+    assert!(
+        (20..=80).contains(&new),
+        "{new} of 100 samples among the new half"
+    );
+    assert!(
+        after
+            .iter()
+            .filter(|l| **l <= 1000)
+            .all(|l| before.contains(l)),
+        "old records stay only if they were sampled before"
+    );
+    let ls = lines(&log);
+    let st = state_json(&state);
+    for smp in st["proof"]["samples"].as_array().expect("samples") {
+        let line = smp["line"].as_u64().expect("line") as usize;
+        assert_eq!(smp["sha256"], hex::encode(chain::hash_line(&ls[line - 1])));
+    }
+    assert_eq!(st["size"], 2000);
+    // --samples belongs to full runs.
+    fails_with_one_sentence(
+        cli(&log).args([
+            "verify",
+            "--state",
+            s(&state),
+            "--incremental",
+            "--samples",
+            "10",
+        ]),
+        &["--samples", "100 samples"],
+    );
+    for bad in ["0", "65537"] {
+        fails_with_one_sentence(
+            cli(&log).args(["verify", "--state", s(&state), "--samples", bad]),
+            &["between 1 and 65536"],
+        );
+    }
+}
+
+#[test]
+fn an_old_state_file_is_read_by_a_full_run_and_refused_by_an_incremental_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 50);
+    let ls = lines(&log);
+    let state = dir.path().join("state.json");
+    let old = format!(
+        "{{\n  \"size\": 50,\n  \"head\": \"{}\",\n  \"seq\": 49,\n  \"verified_at\": \"2026-11-01T00:00:00.000000Z\"\n}}",
+        hex::encode(chain::hash_line(&ls[49]))
+    );
+    std::fs::write(&state, &old).expect("old state");
+    fails_with_one_sentence(
+        cli(&log).args(["verify", "--state", s(&state), "--incremental"]),
+        &["earlier nexus-audit", "without --incremental"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).expect("state"),
+        old,
+        "left as it was"
+    );
+
+    // A full run compares the old state's head, and writes the new format.
+    let mut cut = ls.clone();
+    cut.truncate(40);
+    write_lines(&log, &cut);
+    let (code, r) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!((code, kinds(&r)), (1, vec!["truncated".to_owned()]), "{r}");
+    write_lines(&log, &ls);
+    let (code, r) = verify_with(&log, &["--state", s(&state)]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(state_json(&state)["format"], 2);
+    let (code, r) = verify_with(&log, &["--state", s(&state), "--incremental"]);
+    assert_eq!((code, r["records"].clone()), (0, Value::from(0)), "{r}");
+
+    // A newer format is refused, not misread.
+    let newer =
+        std::fs::read_to_string(&state)
+            .expect("state")
+            .replacen("\"format\":2", "\"format\":3", 1);
+    std::fs::write(&state, newer).expect("newer state");
+    fails_with_one_sentence(
+        cli(&log).args(["verify", "--state", s(&state)]),
+        &["newer nexus-audit"],
+    );
+}
+
 fn seal_init(dir: &Path) -> (PathBuf, PathBuf) {
     let seal_dir = dir.join("seal");
     let out = cli(&dir.join("x.jsonl"))

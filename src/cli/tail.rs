@@ -1,17 +1,15 @@
 //! `tail`: the last N matching records, oldest first; `--follow` keeps printing new ones.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read as _, Seek as _, SeekFrom};
-use std::os::unix::fs::MetadataExt as _;
+use std::io::{self, BufWriter};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use nexus_audit::filter::Matcher;
-use nexus_audit::reader::Lines;
+use nexus_audit::reader::{Follower, Lines, Update};
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, exit, matching, open_snapshot};
+use super::{Context, FilterArgs, exit, grouped, matching, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -40,71 +38,78 @@ pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
         .take(args.lines)
         .collect();
     found.reverse();
+    // NOTE: the follower remembers the snapshot's last lines before they are printed: once
+    // printed, the map is not read again, so a file cut back under it cannot fault a read.
+    let follower = if args.follow {
+        Some(
+            Follower::after(&snapshot)
+                .with_context(|| format!("cannot follow {}", ctx.file.display()))?,
+        )
+    } else {
+        None
+    };
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     for (line, view) in &found {
         out.record(line, view)?;
     }
     out.finish()?;
-    if !args.follow {
-        return Ok(exit::OK);
-    }
-    let start = snapshot.data().len() as u64;
     drop(found);
     drop(snapshot);
-    follow(ctx, &matcher, format, start)
+    match follower {
+        Some(follower) => follow(ctx, &matcher, format, follower),
+        None => Ok(exit::OK),
+    }
 }
 
-/// Polls the file for new complete lines. A new inode at the path (rotation) or a shorter
-/// file starts again from the new file's beginning.
-fn follow(ctx: &Context, matcher: &Matcher, format: Format, mut pos: u64) -> anyhow::Result<u8> {
-    let open =
-        || File::open(&ctx.file).with_context(|| format!("cannot open {}", ctx.file.display()));
-    let mut file = open()?;
-    let mut ino = file.metadata()?.ino();
-    let mut pending: Vec<u8> = Vec::new();
+/// Prints the lines the follower hands out, and says on stderr when the file changed under it.
+fn follow(
+    ctx: &Context,
+    matcher: &Matcher,
+    format: Format,
+    mut follower: Follower,
+) -> anyhow::Result<u8> {
+    let name = ctx.file.display();
     loop {
-        if let Ok(meta) = std::fs::metadata(&ctx.file) {
-            if meta.ino() != ino {
-                // Rotated: drain what the old file still had, then switch.
-                read_new(&mut file, &mut pos, &mut pending)?;
-                print_complete(&mut pending, matcher, format, ctx)?;
-                file = open()?;
-                ino = file.metadata()?.ino();
-                pos = 0;
-                pending.clear();
-            } else if meta.len() < pos {
-                pos = 0;
-                pending.clear();
+        let updates = follower
+            .poll()
+            .with_context(|| format!("cannot follow {name}"))?;
+        let mut read_lines = false;
+        for update in updates {
+            match update {
+                Update::Lines(bytes) => {
+                    read_lines = true;
+                    print_lines(&bytes, matcher, format, ctx)?;
+                }
+                Update::Changed {
+                    offset,
+                    unconfirmed,
+                } => eprintln!(
+                    "nexus-audit: {name} changed under tail --follow (it is shorter, or its last line was rewritten): reading again after byte {offset}; {} record(s) read before are not where they were, and are not printed again if they come back unchanged",
+                    grouped(unconfirmed)
+                ),
+                Update::Gone { offset, lines } => eprintln!(
+                    "nexus-audit: {} record(s) read before are no longer in {name}: it has other records from byte {offset} on",
+                    grouped(lines)
+                ),
+                Update::Skipped { from, to } => eprintln!(
+                    "nexus-audit: {name} was cut back further than tail --follow remembers and written again: the records from byte {from} to byte {to} were not printed (some may have been read before)"
+                ),
+                Update::Rotated => {
+                    eprintln!("nexus-audit: {name} was replaced by a new file; following it");
+                }
+                _ => {}
             }
         }
-        if read_new(&mut file, &mut pos, &mut pending)? > 0 {
-            print_complete(&mut pending, matcher, format, ctx)?;
-        } else {
-            std::thread::sleep(Duration::from_millis(200));
+        if !read_lines {
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-fn read_new(file: &mut File, pos: &mut u64, pending: &mut Vec<u8>) -> io::Result<usize> {
-    file.seek(SeekFrom::Start(*pos))?;
-    let n = file.take(16 << 20).read_to_end(pending)?;
-    *pos += n as u64;
-    Ok(n)
-}
-
-fn print_complete(
-    pending: &mut Vec<u8>,
-    matcher: &Matcher,
-    format: Format,
-    ctx: &Context,
-) -> io::Result<()> {
-    let Some(last_lf) = memchr::memrchr(b'\n', pending) else {
-        return Ok(());
-    };
-    let complete: Vec<u8> = pending.drain(..=last_lf).collect();
+fn print_lines(bytes: &[u8], matcher: &Matcher, format: Format, ctx: &Context) -> io::Result<()> {
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     out.headerless();
-    for (line, view) in matching(Lines::new(&complete, 0), matcher) {
+    for (line, view) in matching(Lines::new(bytes, 0), matcher) {
         out.record(line, &view)?;
     }
     out.finish()?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nexus_audit::checkpoint::{State, check_checkpoints};
+use nexus_audit::checkpoint::{DEFAULT_SAMPLES, MAX_SAMPLES, State, check_checkpoints};
 use nexus_audit::note::VerifierKey;
 use nexus_audit::seal::KeyFile;
 use nexus_audit::verify::{Report, VerifyOptions, verify_snapshot_from};
@@ -31,9 +31,15 @@ pub struct VerifyArgs {
     /// Remember the verified size and head in FILE, and refuse a log that no longer matches it.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// With --state: check only the records appended since, and their link to the remembered head.
+    /// With --state: check the records appended since, their link to the remembered head, and
+    /// the state's proof of the records before it (its last 1 MiB and a random sample), not
+    /// every old record.
     #[arg(long, requires = "state")]
     incremental: bool,
+    /// With --state: how many records a full run samples at random for later incremental
+    /// runs to check (1 to 65536) [default: 1024]; incremental runs keep the state's number.
+    #[arg(long, requires = "state", value_name = "N")]
+    samples: Option<usize>,
     /// The initial seal key (seal.verify): check every seal record.
     #[arg(long, value_name = "FILE")]
     seal_verify: Option<PathBuf>,
@@ -70,6 +76,26 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         Some(path) => State::load(path)?,
         None => None,
     };
+    let sample_size = args.samples.unwrap_or(DEFAULT_SAMPLES);
+    if !(1..=MAX_SAMPLES).contains(&sample_size) {
+        bail!("--samples must be between 1 and {MAX_SAMPLES}, not {sample_size}");
+    }
+    if let (Some(path), Some(state), true) = (&args.state, &state, args.incremental) {
+        let Some(proof) = &state.proof else {
+            bail!(
+                "the state file {} was written by an earlier nexus-audit and holds no proof of the records before its head, so --incremental could not check them: run verify --state {} once without --incremental (it checks the whole log and writes the new format)",
+                path.display(),
+                path.display()
+            );
+        };
+        if args.samples.is_some_and(|n| n != proof.sample_size) {
+            bail!(
+                "--samples sets the sample a full run draws; the state {} keeps {} samples: run without --incremental to change it",
+                path.display(),
+                proof.sample_size
+            );
+        }
+    }
     let seal_key = match &args.seal_verify {
         Some(path) => Some(KeyFile::load(path)?),
         None => None,
@@ -103,10 +129,15 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         let seals = nexus_audit::seal::verify_seals(&snapshot, key, args.threads)?;
         nexus_audit::seal::add_to_report(seals, &mut report, args.max_problems);
     }
-    if let (Some(path), true) = (&args.state, report.ok)
-        && let Some(now) = State::of(&snapshot)
-    {
-        now.save(path)?;
+    if let (Some(path), true) = (&args.state, report.ok) {
+        // An incremental run moves the state's proof forward; a full run draws a new sample.
+        let now = match (&state, resume) {
+            (Some(before), Some(_)) => Some(before.extended(&snapshot)?),
+            _ => State::of(&snapshot, sample_size)?,
+        };
+        if let Some(now) = now {
+            now.save(path)?;
+        }
     }
     let mut out = io::stdout().lock();
     match Format::or_default(args.output, ctx) {
