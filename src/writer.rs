@@ -788,12 +788,21 @@ fn open_existing_log_file(path: &Path) -> Result<Option<File>> {
     match open_log_file(path, OpenOptions::new().read(true).append(true)) {
         Ok(file) => Ok(Some(file)),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            // The directory must be there, so a wrong path fails at once, not at the first write.
-            if parent_dir(path).is_dir() {
-                Ok(None)
-            } else {
-                Err(Error::io("cannot open", path)(source))
+            // The directory must be there, and writable, so a wrong path fails at once, not at
+            // the first write (a fail-closed caller wants to know before it starts).
+            let dir = parent_dir(path);
+            if !dir.is_dir() {
+                return Err(Error::io("cannot open", path)(source));
             }
+            use rustix::fs::{Access, AtFlags, CWD, accessat};
+            accessat(
+                CWD,
+                dir,
+                Access::WRITE_OK | Access::EXEC_OK,
+                AtFlags::EACCESS,
+            )
+            .map_err(|e| Error::io("cannot create", path)(e.into()))?;
+            Ok(None)
         }
         Err(e) => Err(e),
     }

@@ -428,9 +428,14 @@ impl TinyDisk {
     /// Mounts the disk. The full-disk tests need it: where mounting is not permitted they
     /// fail, saying what they need, rather than pass without having run.
     fn mount() -> TinyDisk {
+        Self::mount_with("size=64k,mode=0700")
+    }
+
+    /// Mounts it with these mount options.
+    fn mount_with(options: &str) -> TinyDisk {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir.path())
             .output();
         let why = match out {
@@ -687,4 +692,31 @@ fn a_full_disk_during_append_stdin_says_how_many_records_were_written() {
         assert_eq!(torn_tail_of(&log), b"", "no half line");
         assert_eq!(assert_verifies(&log), written as u64);
     }
+}
+
+#[test]
+fn a_log_that_cannot_be_created_fails_at_open_not_at_the_first_write() {
+    let disk = TinyDisk::mount_with("ro,size=64k,mode=0700");
+    let log = disk.path().join("audit.jsonl");
+    // The library: opening says so at once (a fail-closed caller learns it before it starts).
+    let err = LogOptions::new(&log)
+        .open()
+        .expect_err("a read-only directory");
+    assert!(err.to_string().contains("cannot create"), "{err}");
+    // The binary: one sentence, and nothing is read or written.
+    for args in [
+        &["append", "--tool", "ad_get_user"][..],
+        &["append", "--stdin"],
+    ] {
+        let out = cli(&log)
+            .args(args)
+            .write_stdin(input_line(0))
+            .output()
+            .expect("run append");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = assert_one_error_line(&out.stderr);
+        assert!(stderr.contains("Read-only file system"), "{stderr}");
+        assert!(stderr.contains("audit.jsonl"), "{stderr}");
+    }
+    assert!(!log.exists());
 }

@@ -233,14 +233,14 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
             .and_then(|f| f.sync_data())
             .with_context(|| format!("cannot sync {}", ctx.file.display()))?;
     }
-    writeln!(io::stdout().lock(), "{summary}")?;
-    match stopped {
-        Some(stop) => {
-            eprintln!("nexus-audit: {}", stop.message);
-            Ok(stop.exit_code)
-        }
-        None => Ok(exit::OK),
+    let printed = writeln!(io::stdout().lock(), "{summary}");
+    if let Some(stop) = stopped {
+        // NOTE: the signal decides the exit code, even when stdout is gone.
+        eprintln!("nexus-audit: {}", stop.message);
+        return Ok(stop.exit_code);
     }
+    printed?;
+    Ok(exit::OK)
 }
 
 fn written(receipt: &Receipt) -> anyhow::Result<Head> {
