@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cli, lines, verify_json, write_log};
+use common::{cli, lines, verify_json};
 use nexus_audit::chain::hash_line;
 use serde_json::{Value, json};
 
@@ -245,17 +245,20 @@ fn sigint_mid_stream_writes_every_line_read_and_exits_130() {
 #[test]
 fn a_second_signal_ends_a_flush_that_cannot_finish() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = write_log(dir.path(), "audit.jsonl", 2);
+    let log = dir.path().join("audit.jsonl");
+    let mut producer = Appender::start(&log, &[]);
+    // Once the first record is written, the signals are caught.
+    producer.send(input_line(0).as_bytes());
+    wait_for_lines(&log, 1, Duration::from_secs(20));
     let before = std::fs::read(&log).expect("read log");
-    // Another writer holds the lock, so the flush waits.
+    // Another writer holds the lock, so the next flush waits.
     let holder = std::fs::OpenOptions::new()
         .read(true)
         .open(&log)
         .expect("open log");
     holder.lock().expect("lock the log");
-    let mut producer = Appender::start(&log, &[]);
-    producer.send(input_line(0).as_bytes());
-    std::thread::sleep(Duration::from_millis(300));
+    producer.send(input_line(1).as_bytes());
+    std::thread::sleep(Duration::from_millis(200));
     producer.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
