@@ -195,6 +195,41 @@ pub fn chain_fields(line: &[u8]) -> Result<ChainFields, ChainError> {
     Ok(ChainFields { seq, prev_hash })
 }
 
+/// True when `bytes` begin the way every line this writer writes begins, `{"seq":N,"prev_hash":"`,
+/// or are a beginning of that (a write torn after a few bytes). The bytes after that prefix are
+/// not looked at: a write can be torn anywhere in them.
+///
+/// The writer uses this on a file with no complete line: such bytes are a torn first record, to
+/// be quarantined, while anything else is a file that is not a log, to be left alone.
+#[must_use]
+pub fn starts_like_a_record(bytes: &[u8]) -> bool {
+    let Some(rest) = strip_partial(bytes, SEQ_PREFIX) else {
+        return true;
+    };
+    let Ok(rest) = rest else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == rest.len() {
+        // Torn inside the number.
+        return digits <= 20 && !(digits > 1 && rest[0] == b'0');
+    }
+    if digits == 0 || digits > 20 || (digits > 1 && rest[0] == b'0') {
+        return false;
+    }
+    !matches!(strip_partial(&rest[digits..], PREV_PREFIX), Some(Err(())))
+}
+
+/// Matches the start of `bytes` against `prefix`: `None` when `bytes` end inside the prefix
+/// (and agree with it so far), `Some(Ok(rest))` after a whole prefix, `Some(Err(()))` when they
+/// differ.
+fn strip_partial<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<Result<&'a [u8], ()>> {
+    if bytes.len() < prefix.len() {
+        return (!prefix.starts_with(bytes)).then_some(Err(()));
+    }
+    Some(bytes.strip_prefix(prefix).ok_or(()))
+}
+
 /// Writes the chain prefix of a record line: `{"seq":N,"prev_hash":"…",`.
 pub fn write_prefix(out: &mut Vec<u8>, seq: u64, prev_hash: &Hash) {
     out.extend_from_slice(SEQ_PREFIX);
@@ -280,6 +315,38 @@ mod tests {
         );
         let padded = format!(r#"{{"seq":01,"prev_hash":"{GENESIS_HASH_HEX}"}}"#);
         assert_eq!(chain_prefix(padded.as_bytes()), None);
+    }
+
+    #[test]
+    fn only_the_writers_prefix_or_a_piece_of_it_starts_like_a_record() {
+        let mut line = Vec::new();
+        write_prefix(&mut line, 0, &GENESIS_HASH);
+        line.extend_from_slice(b"\"event_id\":\"x\"}");
+        for end in 0..=line.len() {
+            assert!(starts_like_a_record(&line[..end]), "{end}");
+        }
+        assert!(starts_like_a_record(
+            b"{\"seq\":12,\"prev_hash\":\"00\xff junk"
+        ));
+        for not in [
+            &b"hello"[..],
+            b"{}",
+            b" {\"seq\":0",
+            b"{\"name\":\"x\"}",
+            b"{\"seq\":\"0\"",
+            b"{\"seq\":01,",
+            b"{\"seq\":,",
+            b"{\"seq\":0,\"prev\":",
+            b"{\"seq\":123456789012345678901,",
+            b"\x89PNG\r\n",
+            b"\n",
+        ] {
+            assert!(
+                !starts_like_a_record(not),
+                "{}",
+                String::from_utf8_lossy(not)
+            );
+        }
     }
 
     #[test]

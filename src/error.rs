@@ -45,6 +45,28 @@ pub enum Error {
         /// Why it cannot be continued.
         reason: String,
     },
+    /// The file at the log's path holds bytes but no complete line, and they do not begin like a
+    /// record: it is some other file, which the writer neither extends nor moves aside.
+    #[error(
+        "refusing to append to {path}: it is not an audit log (its {len} bytes hold no complete line and do not begin like a record); nothing was changed"
+    )]
+    NotALog {
+        /// The log path.
+        path: PathBuf,
+        /// The file's length.
+        len: u64,
+    },
+    /// The records would take `seq` past `u64::MAX`; `seq` never wraps.
+    #[error(
+        "cannot append to {path}: its last record has seq {last}, and seq cannot go past {max} (it never wraps); start a new log",
+        max = u64::MAX
+    )]
+    SeqExhausted {
+        /// The log path.
+        path: PathBuf,
+        /// `seq` of the log's last record.
+        last: u64,
+    },
     /// An event given to the writer is not acceptable (wrong field type, not an object, …).
     #[error("invalid event: {0}")]
     InvalidEvent(String),

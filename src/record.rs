@@ -13,9 +13,9 @@ use crate::taxonomy::Taxonomy;
 use crate::{Error, Result};
 
 /// One event to append. Every field is optional; the writer fills `event_id`, `timestamp`,
-/// `schema_version`, `source`, `shard`, `action_category` and `resource` when they are absent
-/// (and `action` = `mcp_call` for an event with a `tool` but no action), and always sets `seq`
-/// and `prev_hash` itself.
+/// `source`, `shard`, `action_category` and `resource` when they are absent (and `action` =
+/// `mcp_call` for an event with a `tool` but no action), and always sets `seq`, `prev_hash` and
+/// `schema_version` itself: the version names the format of the line, which is the writer's.
 ///
 /// ```
 /// use nexus_audit::Event;
@@ -33,7 +33,6 @@ use crate::{Error, Result};
 pub struct Event {
     pub event_id: Option<String>,
     pub timestamp: Option<String>,
-    pub schema_version: Option<String>,
     pub source: Option<String>,
     pub level: Option<String>,
     pub action: Option<String>,
@@ -159,9 +158,9 @@ impl Event {
         self
     }
 
-    /// Builds an event from a JSON object that uses the record's field names. `seq` and
-    /// `prev_hash` are ignored (the writer sets them); unknown fields go to [`Event::extra`];
-    /// `null` counts as absent.
+    /// Builds an event from a JSON object that uses the record's field names. `seq`,
+    /// `prev_hash` and `schema_version` are ignored, whatever their value (the writer sets
+    /// them); unknown fields go to [`Event::extra`]; `null` counts as absent.
     ///
     /// # Errors
     ///
@@ -219,10 +218,9 @@ impl Event {
     fn set_field(&mut self, key: Cow<'_, str>, value: Value) -> Result<()> {
         let e = self;
         let slot = match &*key {
-            "seq" | "prev_hash" => return Ok(()),
+            "seq" | "prev_hash" | "schema_version" => return Ok(()),
             "event_id" => &mut e.event_id,
             "timestamp" => &mut e.timestamp,
-            "schema_version" => &mut e.schema_version,
             "source" => &mut e.source,
             "level" => &mut e.level,
             "action" => &mut e.action,
@@ -436,10 +434,7 @@ impl Encoder {
         write_str(&mut out, &timestamp);
 
         key(&mut out, "schema_version");
-        write_str(
-            &mut out,
-            e.schema_version.as_deref().unwrap_or(SCHEMA_VERSION),
-        );
+        write_str(&mut out, SCHEMA_VERSION);
         key(&mut out, "source");
         write_str(
             &mut out,
@@ -497,6 +492,7 @@ impl Encoder {
         ] {
             if let Some(mut v) = value {
                 r.redact_value(&mut v);
+                normalize_numbers(&mut v);
                 key(&mut out, name);
                 write_value(&mut out, &v);
             }
@@ -539,6 +535,7 @@ impl Encoder {
                 value = Value::String(crate::redact::REDACTED.to_owned());
             } else {
                 r.redact_value(&mut value);
+                normalize_numbers(&mut value);
             }
             if !first {
                 out.push(b',');
@@ -563,6 +560,43 @@ pub fn reduction_percent(response: u64, filtered: u64) -> i64 {
     )]
     let pct = ((1.0 - filtered as f64 / response as f64) * 100.0).round() as i64;
     pct
+}
+
+/// Gives every number in `v` the text the writer stores for it.
+///
+/// serde_json is built with `arbitrary_precision`, so a parsed number keeps its text. Integers
+/// keep it: JSON integers have no leading zeros or plus sign, so the text is exact and the
+/// shortest, and one beyond 64 bits is stored digit for digit instead of rounded to an `f64`.
+/// A float is stored as it always was: the `f64` serde_json parses, in its shortest form
+/// (`1.50` as `1.5`, `1e5` as `100000.0`, `-0` as `-0.0`). One beyond the range of `f64`,
+/// which could not be stored at all before, keeps its text.
+fn normalize_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(stored) = stored_number(n) {
+                *n = stored;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_numbers),
+        Value::Object(map) => map.values_mut().for_each(normalize_numbers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+/// The number to store for `n` when it differs from `n`'s text (see [`normalize_numbers`]).
+fn stored_number(n: &serde_json::Number) -> Option<serde_json::Number> {
+    let text = n.as_str();
+    if !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return if text == "-0" {
+            serde_json::Number::from_f64(-0.0)
+        } else {
+            None
+        };
+    }
+    // NOTE: serde_json's own float parser, not `str::parse`: they can differ in the last bit,
+    // and the stored bytes must stay what they were.
+    let f: f64 = serde_json::from_str(text).ok()?;
+    serde_json::Number::from_f64(f).filter(|m| m.as_str() != text)
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {

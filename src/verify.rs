@@ -13,6 +13,7 @@
 //! | records deleted | `seq_gap` at the line after the gap |
 //! | a line inserted (a copy, one from elsewhere, or a forgery with the right `seq` and `prev_hash`) | `seq_out_of_order` at it when its `seq` is behind, else `hash_mismatch` |
 //! | two lines swapped | `seq_out_of_order` at the second |
+//! | a record after one with `seq` 18446744073709551615 (`u64::MAX`): `seq` wrapped | `seq_out_of_order` at it |
 //! | first records deleted | `bad_genesis` at line 1 |
 //! | the first record's `seq` or `prev_hash` changed | `bad_genesis` at line 1 |
 //! | an empty, non-UTF-8, non-JSON, non-object or unchained line | `empty_line`, `bad_utf8`, `bad_json`, `not_object`, `missing_chain_fields` at it |
@@ -704,6 +705,23 @@ impl<'a> Walker<'a> {
             self.accept(first, blamed);
             return;
         };
+        if anchor.seq == u64::MAX {
+            // Nothing can follow the largest seq: the writer refuses, so this record was made
+            // by something else, and its seq has wrapped (or was never in order).
+            self.blame(
+                ProblemKind::SeqOutOfOrder,
+                n,
+                format!(
+                    "line {} (seq {}) follows line {}, whose seq {} is the largest a record can have: seq wrapped around",
+                    n.line,
+                    n.seq,
+                    anchor.line,
+                    u64::MAX
+                ),
+            );
+            self.accept(n, false);
+            return;
+        }
         let expected = self.expected_seq;
         let seq_ok = n.seq == expected;
         let link_ok = n.prev == anchor.hash;

@@ -138,13 +138,15 @@ impl LogOptions {
         self
     }
 
-    /// Opens (creating if needed) the log.
+    /// Opens the log. A log that does not exist yet is created by the first write, never
+    /// before: an append that fails (an invalid event, a missing seal key) leaves no file.
     ///
     /// # Errors
     ///
     /// [`Error::Symlink`] if the path is a symbolic link, [`Error::NotAFile`] if it is not a
-    /// regular file, [`Error::Io`] when it cannot be opened, [`Error::InvalidConfig`] for a bad
-    /// redaction pattern.
+    /// regular file, [`Error::Io`] when it cannot be opened or its directory does not exist,
+    /// [`Error::InvalidConfig`] for a bad redaction pattern or a seal key file that is not one,
+    /// [`Error::Io`] for a seal key file that cannot be read.
     pub fn open(self) -> Result<Logger> {
         Logger::open(self)
     }
@@ -202,6 +204,8 @@ pub struct Logger {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
+    /// Permission bits for the file when the first write creates it.
+    mode: u32,
     encoder: Encoder,
     durability: Durability,
     queue: Mutex<Queue>,
@@ -230,7 +234,8 @@ struct Batch {
 
 #[derive(Debug)]
 struct LogFile {
-    file: File,
+    /// `None` until the file exists: the first write creates it.
+    file: Option<File>,
     /// `(file length, head)` as this handle last left the file.
     cache: Option<(u64, Option<Head>)>,
     /// The bytes of the last write, kept so the next one reuses the memory (no page faults).
@@ -248,7 +253,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Logger {
     fn open(opts: LogOptions) -> Result<Self> {
-        let file = open_log_file(&opts.path, opts.mode)?;
+        let file = open_existing_log_file(&opts.path)?;
+        if let Some(seal) = &opts.seal {
+            // Read now, so a missing or broken key fails the open, before any file is created.
+            crate::seal::KeyFile::load(&seal.key_path)?;
+        }
         let encoder = Encoder {
             redactor: Redactor::new(&opts.redaction)?,
             taxonomy: opts.taxonomy,
@@ -256,6 +265,7 @@ impl Logger {
         };
         let shared = Arc::new(Shared {
             path: opts.path,
+            mode: opts.mode,
             encoder,
             durability: opts.durability,
             queue: Mutex::new(Queue::default()),
@@ -396,12 +406,19 @@ impl Logger {
     /// [`Error::Io`] when the file cannot be read, [`Error::BadHead`] when its last line is
     /// not a chained record.
     pub fn head(&self) -> Result<Option<Head>> {
-        let log = lock(&self.shared.log);
-        let _guard =
-            FileLock::shared(&log.file).map_err(Error::io("cannot lock", &self.shared.path))?;
-        let len = file_len(&log.file, &self.shared.path)?;
-        let tail = read_tail(&log.file, len, &self.shared.path)?;
-        tail.head(&self.shared.path)
+        let path = self.shared.path.as_path();
+        let mut log = lock(&self.shared.log);
+        if log.file.is_none() {
+            // Another process may have created it since.
+            log.file = open_existing_log_file(path)?;
+        }
+        let Some(file) = &log.file else {
+            return Ok(None);
+        };
+        let _guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
+        let len = file_len(file, path)?;
+        let tail = read_tail(file, len, path)?;
+        tail.head(path)
     }
 }
 
@@ -550,12 +567,24 @@ impl Shared {
     }
 
     /// Writes the batches as consecutive records under the exclusive lock, with one `write`.
+    ///
+    /// Everything that can refuse the write (the head, the seal key, `seq` running out) is
+    /// checked before the file is changed; a torn tail is quarantined only once the records
+    /// that follow it are ready.
     fn write_batches(&self, batches: &[Batch]) -> Result<Vec<Vec<Head>>> {
         let path = self.path.as_path();
         let mut log = lock(&self.log);
         let log = &mut *log;
-        let _guard = FileLock::exclusive(&log.file).map_err(Error::io("cannot lock", path))?;
-        let len = file_len(&log.file, path)?;
+        if log.file.is_none() {
+            log.file = Some(create_log_file(path, self.mode)?);
+        }
+        let Some(file) = log.file.as_ref() else {
+            return Err(Error::Closed {
+                path: path.to_path_buf(),
+            });
+        };
+        let _guard = FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
+        let len = file_len(file, path)?;
 
         // What this handle knows of the file holds only if nobody else wrote since.
         let cached = log
@@ -566,10 +595,10 @@ impl Shared {
         let (mut start_len, mut head, recovered) = match cached {
             Some((_, head)) => (len, head, None),
             None => {
-                let tail = read_tail(&log.file, len, path)?;
+                let tail = read_tail(file, len, path)?;
                 let head = tail.head(path)?;
                 if tail.complete_len < len {
-                    let recovered = self.quarantine(&log.file, &tail, len)?;
+                    let recovered = self.torn_tail(file, &tail, len)?;
                     (tail.complete_len, head, Some(recovered))
                 } else {
                     (len, head, None)
@@ -590,52 +619,40 @@ impl Shared {
         let mut buf = std::mem::take(&mut log.buf);
         buf.clear();
         buf.reserve(total + 1024);
+        let last_before = head.map_or(0, |h| h.seq);
+        let recovered_body = recovered.as_ref().map(|r| r.body.as_slice());
         let source = self.encoder.source.as_str();
-        // Chains one body onto `head`; with sealing, a seal follows every `every` records.
-        let mut push = |body: &[u8], head: &mut Option<Head>, sealer: &mut Option<Sealer>| {
-            let written = chain_onto(&mut buf, body, head);
-            if let Some(s) = sealer.as_mut()
-                && s.count()
-            {
-                let seal = s.seal_body(written.seq + 1, &written.hash, source);
-                chain_onto(&mut buf, &seal, head);
-            }
-            written
+        let Ok(per_batch) = chain_all(
+            &mut buf,
+            recovered_body,
+            batches,
+            &mut head,
+            &mut sealer,
+            source,
+        ) else {
+            return Err(Error::SeqExhausted {
+                path: path.to_path_buf(),
+                last: last_before,
+            });
         };
-        if let Some(recovered) = &recovered {
-            push(&recovered.body, &mut head, &mut sealer);
-        }
-        let per_batch: Vec<Vec<Head>> = batches
-            .iter()
-            .map(|b| {
-                b.bodies
-                    .iter()
-                    .map(|body| push(body, &mut head, &mut sealer))
-                    .collect()
-            })
-            .collect();
-        if let Some(s) = sealer.as_mut()
-            && s.due_at_end()
-            && let Some(h) = head
-        {
-            let seal = s.seal_body(h.seq + 1, &h.hash, source);
-            chain_onto(&mut buf, &seal, &mut head);
-        }
         let sealing = sealer.as_ref().is_some_and(Sealer::sealed);
         if let Some(s) = sealer.as_ref().filter(|_| sealing) {
             s.before_write()?;
         }
+        if let Some(recovered) = &recovered {
+            self.quarantine(file, recovered)?;
+        }
 
         let torn = recovered.as_ref().map(|r| r.torn.as_slice());
-        if let Err(err) = (&log.file).write_all(&buf) {
-            roll_back(&log.file, start_len, torn);
+        if let Err(err) = (&*file).write_all(&buf) {
+            roll_back(file, start_len, torn);
             return Err(Error::io("cannot write to", path)(err));
         }
         // Seals are always synced: the key must not move past seals a crash could lose.
         if (sealing || !matches!(self.durability, Durability::None))
-            && let Err(err) = log.file.sync_data()
+            && let Err(err) = file.sync_data()
         {
-            roll_back(&log.file, start_len, torn);
+            roll_back(file, start_len, torn);
             return Err(Error::io("cannot sync", path)(err));
         }
         start_len += buf.len() as u64;
@@ -654,14 +671,23 @@ impl Shared {
         Ok(per_batch)
     }
 
-    /// Moves a torn tail to a quarantine file beside the log, truncates the log to its last LF,
-    /// and returns the body of the `log_recovered` record to write first, with the torn bytes.
-    fn quarantine(&self, file: &File, tail: &Tail, len: u64) -> Result<Recovered> {
+    /// Reads the torn tail of a log whose complete lines end at `tail.complete_len`, and makes
+    /// the `log_recovered` record for it. Changes nothing.
+    ///
+    /// A file with no complete line is the log's first record torn only when its bytes begin
+    /// like one; anything else is a file that is not a log, refused with [`Error::NotALog`].
+    fn torn_tail(&self, file: &File, tail: &Tail, len: u64) -> Result<Recovered> {
         let path = self.path.as_path();
         let torn_len = len - tail.complete_len;
         let mut torn = vec![0u8; usize::try_from(torn_len).unwrap_or(usize::MAX)];
         file.read_exact_at(&mut torn, tail.complete_len)
             .map_err(Error::io("cannot read the torn tail of", path))?;
+        if tail.last_line.is_none() && !chain::starts_like_a_record(&torn) {
+            return Err(Error::NotALog {
+                path: path.to_path_buf(),
+                len,
+            });
+        }
         let digest = hex::encode(chain::hash_line(&torn));
         let name = format!(
             "{}.torn-{}-{}",
@@ -670,20 +696,6 @@ impl Shared {
             tail.complete_len,
             &digest[..16]
         );
-        let qpath = path.with_file_name(&name);
-        let mut qfile = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&qpath)
-            .map_err(Error::io("cannot create the quarantine file", &qpath))?;
-        qfile
-            .write_all(&torn)
-            .and_then(|()| qfile.sync_all())
-            .map_err(Error::io("cannot write the quarantine file", &qpath))?;
-        sync_parent_dir(&qpath)?;
         let body = self.encoder.encode(
             Event::new("log_recovered")
                 .level("warn")
@@ -696,23 +708,61 @@ impl Shared {
                     "quarantine_file": name,
                 })),
         )?;
-        file.set_len(tail.complete_len)
+        Ok(Recovered {
+            body,
+            torn,
+            offset: tail.complete_len,
+            name,
+        })
+    }
+
+    /// Copies a torn tail to its quarantine file beside the log, synced, then truncates the log
+    /// to its last LF. A quarantine file that cannot be written whole is removed again: the
+    /// torn bytes stay in the log until a later append can move them.
+    fn quarantine(&self, file: &File, r: &Recovered) -> Result<()> {
+        let path = self.path.as_path();
+        let qpath = path.with_file_name(&r.name);
+        let mut qfile = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&qpath)
+            .map_err(Error::io("cannot create the quarantine file", &qpath))?;
+        if let Err(err) = qfile.write_all(&r.torn).and_then(|()| qfile.sync_all()) {
+            drop(qfile);
+            // NOTE: the file is ours (just created or truncated); an empty or partial copy
+            // must not stay behind looking like evidence.
+            let _ = std::fs::remove_file(&qpath);
+            return Err(Error::io("cannot write the quarantine file", &qpath)(err));
+        }
+        sync_parent_dir(&qpath)?;
+        file.set_len(r.offset)
             .map_err(Error::io("cannot truncate the torn tail of", path))?;
         if let Err(err) = file.sync_data() {
-            roll_back(file, tail.complete_len, Some(&torn));
+            roll_back(file, r.offset, Some(&r.torn));
             return Err(Error::io("cannot truncate the torn tail of", path)(err));
         }
-        Ok(Recovered { body, torn })
+        Ok(())
     }
 }
 
-/// A torn tail moved to its quarantine file, and the record that says so.
+/// A torn tail, to be moved to its quarantine file, and the record that says so.
 struct Recovered {
     /// The body of the `log_recovered` record.
     body: Vec<u8>,
     /// The torn bytes, as cut from the log.
     torn: Vec<u8>,
+    /// Where they start: the length of the log's complete lines.
+    offset: u64,
+    /// The quarantine file's name, beside the log.
+    name: String,
 }
+
+/// The next record would need a `seq` past `u64::MAX`.
+#[derive(Debug)]
+struct SeqOverflow;
 
 /// Undoes a failed append: cuts the log back to `len`, where the append began, so no half line
 /// is left for the next append to merge with. When the append had cut a torn tail (already
@@ -733,12 +783,51 @@ fn roll_back(file: &File, len: u64, torn: Option<&[u8]>) {
     }
 }
 
-fn open_log_file(path: &Path, mode: u32) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(mode)
+/// Opens the log if it exists: `None` when it does not yet, but its directory does.
+fn open_existing_log_file(path: &Path) -> Result<Option<File>> {
+    match open_log_file(path, OpenOptions::new().read(true).append(true)) {
+        Ok(file) => Ok(Some(file)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            // The directory must be there, and writable, so a wrong path fails at once, not at
+            // the first write (a fail-closed caller wants to know before it starts).
+            let dir = parent_dir(path);
+            if !dir.is_dir() {
+                return Err(Error::io("cannot open", path)(source));
+            }
+            use rustix::fs::{Access, AtFlags, CWD, accessat};
+            accessat(
+                CWD,
+                dir,
+                Access::WRITE_OK | Access::EXEC_OK,
+                AtFlags::EACCESS,
+            )
+            .map_err(|e| Error::io("cannot create", path)(e.into()))?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the log, creating it with `mode` if needed.
+fn create_log_file(path: &Path, mode: u32) -> Result<File> {
+    let file = open_log_file(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(mode),
+    )?;
+    // IMPORTANT: the file may have just been created; sync its directory so the entry itself
+    // survives a crash, or a synced record could vanish with the file.
+    sync_parent_dir(path)?;
+    Ok(file)
+}
+
+/// Opens the log with `options`, never through a symbolic link, and only if it is a regular
+/// file.
+fn open_log_file(path: &Path, options: &mut OpenOptions) -> Result<File> {
+    let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
@@ -756,17 +845,18 @@ fn open_log_file(path: &Path, mode: u32) -> Result<File> {
             path: path.to_path_buf(),
         });
     }
-    // IMPORTANT: the file may have just been created; sync its directory so the entry itself
-    // survives a crash, or a synced record could vanish with the file.
-    sync_parent_dir(path)?;
     Ok(file)
 }
 
-fn sync_parent_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    }
+}
+
+fn sync_parent_dir(path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io("cannot sync the directory", dir))
@@ -861,11 +951,60 @@ pub(crate) fn read_tail(file: &File, len: u64, path: &Path) -> Result<Tail> {
     }
 }
 
+/// Chains the `log_recovered` record (if any) and every batch onto `head` into `buf`, with the
+/// seals that fall due; returns each batch's `(seq, hash)`s.
+fn chain_all(
+    buf: &mut Vec<u8>,
+    recovered: Option<&[u8]>,
+    batches: &[Batch],
+    head: &mut Option<Head>,
+    sealer: &mut Option<Sealer>,
+    source: &str,
+) -> Result<Vec<Vec<Head>>, SeqOverflow> {
+    // Chains one body onto `head`; with sealing, a seal follows every `every` records.
+    let mut push = |body: &[u8], head: &mut Option<Head>| {
+        let written = chain_onto(buf, body, head)?;
+        if let Some(s) = sealer.as_mut()
+            && s.count()
+        {
+            let seq = written.seq.checked_add(1).ok_or(SeqOverflow)?;
+            let seal = s.seal_body(seq, &written.hash, source);
+            chain_onto(buf, &seal, head)?;
+        }
+        Ok(written)
+    };
+    if let Some(body) = recovered {
+        push(body, head)?;
+    }
+    let per_batch = batches
+        .iter()
+        .map(|b| {
+            b.bodies
+                .iter()
+                .map(|body| push(body, head))
+                .collect::<Result<Vec<Head>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(s) = sealer.as_mut()
+        && s.due_at_end()
+        && let Some(h) = *head
+    {
+        let seq = h.seq.checked_add(1).ok_or(SeqOverflow)?;
+        let seal = s.seal_body(seq, &h.hash, source);
+        chain_onto(buf, &seal, head)?;
+    }
+    Ok(per_batch)
+}
+
 /// Appends `{"seq":N,"prev_hash":"…",` + `body` + LF to `buf`, chained onto `head`, and
-/// moves `head` to the new line.
-fn chain_onto(buf: &mut Vec<u8>, body: &[u8], head: &mut Option<Head>) -> Head {
+/// moves `head` to the new line. Refuses to go past `seq` `u64::MAX`.
+fn chain_onto(
+    buf: &mut Vec<u8>,
+    body: &[u8],
+    head: &mut Option<Head>,
+) -> Result<Head, SeqOverflow> {
     let (seq, prev) = match *head {
-        Some(h) => (h.seq + 1, h.hash),
+        Some(h) => (h.seq.checked_add(1).ok_or(SeqOverflow)?, h.hash),
         None => (0, GENESIS_HASH),
     };
     let start = buf.len();
@@ -874,5 +1013,5 @@ fn chain_onto(buf: &mut Vec<u8>, body: &[u8], head: &mut Option<Head>) -> Head {
     let hash = chain::hash_line(&buf[start..]);
     buf.push(b'\n');
     *head = Some(Head { seq, hash });
-    Head { seq, hash }
+    Ok(Head { seq, hash })
 }

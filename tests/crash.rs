@@ -425,27 +425,27 @@ struct TinyDisk {
 }
 
 impl TinyDisk {
-    /// `None` (with a note) where mounting is not permitted.
-    fn mount() -> Option<TinyDisk> {
+    /// Mounts the disk. The full-disk tests need it: where mounting is not permitted they
+    /// fail, saying what they need, rather than pass without having run.
+    fn mount() -> TinyDisk {
+        Self::mount_with("size=64k,mode=0700")
+    }
+
+    /// Mounts it with these mount options.
+    fn mount_with(options: &str) -> TinyDisk {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir.path())
             .output();
-        match out {
-            Ok(out) if out.status.success() => Some(TinyDisk { dir }),
-            Ok(out) => {
-                eprintln!(
-                    "NOTE: skipping the full-disk test: cannot mount a tmpfs ({})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("NOTE: skipping the full-disk test: cannot run mount ({e})");
-                None
-            }
-        }
+        let why = match out {
+            Ok(out) if out.status.success() => return TinyDisk { dir },
+            Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            Err(e) => format!("cannot run mount (install util-linux): {e}"),
+        };
+        panic!(
+            "the full-disk tests mount a 64 KiB tmpfs, which needs root (CI runs as root): {why}"
+        );
     }
 
     fn path(&self) -> &Path {
@@ -479,6 +479,15 @@ impl Drop for TinyDisk {
     }
 }
 
+/// The names of the quarantine files in `dir`.
+fn quarantine_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".torn-"))
+        .collect()
+}
+
 fn assert_one_error_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr).into_owned();
     assert!(text.ends_with('\n'), "stderr ends with LF: {text:?}");
@@ -494,9 +503,7 @@ fn assert_one_error_line(stderr: &[u8]) -> String {
 
 #[test]
 fn a_write_to_a_full_disk_fails_cleanly_and_leaves_only_whole_lines() {
-    let Some(disk) = TinyDisk::mount() else {
-        return;
-    };
+    let disk = TinyDisk::mount();
     let log = disk.path().join("audit.jsonl");
     let reserve = disk.path().join("reserve");
     std::fs::write(&reserve, [0u8; 12 * 1024]).expect("reserve space");
@@ -546,9 +553,7 @@ fn a_write_to_a_full_disk_fails_cleanly_and_leaves_only_whole_lines() {
 
 #[test]
 fn a_torn_tail_on_a_full_disk_stays_in_place_until_it_can_be_quarantined() {
-    let Some(disk) = TinyDisk::mount() else {
-        return;
-    };
+    let disk = TinyDisk::mount();
     let log = disk.path().join("audit.jsonl");
     write_log(disk.path(), "audit.jsonl", 3);
     let torn = br#"{"seq":3,"prev_hash":"cut short"#;
@@ -567,6 +572,11 @@ fn a_torn_tail_on_a_full_disk_stays_in_place_until_it_can_be_quarantined() {
         std::fs::read(&log).expect("read log"),
         before,
         "the log is untouched"
+    );
+    assert_eq!(
+        quarantine_files(disk.path()),
+        Vec::<String>::new(),
+        "no empty quarantine file is left behind"
     );
 
     // Room for the quarantine file but not for the records: the torn bytes stay recorded.
@@ -656,4 +666,57 @@ fn readers_survive_torn_tails_being_cut_while_they_open_the_log() {
         .expect("run the stress child");
     assert!(status.success(), "the reader process failed: {status:?}");
     assert_eq!(assert_verifies(&log), 3 + 2 * 60);
+}
+
+#[test]
+fn a_full_disk_during_append_stdin_says_how_many_records_were_written() {
+    let disk = TinyDisk::mount();
+    let log = disk.path().join("audit.jsonl");
+    let input: String = (0..200).map(input_line).collect();
+    for batch in ["1", "7"] {
+        let _ = std::fs::remove_file(&log);
+        let out = cli(&log)
+            .args(["append", "--stdin", "--batch", batch])
+            .write_stdin(input.clone())
+            .output()
+            .expect("run append --stdin");
+        assert_eq!(out.status.code(), Some(2), "the disk fills up");
+        let stderr = assert_one_error_line(&out.stderr);
+        assert!(stderr.contains("No space left"), "{stderr}");
+        let written = lines(&log).len();
+        assert!(written > 0, "some records fit");
+        assert!(
+            stderr.contains(&format!("wrote {written} records before a write failed")),
+            "batch {batch}: the count matches the file ({written}): {stderr}"
+        );
+        assert_eq!(torn_tail_of(&log), b"", "no half line");
+        assert_eq!(assert_verifies(&log), written as u64);
+    }
+}
+
+#[test]
+fn a_log_that_cannot_be_created_fails_at_open_not_at_the_first_write() {
+    let disk = TinyDisk::mount_with("ro,size=64k,mode=0700");
+    let log = disk.path().join("audit.jsonl");
+    // The library: opening says so at once (a fail-closed caller learns it before it starts).
+    let err = LogOptions::new(&log)
+        .open()
+        .expect_err("a read-only directory");
+    assert!(err.to_string().contains("cannot create"), "{err}");
+    // The binary: one sentence, and nothing is read or written.
+    for args in [
+        &["append", "--tool", "ad_get_user"][..],
+        &["append", "--stdin"],
+    ] {
+        let out = cli(&log)
+            .args(args)
+            .write_stdin(input_line(0))
+            .output()
+            .expect("run append");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = assert_one_error_line(&out.stderr);
+        assert!(stderr.contains("Read-only file system"), "{stderr}");
+        assert!(stderr.contains("audit.jsonl"), "{stderr}");
+    }
+    assert!(!log.exists());
 }
