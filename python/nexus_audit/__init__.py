@@ -38,10 +38,10 @@ _DURABILITIES = ("sync", "buffered", "none")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
-StrPath = Union[str, "os.PathLike[str]"]
+_StrPath = Union[str, "os.PathLike[str]"]
 
 
-def _log_path(log_file: StrPath | None) -> Path:
+def _log_path(log_file: _StrPath | None) -> Path:
     """``log_file``, else ``$NEXUS_AUDIT_FILE``, else ``logs/audit.jsonl``."""
     if log_file is None:
         env = os.environ.get("NEXUS_AUDIT_FILE")
@@ -115,7 +115,7 @@ class AuditLogger:
 
     def __init__(
         self,
-        log_file: StrPath | None = None,
+        log_file: _StrPath | None = None,
         log_to_stderr: bool | None = None,
         *,
         durability: str = "sync",
@@ -277,7 +277,7 @@ def _reopen(
     return logger
 
 
-def tail_audit_log(n: int = 100, log_file: StrPath | None = None) -> List[Dict[str, Any]]:
+def tail_audit_log(n: int = 100, log_file: _StrPath | None = None) -> List[Dict[str, Any]]:
     """The last ``n`` records of the log, oldest first, as dicts; ``[]`` when the log does not
     exist. Reads from the end of the file, not all of it. Lines that are not records (a torn
     tail, a blank or damaged line) are skipped, as ``nexus-audit tail`` skips them."""
@@ -291,7 +291,7 @@ def tail_audit_log(n: int = 100, log_file: StrPath | None = None) -> List[Dict[s
 
 
 def audit_log_stats(
-    log_file: StrPath | None = None, last: int | None = None
+    log_file: _StrPath | None = None, last: int | None = None
 ) -> Dict[str, Any]:
     """The log's summary, over the whole file or its ``last`` records: the old keys
     (``total_entries``, ``status_breakdown``, ``shard_breakdown``,
@@ -306,7 +306,7 @@ def audit_log_stats(
     return stats
 
 
-def verify(log_file: StrPath | None = None, *, max_problems: int = 100) -> Dict[str, Any]:
+def verify(log_file: _StrPath | None = None, *, max_problems: int = 100) -> Dict[str, Any]:
     """Checks every line and link of the log and returns the report ``nexus-audit verify
     --output json`` prints: ``ok``, ``records``, ``problems`` (each ``kind``, ``line``,
     ``offset``, ``seq``, ``message``), … A damaged log is reported, never raised; ``OSError``

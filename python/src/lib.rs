@@ -76,6 +76,9 @@ fn open_log(path: &Path, durability: Durability, source: &str) -> nexus_audit::R
         .durability(durability)
         .source(source)
         .open()?;
+    // Fail now, not at the first record, for a log that cannot be continued (an old
+    // unchained Nexus-MCP log kept at the same path).
+    logger.head()?;
     let reader = File::open(path).map_err(|source| Error::Io {
         context: "cannot open",
         path: path.to_path_buf(),
