@@ -13,11 +13,13 @@ released while a record is written and while a log is read.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import operator
 import os
 import sys
+import weakref
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -141,6 +143,8 @@ class AuditLogger:
         self._source = source
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._native = _native.Logger(os.fspath(self._log_file), durability, source)
+        if durability == "buffered":
+            _BUFFERED.add(self)
 
     @property
     def log_file(self) -> Path:
@@ -267,6 +271,22 @@ class AuditLogger:
             f"AuditLogger({os.fspath(self._log_file)!r}, durability={self._durability!r}"
             f"{', closed' if self.closed else ''})"
         )
+
+
+#: Buffered loggers still alive, flushed when the interpreter exits (a logger kept alive by a
+#: reference cycle may not be dropped, and so not flushed, before that).
+_BUFFERED: "weakref.WeakSet[AuditLogger]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_buffered_at_exit() -> None:
+    for logger in list(_BUFFERED):
+        if logger.closed:
+            continue
+        try:
+            logger.flush()
+        except OSError as e:
+            sys.stderr.write(f"nexus_audit: queued audit records were not written: {e}\n")
 
 
 def _reopen(

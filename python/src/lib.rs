@@ -36,16 +36,31 @@ struct PyLogger {
     path: PathBuf,
     durability: Durability,
     source: String,
-    /// NOTE: locked only while the GIL is held and never across `detach`, so no thread holds
-    /// it when another thread of the process calls `fork` (which Python does with the GIL).
+    /// NOTE: locked only by a thread that holds the GIL, and never across `detach`, so no
+    /// thread holds it when another calls `fork` (which Python does with the GIL held).
     state: Mutex<State>,
 }
 
 /// What belongs to the process that opened the log.
 struct State {
+    /// The process `open` belongs to.
     pid: u32,
-    /// `None` once closed.
+    /// `None` once closed, and in a forked child until its first call opens the log.
     open: Option<Open>,
+    closed: bool,
+}
+
+impl State {
+    /// Forgets a parent's logger after `fork` (see the module's comment on fork safety).
+    fn adopt(&mut self) {
+        let pid = std::process::id();
+        if self.pid != pid {
+            if let Some(parent) = self.open.take() {
+                std::mem::forget(parent);
+            }
+            self.pid = pid;
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -91,23 +106,38 @@ fn open_log(path: &Path, durability: Durability, source: &str) -> nexus_audit::R
 }
 
 impl PyLogger {
-    /// The log as this process may use it: reopened in a forked child.
-    /// Takes the GIL token to show that the state lock is only taken with the GIL held.
-    fn current(&self, _py: Python<'_>) -> PyResult<Open> {
-        let mut state = lock(&self.state);
-        let pid = std::process::id();
-        if state.pid != pid {
-            if let Some(parent) = state.open.take() {
-                std::mem::forget(parent);
-                let open = open_log(&self.path, self.durability, &self.source).map_err(to_py)?;
-                state.open = Some(open);
-            }
-            state.pid = pid;
+    /// The log as this process may use it: opened again in a forked child (where a failed
+    /// open is tried again on the next call).
+    fn current(&self, py: Python<'_>) -> PyResult<Open> {
+        if let Some(open) = self.installed()? {
+            return Ok(open);
         }
-        state.open.clone().ok_or_else(|| {
-            to_py(Error::Closed {
-                path: self.path.clone(),
-            })
+        // Opening reads the log's head under a shared lock: not with the GIL held.
+        let fresh = py
+            .detach(|| open_log(&self.path, self.durability, &self.source))
+            .map_err(to_py)?;
+        let mut state = lock(&self.state);
+        state.adopt();
+        if state.closed {
+            return Err(self.closed_error());
+        }
+        // Another thread may have opened it meanwhile: the first one stays.
+        Ok(state.open.get_or_insert(fresh).clone())
+    }
+
+    /// The log if this process has it open; an error once closed.
+    fn installed(&self) -> PyResult<Option<Open>> {
+        let mut state = lock(&self.state);
+        state.adopt();
+        if state.closed {
+            return Err(self.closed_error());
+        }
+        Ok(state.open.clone())
+    }
+
+    fn closed_error(&self) -> PyErr {
+        to_py(Error::Closed {
+            path: self.path.clone(),
         })
     }
 }
@@ -137,6 +167,7 @@ impl PyLogger {
             state: Mutex::new(State {
                 pid: std::process::id(),
                 open: Some(open),
+                closed: false,
             }),
         })
     }
@@ -150,7 +181,7 @@ impl PyLogger {
     /// True once `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.state).open.is_none()
+        lock(&self.state).closed
     }
 
     /// Appends one event given as a UTF-8 JSON object with the record's field names.
@@ -197,14 +228,10 @@ impl PyLogger {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let open = {
             let mut state = lock(&self.state);
-            if state.pid != std::process::id() {
-                // A parent's logger in a child: nothing of it is this process's to flush.
-                if let Some(parent) = state.open.take() {
-                    std::mem::forget(parent);
-                }
-                state.pid = std::process::id();
-                return Ok(());
-            }
+            // In a forked child this forgets the parent's logger: nothing of it is this
+            // process's to flush.
+            state.adopt();
+            state.closed = true;
             state.open.take()
         };
         let Some(Open { logger, reader }) = open else {

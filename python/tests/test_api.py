@@ -282,3 +282,18 @@ def test_a_logger_passed_to_a_spawned_process_extends_the_chain(log: Path, tmp_p
     recs = records(log)
     assert_one_chain(recs)
     assert sorted(r["event_id"] for r in recs) == ["parent", "spawned-0", "spawned-1", "spawned-2"]
+
+
+def test_buffered_records_are_written_when_the_interpreter_exits(log: Path) -> None:
+    run_python(textwrap.dedent(
+        """
+        import sys
+        import nexus_audit
+        logger = nexus_audit.AuditLogger(sys.argv[1], durability="buffered")
+        logger.cycle = [logger]          # kept alive past module teardown
+        for i in range(5):
+            logger.record(event_id=f"e{i}", tool="t", args={}, status="success", latency_ms=i)
+        """
+    ), str(log))
+    assert [r["event_id"] for r in records(log)] == [f"e{i}" for i in range(5)]
+    assert_verifies(log)
