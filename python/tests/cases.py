@@ -2,7 +2,7 @@
 ``nexus_audit.AuditLogger.record``.
 
 fixtures/python/generate.py runs each case through the old module (once, by hand) and stores
-what it wrote in fixtures/python/old_record.jsonl; test_compat.py runs the same case through
+what it wrote in fixtures/python/old_records.json; test_compat.py runs the same case through
 the new logger and compares the two records field by field.
 
 Each case is ``(name, kwargs, env, differs)``: the keyword arguments of ``record``, the

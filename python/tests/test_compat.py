@@ -32,8 +32,8 @@ NEW_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 def old_records() -> Dict[str, Dict[str, Any]]:
-    with open(OLD / "old_record.jsonl", encoding="utf-8") as fh:
-        return {o["case"]: o["record"] for o in map(json.loads, fh)}
+    with open(OLD / "old_records.json", encoding="utf-8") as fh:
+        return {o["case"]: o["record"] for o in json.load(fh)}
 
 
 def leaves(value: Any, path: str = "") -> Iterator[Tuple[str, Any]]:
