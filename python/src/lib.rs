@@ -72,12 +72,8 @@ struct Open {
 
 impl Drop for State {
     fn drop(&mut self) {
-        if self.pid != std::process::id()
-            && let Some(open) = self.open.take()
-        {
-            // The parent's logger: see the module's comment on fork safety.
-            std::mem::forget(open);
-        }
+        // In a forked child, the parent's logger is forgotten, not dropped.
+        self.adopt();
     }
 }
 

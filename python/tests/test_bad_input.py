@@ -156,35 +156,53 @@ def test_a_torn_tail_is_quarantined_and_the_chain_goes_on(log: Path) -> None:
     assert_verifies(log)
 
 
-def test_a_read_only_directory_and_file_give_permission_errors(tmp_path: Path) -> None:
-    # As root, permissions do not apply: the check drops to `nobody` in its own interpreter.
+def test_a_read_only_directory_and_file_give_permission_errors() -> None:
+    # As root, permissions do not apply: a forked child drops to `nobody` for the check, and the
+    # parent cleans up after it.
     run_python(textwrap.dedent(
         """
-        import errno, os, sys, tempfile
+        import errno, os, shutil, sys, tempfile
         import nexus_audit
         ro_dir = tempfile.mkdtemp()
-        ro_file = os.path.join(tempfile.mkdtemp(), "audit.jsonl")
+        file_dir = tempfile.mkdtemp()
+        ro_file = os.path.join(file_dir, "audit.jsonl")
         open(ro_file, "w").close()
         os.chmod(ro_file, 0o444)
-        os.chmod(os.path.dirname(ro_file), 0o755)
+        os.chmod(file_dir, 0o755)
         os.chmod(ro_dir, 0o555)
-        if os.geteuid() == 0:
-            os.setgid(65534)
-            os.setuid(65534)
-        for path in (os.path.join(ro_dir, "audit.jsonl"), ro_file):
+
+        def check():
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            for path in (os.path.join(ro_dir, "audit.jsonl"), ro_file):
+                try:
+                    nexus_audit.AuditLogger(path)
+                except PermissionError as e:
+                    assert e.errno == errno.EACCES, e
+                    assert path in str(e), e
+                else:
+                    return f"no PermissionError for {path}"
             try:
-                nexus_audit.AuditLogger(path)
-            except PermissionError as e:
-                assert e.errno == errno.EACCES, e
-                assert path in str(e), e
-            else:
-                sys.exit(f"no PermissionError for {path}")
-        try:
-            nexus_audit.AuditLogger(os.path.join(ro_dir, "sub", "audit.jsonl"))
-        except PermissionError:
-            pass
-        else:
-            sys.exit("no PermissionError for a new directory in a read-only one")
+                nexus_audit.AuditLogger(os.path.join(ro_dir, "sub", "audit.jsonl"))
+            except PermissionError:
+                return None
+            return "no PermissionError for a new directory in a read-only one"
+
+        pid = os.fork()
+        if pid == 0:
+            try:
+                problem = check()
+            except BaseException as e:
+                problem = repr(e)
+            if problem:
+                print(problem, file=sys.stderr)
+            os._exit(1 if problem else 0)
+        _, status = os.waitpid(pid, 0)
+        os.chmod(ro_dir, 0o755)
+        shutil.rmtree(ro_dir)
+        shutil.rmtree(file_dir)
+        sys.exit(os.waitstatus_to_exitcode(status))
         """
     ))
 
