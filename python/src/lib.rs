@@ -66,8 +66,6 @@ impl State {
 #[derive(Clone)]
 struct Open {
     logger: Arc<nexus_audit::Logger>,
-    /// A read-only handle for finding a record's stored line (`log_to_stderr`).
-    reader: Arc<File>,
 }
 
 impl Drop for State {
@@ -90,14 +88,8 @@ fn open_log(path: &Path, durability: Durability, source: &str) -> nexus_audit::R
     // Fail now, not at the first record, for a log that cannot be continued (an old
     // unchained Nexus-MCP log kept at the same path).
     logger.head()?;
-    let reader = File::open(path).map_err(|source| Error::Io {
-        context: "cannot open",
-        path: path.to_path_buf(),
-        source,
-    })?;
     Ok(Open {
         logger: Arc::new(logger),
-        reader: Arc::new(reader),
     })
 }
 
@@ -199,7 +191,10 @@ impl PyLogger {
                 return Ok(None);
             };
             let line = if want_line {
-                stored_line(&open.reader, head)
+                // NOTE: opened per record, after the write: the library creates the file at
+                // its first write, and a reader opened before that would have no file.
+                File::open(&self.path)
+                    .and_then(|file| stored_line(&file, head))
                     .map_err(|source| Error::Io {
                         context: "cannot read back the record just written to",
                         path: self.path.clone(),
@@ -230,10 +225,9 @@ impl PyLogger {
             state.closed = true;
             state.open.take()
         };
-        let Some(Open { logger, reader }) = open else {
+        let Some(Open { logger }) = open else {
             return Ok(());
         };
-        drop(reader);
         py.detach(|| match Arc::try_unwrap(logger) {
             Ok(logger) => logger.close(),
             // Another thread is still appending; the last one out drops (and flushes) it.
