@@ -4,6 +4,17 @@
 //! "recent" and "first/last" mean what they say. Latency percentiles are exact (nearest rank)
 //! from a histogram of whole milliseconds: memory grows with the number of distinct latencies,
 //! not with the file.
+//!
+//! **Breakdowns stay bounded.** Each breakdown (status, shard, category, tool, user, server,
+//! action, errors by tool) counts exactly while it has at most `max_distinct` values (10,000
+//! by default), which is every ordinary log. Past that it becomes a Misra–Gries summary of
+//! `max_distinct` counters (deterministic, mergeable across threads): every value whose count
+//! exceeds `(n − kept)/(max_distinct + 1)`, where `n` is the number counted and `kept` the sum
+//! of the surviving counters, is still among them. A second pass over the same records then
+//! counts those candidates exactly, and the breakdown lists every value above that threshold
+//! with its exact count; [`Stats::truncated_breakdowns`] says how many records the list
+//! leaves out and the threshold. Memory is `max_distinct` entries per breakdown and thread,
+//! whatever the log holds.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -16,7 +27,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::filter::Matcher;
-use crate::reader::{Lines, Snapshot, split_lines};
+use crate::reader::{Lines, NotRecord, Snapshot, read_record, split_lines};
 use crate::record::RecordView;
 
 /// Time buckets for the timeline.
@@ -39,6 +50,23 @@ pub struct StatsOptions {
     pub last: Option<u64>,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// Distinct values a breakdown counts exactly before it is summarised (default
+    /// [`MAX_DISTINCT`]; see the module documentation).
+    pub max_distinct: Option<usize>,
+}
+
+/// Distinct values per breakdown counted exactly by default.
+pub const MAX_DISTINCT: usize = 10_000;
+
+/// What a breakdown that had more than `max_distinct` values leaves out.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Truncation {
+    /// Values listed, each with its exact count.
+    pub values_listed: u64,
+    /// Records counted in this breakdown but not under a listed value.
+    pub records_not_listed: u64,
+    /// Every value with more records than this is listed; no value left out has more.
+    pub listed_when_more_than: u64,
 }
 
 /// One of the most recent errors.
@@ -99,27 +127,123 @@ pub struct Stats {
     pub unreadable_lines: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<Bucket>>,
+    /// The breakdowns that had more than `max_distinct` values, by their key in this object
+    /// (`by_user`, `top_10_tools`, …): absent for every ordinary log.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub truncated_breakdowns: BTreeMap<String, Truncation>,
+    /// The first lines (up to 10, in file order) that are not records: byte offset and why.
+    #[serde(skip)]
+    pub unreadable_first: Vec<(u64, NotRecord)>,
 }
 
 const UNKNOWN: &str = "unknown";
 const RECENT: usize = 10;
 const DENSE_LATENCY: usize = 4096;
+const NAMED_UNREADABLE: usize = 10;
 
 type Counts<'a> = HashMap<Cow<'a, str>, u64, RandomState>;
+
+/// The breakdowns, in the order of [`Acc::tallies`].
+const BREAKDOWNS: usize = 8;
+/// Their keys in the JSON summary (`tool` feeds `top_10_tools`).
+const BREAKDOWN_NAMES: [&str; BREAKDOWNS] = [
+    "status_breakdown",
+    "shard_breakdown",
+    "action_category_breakdown",
+    "top_10_tools",
+    "by_user",
+    "by_server",
+    "by_action",
+    "errors_by_tool",
+];
+
+/// The value a record counts under in each breakdown (`None`: not counted there).
+fn keys_of<'a>(r: &RecordView<'a>, m: &Matcher) -> [Option<Cow<'a, str>>; BREAKDOWNS] {
+    let or_unknown = |v: Option<Cow<'a, str>>| Some(v.unwrap_or(Cow::Borrowed(UNKNOWN)));
+    let shard = m.shard_of(r).map(|c| Cow::Owned(c.into_owned()));
+    let category = m.category_of(r).map(|c| Cow::Owned(c.into_owned()));
+    [
+        or_unknown(r.status.clone()),
+        or_unknown(shard),
+        or_unknown(category),
+        or_unknown(r.tool.clone()),
+        or_unknown(r.user_id.clone()),
+        or_unknown(r.server_id.clone()),
+        or_unknown(r.action.clone()),
+        if r.is_error() {
+            or_unknown(r.tool.clone())
+        } else {
+            None
+        },
+    ]
+}
+
+/// Counts per value, exact up to `cap` distinct values, then a Misra–Gries summary.
+#[derive(Default)]
+struct Tally<'a> {
+    counts: Counts<'a>,
+    /// Values counted.
+    seen: u64,
+    /// True once counts were dropped: the counters are then lower bounds of candidates.
+    summarised: bool,
+}
+
+impl<'a> Tally<'a> {
+    fn bump(&mut self, key: Cow<'a, str>, cap: usize) {
+        self.seen += 1;
+        if let Some(c) = self.counts.get_mut(key.as_ref()) {
+            *c += 1;
+        } else if self.counts.len() < cap {
+            self.counts.insert(key, 1);
+        } else {
+            // Misra–Gries: a new value with every counter taken lowers them all by one. Each
+            // such pass removes `cap` counts, so the passes cost O(1) per value counted.
+            self.summarised = true;
+            self.counts.retain(|_, c| {
+                *c -= 1;
+                *c > 0
+            });
+        }
+    }
+
+    fn merge(&mut self, later: Tally<'a>, cap: usize) {
+        self.seen += later.seen;
+        self.summarised |= later.summarised;
+        if self.counts.is_empty() {
+            self.counts = later.counts;
+        } else {
+            for (k, v) in later.counts {
+                *self.counts.entry(k).or_insert(0) += v;
+            }
+        }
+        if self.counts.len() > cap {
+            // The mergeable form (Agarwal et al.): lower every counter by the (cap+1)-th
+            // largest, which keeps at most `cap` and the same error bound.
+            self.summarised = true;
+            let mut values: Vec<u64> = self.counts.values().copied().collect();
+            let (_, &mut cut, _) = values.select_nth_unstable_by(cap, |a, b| b.cmp(a));
+            self.counts.retain(|_, c| {
+                *c = c.saturating_sub(cut);
+                *c > 0
+            });
+        }
+    }
+
+    /// No value outside the counters has more than this many.
+    fn threshold(&self, cap: usize) -> u64 {
+        let kept: u64 = self.counts.values().sum();
+        (self.seen - kept) / (cap as u64 + 1)
+    }
+}
 
 /// Per-chunk accumulator.
 #[derive(Default)]
 struct Acc<'a> {
     total: u64,
     unreadable: u64,
-    status: Counts<'a>,
-    shard: Counts<'a>,
-    category: Counts<'a>,
-    tool: Counts<'a>,
-    user: Counts<'a>,
-    server: Counts<'a>,
-    action: Counts<'a>,
-    errors_by_tool: Counts<'a>,
+    unreadable_first: Vec<(u64, NotRecord)>,
+    /// In the order of [`BREAKDOWN_NAMES`].
+    tallies: [Tally<'a>; BREAKDOWNS],
     errors: u64,
     mock: u64,
     recent: Vec<RecentError>,
@@ -131,24 +255,14 @@ struct Acc<'a> {
     timeline: BTreeMap<String, (u64, u64)>,
 }
 
-fn bump<'a>(map: &mut Counts<'a>, key: Option<Cow<'a, str>>) {
-    *map.entry(key.unwrap_or(Cow::Borrowed(UNKNOWN)))
-        .or_insert(0) += 1;
-}
-
-fn merge_counts<'a>(into: &mut Counts<'a>, from: Counts<'a>) {
-    if into.is_empty() {
-        *into = from;
-        return;
-    }
-    for (k, v) in from {
-        *into.entry(k).or_insert(0) += v;
-    }
-}
-
 impl<'a> Acc<'a> {
-    fn add(&mut self, r: RecordView<'a>, m: &Matcher, interval: Option<Interval>) {
+    fn add(&mut self, r: RecordView<'a>, m: &Matcher, interval: Option<Interval>, cap: usize) {
         self.total += 1;
+        for (tally, key) in self.tallies.iter_mut().zip(keys_of(&r, m)) {
+            if let Some(key) = key {
+                tally.bump(key, cap);
+            }
+        }
         let error = r.is_error();
         if let Some(l) = r.latency() {
             if self.lat_dense.is_empty() {
@@ -160,10 +274,6 @@ impl<'a> Acc<'a> {
             }
             self.lat_sum += u128::from(l);
         }
-        let shard = m.shard_of(&r).map(|c| Cow::Owned(c.into_owned()));
-        let category = m.category_of(&r).map(|c| Cow::Owned(c.into_owned()));
-        bump(&mut self.shard, shard);
-        bump(&mut self.category, category);
         if r.mock_mode == Some(true) {
             self.mock += 1;
         }
@@ -182,7 +292,6 @@ impl<'a> Acc<'a> {
         }
         if error {
             self.errors += 1;
-            bump(&mut self.errors_by_tool, r.tool.clone());
             if self.recent.len() == RECENT {
                 self.recent.remove(0);
             }
@@ -193,25 +302,24 @@ impl<'a> Acc<'a> {
                 error_message: r.error_message.as_deref().map(str::to_owned),
             });
         }
-        bump(&mut self.status, r.status);
-        bump(&mut self.tool, r.tool);
-        bump(&mut self.user, r.user_id);
-        bump(&mut self.server, r.server_id);
-        bump(&mut self.action, r.action);
+    }
+
+    fn unreadable(&mut self, offset: u64, why: NotRecord) {
+        self.unreadable += 1;
+        if self.unreadable_first.len() < NAMED_UNREADABLE {
+            self.unreadable_first.push((offset, why));
+        }
     }
 
     /// Merges `later` (the chunk after this one) into `self`.
-    fn merge(mut self, later: Acc<'a>) -> Acc<'a> {
+    fn merge(mut self, later: Acc<'a>, cap: usize) -> Acc<'a> {
         self.total += later.total;
         self.unreadable += later.unreadable;
-        merge_counts(&mut self.status, later.status);
-        merge_counts(&mut self.shard, later.shard);
-        merge_counts(&mut self.category, later.category);
-        merge_counts(&mut self.tool, later.tool);
-        merge_counts(&mut self.user, later.user);
-        merge_counts(&mut self.server, later.server);
-        merge_counts(&mut self.action, later.action);
-        merge_counts(&mut self.errors_by_tool, later.errors_by_tool);
+        self.unreadable_first.extend(later.unreadable_first);
+        self.unreadable_first.truncate(NAMED_UNREADABLE);
+        for (tally, from) in self.tallies.iter_mut().zip(later.tallies) {
+            tally.merge(from, cap);
+        }
         self.errors += later.errors;
         self.mock += later.mock;
         self.recent.extend(later.recent);
@@ -243,23 +351,57 @@ impl<'a> Acc<'a> {
         self
     }
 
-    fn finish(self) -> Stats {
-        let sorted = |m: Counts<'_>| -> BTreeMap<String, u64> {
-            m.into_iter().map(|(k, v)| (k.into_owned(), v)).collect()
-        };
-        let mut tools: Vec<(String, u64)> = self
-            .tool
-            .into_iter()
-            .map(|(k, v)| (k.into_owned(), v))
-            .collect();
+    /// The summary. `exact` holds, for each summarised breakdown, the exact counts of its
+    /// candidates from the second pass.
+    fn finish(self, exact: &[Option<Vec<(String, u64)>>; BREAKDOWNS], cap: usize) -> Stats {
+        let mut truncated = BTreeMap::new();
+        let mut lists = self.tallies.into_iter().enumerate().map(|(i, tally)| {
+            let Some(exact) = &exact[i] else {
+                return tally
+                    .counts
+                    .into_iter()
+                    .map(|(k, v)| (k.into_owned(), v))
+                    .collect::<Vec<_>>();
+            };
+            let threshold = tally.threshold(cap);
+            let listed: Vec<(String, u64)> = exact
+                .iter()
+                .filter(|(_, n)| *n > threshold)
+                .cloned()
+                .collect();
+            let in_list: u64 = listed.iter().map(|(_, n)| n).sum();
+            truncated.insert(
+                BREAKDOWN_NAMES[i].to_owned(),
+                Truncation {
+                    values_listed: listed.len() as u64,
+                    records_not_listed: tally.seen - in_list,
+                    listed_when_more_than: threshold,
+                },
+            );
+            listed
+        });
+        let mut next = || lists.next().unwrap_or_default();
+        let sorted = |v: Vec<(String, u64)>| -> BTreeMap<String, u64> { v.into_iter().collect() };
+        let status = sorted(next());
+        let shard = sorted(next());
+        let category = sorted(next());
+        let mut tools = next();
+        let by_user = sorted(next());
+        let by_server = sorted(next());
+        let by_action = sorted(next());
+        let errors_by_tool = sorted(next());
+        drop(lists);
         tools.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         tools.truncate(10);
+        if let Some(t) = truncated.get_mut("top_10_tools") {
+            t.values_listed = tools.len() as u64;
+        }
         let latency = latency_stats(&self.lat_dense, &self.lat_sparse, self.lat_sum);
         Stats {
             total_entries: self.total,
-            status_breakdown: sorted(self.status),
-            shard_breakdown: sorted(self.shard),
-            action_category_breakdown: sorted(self.category),
+            status_breakdown: status,
+            shard_breakdown: shard,
+            action_category_breakdown: category,
             top_10_tools: tools,
             error_count: self.errors,
             recent_errors: self.recent,
@@ -267,12 +409,14 @@ impl<'a> Acc<'a> {
             first_timestamp: self.first_ts.map(Cow::into_owned),
             last_timestamp: self.last_ts.map(Cow::into_owned),
             latency_ms: latency,
-            by_user: sorted(self.user),
-            by_server: sorted(self.server),
-            by_action: sorted(self.action),
-            errors_by_tool: sorted(self.errors_by_tool),
+            by_user,
+            by_server,
+            by_action,
+            errors_by_tool,
             unreadable_lines: self.unreadable,
             timeline: None,
+            truncated_breakdowns: truncated,
+            unreadable_first: self.unreadable_first,
         }
     }
 }
@@ -361,26 +505,28 @@ pub fn stats(
         });
         data = &data[start..];
     }
+    let base = (data.as_ptr() as usize - snapshot.data().as_ptr() as usize) as u64;
     let chunks = split_lines(data, data.len().div_ceil(2 << 20).max(1));
     let interval = opts.interval;
+    let cap = opts.max_distinct.unwrap_or(MAX_DISTINCT).max(1);
     let done = std::sync::atomic::AtomicU64::new(0);
     let acc = pool.install(|| {
         chunks
             .par_iter()
             .map(|c| {
                 let mut acc = Acc::default();
-                for (_, line) in Lines::new(&data[c.clone()], 0) {
-                    match RecordView::parse(line) {
-                        Ok(r) if matcher.matches(&r) => acc.add(r, matcher, interval),
+                for (offset, line) in Lines::new(&data[c.clone()], base + c.start as u64) {
+                    match read_record(line) {
+                        Ok(r) if matcher.matches(&r) => acc.add(r, matcher, interval, cap),
                         Ok(_) => {}
-                        Err(_) => acc.unreadable += 1,
+                        Err(why) => acc.unreadable(offset, why),
                     }
                 }
                 let bytes = (c.end - c.start) as u64;
                 progress(done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes);
                 acc
             })
-            .reduce(Acc::default, Acc::merge)
+            .reduce(Acc::default, |a, b| a.merge(b, cap))
     });
     let timeline = interval.map(|_| {
         acc.timeline
@@ -392,9 +538,74 @@ pub fn stats(
             })
             .collect()
     });
-    let mut stats = acc.finish();
+    let exact = if acc.tallies.iter().any(|t| t.summarised) {
+        exact_counts(&pool, data, &chunks, matcher, &acc.tallies)
+    } else {
+        Default::default()
+    };
+    let mut stats = acc.finish(&exact, cap);
     stats.timeline = timeline;
     Ok(stats)
+}
+
+/// The second pass, for summarised breakdowns only: the exact count of each candidate that
+/// survived in the summary.
+fn exact_counts(
+    pool: &rayon::ThreadPool,
+    data: &[u8],
+    chunks: &[std::ops::Range<usize>],
+    matcher: &Matcher,
+    tallies: &[Tally<'_>; BREAKDOWNS],
+) -> [Option<Vec<(String, u64)>>; BREAKDOWNS] {
+    let index: [Option<HashMap<&str, usize, RandomState>>; BREAKDOWNS] = std::array::from_fn(|i| {
+        tallies[i].summarised.then(|| {
+            tallies[i]
+                .counts
+                .keys()
+                .enumerate()
+                .map(|(n, k)| (k.as_ref(), n))
+                .collect()
+        })
+    });
+    let zero = || -> [Vec<u64>; BREAKDOWNS] {
+        std::array::from_fn(|i| vec![0; index[i].as_ref().map_or(0, HashMap::len)])
+    };
+    let counts = pool.install(|| {
+        chunks
+            .par_iter()
+            .map(|c| {
+                let mut counts = zero();
+                for (_, line) in Lines::new(&data[c.clone()], 0) {
+                    let Ok(r) = read_record(line) else { continue };
+                    if !matcher.matches(&r) {
+                        continue;
+                    }
+                    for (i, key) in keys_of(&r, matcher).into_iter().enumerate() {
+                        if let (Some(idx), Some(key)) = (&index[i], key)
+                            && let Some(&n) = idx.get(key.as_ref())
+                        {
+                            counts[i][n] += 1;
+                        }
+                    }
+                }
+                counts
+            })
+            .reduce(zero, |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    for (p, q) in x.iter_mut().zip(y) {
+                        *p += q;
+                    }
+                }
+                a
+            })
+    });
+    std::array::from_fn(|i| {
+        index[i].as_ref().map(|idx| {
+            idx.iter()
+                .map(|(k, &n)| ((*k).to_owned(), counts[i][n]))
+                .collect()
+        })
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use nexus_audit::filter::Matcher;
 use nexus_audit::reader::Lines;
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, exit, matching, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, matching, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -36,15 +36,19 @@ pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
         // NOTE: an array that never ends is not JSON; follow JSON as one object per line.
         format = Format::Jsonl;
     }
-    let mut found: Vec<_> = matching(snapshot.lines_rev(), &matcher)
+    let skipped = Skipped::default();
+    let mut found: Vec<_> = matching(snapshot.lines_rev(), &matcher, &skipped)
         .take(args.lines)
         .collect();
     found.reverse();
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     for (line, view) in &found {
-        out.record(line, view)?;
+        if let Err(why) = out.record(line, view)? {
+            skipped.add(super::offset_in(snapshot.data(), line), why);
+        }
     }
     out.finish()?;
+    skipped.warn(&ctx.file, Some(snapshot.data()));
     if !args.follow {
         return Ok(exit::OK);
     }
@@ -104,9 +108,13 @@ fn print_complete(
     let complete: Vec<u8> = pending.drain(..=last_lf).collect();
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     out.headerless();
-    for (line, view) in matching(Lines::new(&complete, 0), matcher) {
-        out.record(line, &view)?;
+    let skipped = Skipped::default();
+    for (line, view) in matching(Lines::new(&complete, 0), matcher, &skipped) {
+        if let Err(why) = out.record(line, &view)? {
+            skipped.add(super::offset_in(&complete, line), why);
+        }
     }
     out.finish()?;
+    skipped.warn(&ctx.file, None);
     Ok(())
 }
