@@ -364,6 +364,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// At an opening quote: the string's inner bytes and whether they hold an escape.
+    #[inline]
     fn string_span(&mut self) -> Option<(&'a [u8], bool)> {
         let start = self.i + 1;
         let mut escaped = false;
@@ -378,22 +379,29 @@ impl<'a> Cursor<'a> {
                 }
                 b'\\' => {
                     escaped = true;
-                    self.i += 1;
-                    match self.peek()? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
-                        b'u' => {
-                            let hex = self.b.get(self.i + 1..self.i + 5)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return None;
-                            }
-                            self.i += 5;
-                        }
-                        _ => return None,
-                    }
+                    self.escape()?;
                 }
                 _ => return None,
             }
         }
+    }
+
+    /// At a backslash in a string: moves past the escape, `None` when it is not a valid one.
+    #[cold]
+    fn escape(&mut self) -> Option<()> {
+        self.i += 1;
+        match self.peek()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+            b'u' => {
+                let hex = self.b.get(self.i + 1..self.i + 5)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                self.i += 5;
+            }
+            _ => return None,
+        }
+        Some(())
     }
 }
 
