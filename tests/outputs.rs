@@ -482,7 +482,7 @@ fn assert_names_each(stderr: &str, numbers: &[usize], what: &str) {
 #[test]
 fn every_reader_skips_counts_and_names_each_line_that_is_not_a_record() {
     let good = 30u64;
-    let (_dir, log, numbers) = log_with_bad_lines(good);
+    let (dir, log, numbers) = log_with_bad_lines(good);
     let stored_records: Vec<Vec<u8>> = lines(&log)
         .into_iter()
         .filter(|l| serde_json::from_slice::<Value>(l).is_ok_and(|v| v.is_object()))
@@ -522,6 +522,24 @@ fn every_reader_skips_counts_and_names_each_line_that_is_not_a_record() {
         };
         assert_eq!(n as u64, good, "{args:?}: every record, nothing else");
     }
+    // A checkpoint covers every line as stored; it names those that are not records.
+    let key = keygen(dir.path(), "ck");
+    let r = run(cli(&log).args(["checkpoint", "--key"]).arg(&key));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let total_lines = lines(&log).len();
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains(&format!("\n{total_lines}\n")),
+        "the checkpoint's size counts every line"
+    );
+    for n in &numbers {
+        assert!(
+            r.stderr.contains(&format!("line {n} of ")) && r.stderr.contains("not a record"),
+            "checkpoint: line {n}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(r.stderr.lines().count(), numbers.len(), "{}", r.stderr);
+
     let r = run(cli(&log).args(["stats", "--output", "json"]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_names_each(&r.stderr, &numbers, "stats");

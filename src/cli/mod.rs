@@ -389,9 +389,19 @@ struct SkippedLines {
     total: u64,
     /// `(byte offset, why)` of the first lines met.
     named: Vec<(u64, &'static str)>,
+    /// The lines were not skipped but covered as they are (a checkpoint).
+    covered: bool,
 }
 
 impl Skipped {
+    /// For a command that covers every line as stored (`checkpoint`): the warnings say the
+    /// lines are not records, not that they were skipped.
+    pub fn covered() -> Self {
+        let s = Skipped::default();
+        s.0.borrow_mut().covered = true;
+        s
+    }
+
     /// Counts the line at byte `offset` as skipped, for the reason `why` (a phrase: "not a
     /// record (bad_json)").
     pub fn add(&self, offset: u64, why: &'static str) {
@@ -435,13 +445,27 @@ impl Skipped {
                 }
                 None => "a new line".to_owned(),
             };
+            let _ = if s.covered {
+                writeln!(
+                    err,
+                    "nexus-audit: warning: {place} of {} is {why}; the checkpoint covers it as stored (verify reports it)",
+                    sanitize_path(file)
+                )
+            } else {
+                writeln!(
+                    err,
+                    "nexus-audit: warning: skipped {place} of {}: {why}",
+                    sanitize_path(file)
+                )
+            };
+        }
+        if s.covered && s.total > named.len() as u64 {
             let _ = writeln!(
                 err,
-                "nexus-audit: warning: skipped {place} of {}: {why}",
-                sanitize_path(file)
+                "nexus-audit: warning: {} lines in all are not records; `nexus-audit verify` lists every one",
+                grouped(s.total)
             );
-        }
-        if s.total > named.len() as u64 {
+        } else if s.total > named.len() as u64 {
             let _ = writeln!(
                 err,
                 "nexus-audit: warning: skipped {} lines in all that are not records; `nexus-audit verify` lists every one",

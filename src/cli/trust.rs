@@ -9,8 +9,10 @@ use clap::{Args, Subcommand};
 use nexus_audit::checkpoint::Checkpoint;
 use nexus_audit::fs::{Guard, PRIVATE, PUBLIC, read_small, write_new};
 use nexus_audit::note::SignerKey;
+use nexus_audit::reader::read_record;
+use nexus_audit::scan::for_each_match;
 
-use super::{Context, Output, exit, open_snapshot};
+use super::{Context, Output, Skipped, exit, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -106,6 +108,24 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
     let mut out = Output::open(args.out.as_deref(), &guard, args.force, PUBLIC)?;
     out.write_all(note.as_bytes())?;
     out.finish()?;
+    // The checkpoint covers lines as stored, whatever they hold; a line that is not a record
+    // is named like every reader names it, so nobody signs one without knowing.
+    let covered = Skipped::covered();
+    let data = snapshot.data();
+    for_each_match(
+        data,
+        false,
+        None,
+        &|line| read_record(line).is_err(),
+        &|_| {},
+        |line| -> anyhow::Result<bool> {
+            if let Err(why) = read_record(line) {
+                covered.add(super::offset_in(data, line), super::not_a_record(why));
+            }
+            Ok(true)
+        },
+    )?;
+    covered.warn(&ctx.file, Some(data));
     Ok(exit::OK)
 }
 
