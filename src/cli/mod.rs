@@ -421,8 +421,8 @@ impl Skipped {
     }
 
     /// Prints one warning per named line (its line number counted in `data`, the complete
-    /// lines of `file` from byte 0; without `data`, its byte offset in what was read) and one
-    /// for the rest. Nothing when nothing was skipped.
+    /// lines of `file` from byte 0; without `data`, as "a new line") and one for the rest.
+    /// Nothing when nothing was skipped.
     pub fn warn(&self, file: &std::path::Path, data: Option<&[u8]>) {
         let s = self.0.borrow();
         if s.total == 0 {
@@ -445,30 +445,24 @@ impl Skipped {
                 }
                 None => "a new line".to_owned(),
             };
+            let file = sanitize_path(file);
             let _ = if s.covered {
                 writeln!(
                     err,
-                    "nexus-audit: warning: {place} of {} is {why}; the checkpoint covers it as stored (verify reports it)",
-                    sanitize_path(file)
+                    "nexus-audit: warning: {place} of {file} is {why}; the checkpoint covers it as stored (verify reports it)"
                 )
             } else {
                 writeln!(
                     err,
-                    "nexus-audit: warning: skipped {place} of {}: {why}",
-                    sanitize_path(file)
+                    "nexus-audit: warning: skipped {place} of {file}: {why}"
                 )
             };
         }
-        if s.covered && s.total > named.len() as u64 {
+        if s.total > named.len() as u64 {
+            let verb = if s.covered { "found" } else { "skipped" };
             let _ = writeln!(
                 err,
-                "nexus-audit: warning: {} lines in all are not records; `nexus-audit verify` lists every one",
-                grouped(s.total)
-            );
-        } else if s.total > named.len() as u64 {
-            let _ = writeln!(
-                err,
-                "nexus-audit: warning: skipped {} lines in all that are not records; `nexus-audit verify` lists every one",
+                "nexus-audit: warning: {verb} {} lines in all that are not records; `nexus-audit verify` lists every one",
                 grouped(s.total)
             );
         }
