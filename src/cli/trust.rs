@@ -36,8 +36,8 @@ pub struct CheckpointArgs {
     /// instead of standard output ('-'). Never the log, its segments or a key file.
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
-    /// Replace an existing regular file at -o: a new file takes its place (the old one keeps
-    /// its mode; it is never the log, its segments or a key file).
+    /// Replace an existing regular file at -o with a new one (never the log, its segments or a
+    /// key file).
     #[arg(long, requires = "out")]
     force: bool,
 }
