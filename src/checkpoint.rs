@@ -22,9 +22,6 @@
 //! of records sampled uniformly at random. SECURITY.md gives what that catches, and with what
 //! probability.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -356,10 +353,12 @@ impl State {
     /// [`Error::InvalidConfig`] for an empty or corrupt file, or one of a newer format;
     /// [`Error::Io`] when it cannot be read.
     pub fn load(path: &Path) -> Result<Option<Self>> {
-        let text = match fs::read(path) {
+        // NOTE: read_small refuses a FIFO (which would block) and anything far larger than a
+        // state file (the log given by mistake), instead of reading it whole.
+        let text = match crate::fs::read_small(path, 1 << 16, "cannot read the state file") {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("cannot read the state file", path)(e)),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
         };
         let state: Option<State> = serde_json::from_slice(&text).ok();
         if let Some(newer) = state.as_ref().filter(|s| s.format > FORMAT) {
@@ -733,39 +732,17 @@ impl Ranks {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file (mode 0600) in the same directory,
-/// synced, renamed over `path`, and the directory synced: a crash leaves the old or the new
-/// contents, never a mix.
+/// Writes `bytes` to `path` through a private (0600) temporary file with an unpredictable
+/// name in the same directory (created with `O_EXCL` and `O_NOFOLLOW`), synced, renamed over
+/// `path`, and the directory synced: a crash leaves the old or the new contents, never a mix.
+/// A symbolic link, directory, device, FIFO or socket at `path` is refused, never replaced.
+/// See [`crate::fs::replace_atomically`].
 ///
 /// # Errors
 ///
 /// [`Error::Io`].
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io("cannot write", path)(e)
-    })
+    crate::fs::replace_atomically(path, bytes)
 }
 
 #[cfg(test)]

@@ -283,11 +283,13 @@ impl<'a> Raw<'a> {
 }
 
 /// Calls `f(key, value)` for each top-level field of a JSON object line, in order. Keys are
-/// raw (escapes not decoded). Nested values are skipped without being validated in detail.
+/// raw (escapes not decoded). Nested values are checked as [`is_valid`] checks them, not
+/// decoded: a line is accepted exactly when it is one valid JSON object, so every reader
+/// agrees with `verify` on what a record is.
 ///
 /// # Errors
 ///
-/// `Err(())` when the line is not shaped like one JSON object.
+/// `Err(())` when the line is not one valid JSON object.
 #[expect(
     clippy::result_unit_err,
     reason = "the only failure is 'not an object line'"
@@ -325,7 +327,9 @@ pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) 
                 Raw::Str(text.get(start..start + s.len()).ok_or(())?, esc)
             }
             Some(b'{' | b'[') => {
-                p.skip_nested()?;
+                if !p.value(1) {
+                    return Err(());
+                }
                 Raw::Nested
             }
             Some(b't') if p.literal(b"true") => Raw::Bool(true),
@@ -360,6 +364,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// At an opening quote: the string's inner bytes and whether they hold an escape.
+    #[inline]
     fn string_span(&mut self) -> Option<(&'a [u8], bool)> {
         let start = self.i + 1;
         let mut escaped = false;
@@ -374,35 +379,29 @@ impl<'a> Cursor<'a> {
                 }
                 b'\\' => {
                     escaped = true;
-                    self.i += 2;
+                    self.escape()?;
                 }
                 _ => return None,
             }
         }
     }
 
-    /// Skips a nested object or array, respecting strings.
-    fn skip_nested(&mut self) -> Result<(), ()> {
-        let mut depth = 0usize;
-        while let Some(c) = self.peek() {
-            match c {
-                b'"' => {
-                    self.string_span().ok_or(())?;
-                    continue;
+    /// At a backslash in a string: moves past the escape, `None` when it is not a valid one.
+    #[cold]
+    fn escape(&mut self) -> Option<()> {
+        self.i += 1;
+        match self.peek()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+            b'u' => {
+                let hex = self.b.get(self.i + 1..self.i + 5)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
                 }
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth = depth.checked_sub(1).ok_or(())?;
-                    if depth == 0 {
-                        self.i += 1;
-                        return Ok(());
-                    }
-                }
-                _ => {}
+                self.i += 5;
             }
-            self.i += 1;
+            _ => return None,
         }
-        Err(())
+        Some(())
     }
 }
 
@@ -484,6 +483,30 @@ mod tests {
             w[pos] = 0xe9;
             assert_eq!(special_bytes(u64::from_le_bytes(w)), 0);
         }
+    }
+
+    #[test]
+    fn the_field_scanner_accepts_exactly_the_valid_objects() {
+        for line in [
+            &br#"{"a":{"x":[1,}}"#[..],
+            br#"{"a":[1 2]}"#,
+            br#"{"a":{"k" 1}}"#,
+            br#"{"a":"\q"}"#,
+            br#"{"a":"\u12"}"#,
+            br#"{"a":[tru]}"#,
+            br#"{"a":{}}x"#,
+        ] {
+            assert!(!is_valid(line));
+            assert!(
+                for_each_field(line, |_, _| {}).is_err(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(300), "]".repeat(300));
+        assert!(for_each_field(deep.as_bytes(), |_, _| {}).is_err());
+        let ok = br#"{"a":{"x":["}",{"y":null}],"u":"\u00e9\n"},"b":-1.5e3}"#;
+        assert!(is_valid(ok) && for_each_field(ok, |_, _| {}).is_ok());
     }
 
     #[test]
@@ -571,6 +594,13 @@ mod tests {
             let i = pos.index(bad.len());
             if cut { bad.truncate(i); } else { bad[i] = byte; }
             prop_assert_eq!(is_valid(&bad), serde_ok(&bad), "{:?}", String::from_utf8_lossy(&bad));
+            let object = bad.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            prop_assert_eq!(
+                for_each_field(&bad, |_, _| {}).is_ok(),
+                is_valid(&bad) && object,
+                "{:?}",
+                String::from_utf8_lossy(&bad)
+            );
         }
     }
 }

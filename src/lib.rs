@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod fs;
 pub mod json;
 pub mod note;
 pub mod proxy;
@@ -33,8 +34,24 @@ pub use taxonomy::Taxonomy;
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
 pub use writer::{Durability, Encoded, LogOptions, Logger, Receipt};
 
+/// The most worker threads a reader takes (`--threads`): far above any core count that pays
+/// off for a memory-bound scan, far below what would exhaust the process.
+pub const MAX_THREADS: usize = 1024;
+
 /// A rayon pool with `threads` workers, or all cores.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] for 0 or more than [`MAX_THREADS`] workers (asking the system
+/// for a billion threads would never return), or when the pool cannot be built.
 pub(crate) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    if let Some(n) = threads
+        && !(1..=MAX_THREADS).contains(&n)
+    {
+        return Err(Error::InvalidConfig(format!(
+            "{n} worker threads is out of range: give 1 to {MAX_THREADS}"
+        )));
+    }
     verify::build_pool(threads)
 }
 

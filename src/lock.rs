@@ -21,6 +21,29 @@ impl<'a> FileLock<'a> {
         retry_interrupted(|| file.lock_shared())?;
         Ok(FileLock { file })
     }
+
+    /// Takes a shared lock, waiting at most `patience` for a holder of the exclusive lock to
+    /// let go; `Ok(None)` when it did not.
+    pub(crate) fn shared_within(
+        file: &'a File,
+        patience: std::time::Duration,
+    ) -> io::Result<Option<Self>> {
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => return Ok(Some(FileLock { file })),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            if start.elapsed() >= patience {
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 /// Runs a blocking `flock` again when a signal interrupts it.

@@ -2,10 +2,14 @@
 //!
 //! [`Snapshot::open`] takes a shared `flock` just long enough to read the file's length (so no
 //! append is half-done at that moment), map the file, find the last LF within that length and
-//! copy any torn tail after it; from then on it reads the map only up to that LF. Appends that
-//! land later are not seen; the writer never shrinks a file below a length a reader could have
-//! seen, except to cut a torn tail, which lies past the last LF and is never read through the
-//! map once the lock is released.
+//! copy any torn tail after it; from then on it reads the map only up to that LF, without the
+//! lock: a reader that takes minutes over its snapshot never keeps a writer waiting. Appends
+//! that land later are not seen; the writer never shrinks a file below a length a reader could
+//! have seen, except to cut a torn tail, which lies past the last LF and is never read through
+//! the map once the lock is released. A writer's lock held longer than [`LOCK_PATIENCE`] ends
+//! the open with an error rather than a hang.
+//!
+//! [`read_record`] is the rule by which every reader tells a record from a line that is not one.
 
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
@@ -15,10 +19,16 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::lock::FileLock;
+use crate::record::RecordView;
 use crate::{Error, Result};
 
 mod follow;
 pub use follow::{Follower, Update};
+
+/// How long a reader waits for a writer's exclusive lock before it gives up with an error.
+/// Writers hold it for one write and its sync (milliseconds); anyone who can open the file
+/// can hold it forever, and a reader must not hang on that.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A consistent, read-only view of a log's complete lines.
 #[derive(Debug)]
@@ -56,7 +66,17 @@ impl Snapshot {
             });
         }
         let (map, complete, torn, len) = {
-            let _shared = FileLock::shared(&file).map_err(Error::io("cannot lock", path))?;
+            let _shared = FileLock::shared_within(&file, LOCK_PATIENCE)
+                .map_err(Error::io("cannot lock", path))?
+                .ok_or_else(|| {
+                    Error::io("cannot lock", path)(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "another process has held its lock for {} s (a writer that hangs, or anyone who can open the file holding flock on it); nothing was read",
+                            LOCK_PATIENCE.as_secs()
+                        ),
+                    ))
+                })?;
             let len = file
                 .metadata()
                 .map_err(Error::io("cannot stat", path))?
@@ -139,6 +159,68 @@ impl Snapshot {
     #[must_use]
     pub fn chunks(&self, parts: usize) -> Vec<Range<usize>> {
         split_lines(self.data(), parts)
+    }
+}
+
+/// Why a line is not a record. The names are those of `verify`'s problem kinds for the same
+/// lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotRecord {
+    /// An empty line.
+    EmptyLine,
+    /// Bytes that are not UTF-8.
+    BadUtf8,
+    /// Not one valid JSON value (RFC 8259).
+    BadJson,
+    /// Valid JSON, but not an object.
+    NotObject,
+}
+
+impl NotRecord {
+    /// The kind as `verify` reports it: `empty_line`, `bad_utf8`, `bad_json`, `not_object`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotRecord::EmptyLine => "empty_line",
+            NotRecord::BadUtf8 => "bad_utf8",
+            NotRecord::BadJson => "bad_json",
+            NotRecord::NotObject => "not_object",
+        }
+    }
+}
+
+impl std::fmt::Display for NotRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads one line as a record, by the one rule every reader (`tail`, `query`, `stats`,
+/// `export`) applies: a line is a record when it is exactly one valid JSON object (RFC 8259,
+/// the check `verify` makes), whatever fields it has. Every other line is one that `verify`
+/// reports as `empty_line`, `bad_utf8`, `bad_json` or `not_object`; readers skip it and count
+/// it, never show half of it.
+///
+/// # Errors
+///
+/// Why the line is not a record.
+pub fn read_record(line: &[u8]) -> std::result::Result<RecordView<'_>, NotRecord> {
+    // NOTE: the field scanner accepts exactly the lines that are one valid JSON object (it
+    // checks nested values too), so a json export of a record is valid JSON, and the check
+    // costs no second pass over the line.
+    RecordView::parse(line).map_err(|_| why_not_record(line))
+}
+
+fn why_not_record(line: &[u8]) -> NotRecord {
+    if line.is_empty() {
+        NotRecord::EmptyLine
+    } else if simdutf8::basic::from_utf8(line).is_err() {
+        NotRecord::BadUtf8
+    } else if !crate::json::is_valid(line) {
+        NotRecord::BadJson
+    } else {
+        NotRecord::NotObject
     }
 }
 
@@ -244,6 +326,29 @@ mod tests {
                 pos = c.end;
             }
             assert_eq!(pos, data.len());
+        }
+    }
+
+    #[test]
+    fn a_record_is_exactly_one_json_object() {
+        assert!(read_record(br#"{"seq":0,"tool":"t","args_summary":{"a":[1,2]}}"#).is_ok());
+        assert!(read_record(br#"{"tool":"legacy, unchained"}"#).is_ok());
+        for (line, why) in [
+            (&b""[..], NotRecord::EmptyLine),
+            (b"\xff{}", NotRecord::BadUtf8),
+            (b"not json", NotRecord::BadJson),
+            (br#"{"tool":"t","args_summary":[1,}"#, NotRecord::BadJson),
+            (br#"{"tool":"t","details":{"a" 1}}"#, NotRecord::BadJson),
+            (br#"{"tool":"t"} {}"#, NotRecord::BadJson),
+            (b"[1,2]", NotRecord::NotObject),
+            (b"\"text\"", NotRecord::NotObject),
+        ] {
+            assert_eq!(
+                read_record(line).err(),
+                Some(why),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 

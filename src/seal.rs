@@ -447,7 +447,7 @@ pub fn init(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let key_path = dir.join("seal.key");
     let verify_path = dir.join("seal.verify");
     for p in [&key_path, &verify_path] {
-        if p.exists() {
+        if std::fs::symlink_metadata(p).is_ok() {
             return Err(Error::InvalidConfig(format!(
                 "{} exists already: refusing to replace a seal key",
                 p.display()
@@ -455,8 +455,10 @@ pub fn init(dir: &Path) -> Result<(PathBuf, PathBuf)> {
         }
     }
     let key = KeyFile::generate()?;
-    key.save(&verify_path)?;
-    key.save(&key_path)?;
+    let text = serde_json::to_vec_pretty(&key).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    // Each file appears whole or not at all, and never over a file created meanwhile.
+    crate::fs::write_new(&verify_path, &text, crate::fs::PRIVATE)?;
+    crate::fs::write_new(&key_path, &text, crate::fs::PRIVATE)?;
     Ok((key_path, verify_path))
 }
 

@@ -1287,14 +1287,16 @@ fn export_to_a_file_creates_it_with_mode_0600_and_prints_nothing() {
 }
 
 #[test]
-fn export_refuses_to_overwrite_the_log_and_makes_an_existing_target_private() {
+fn export_refuses_the_log_and_replaces_an_existing_file_only_with_force() {
     let (dir, log) = export_log();
     let before = std::fs::read(&log).expect("read");
     let err = fails_with(cli(&log).args(["export", "-o"]).arg(&log), 2);
-    assert!(err.contains("the log being read"), "{err}");
+    assert!(err.contains("it is the log"), "{err}");
+    let err = fails_with(cli(&log).args(["export", "--force", "-o"]).arg(&log), 2);
+    assert!(err.contains("it is the log"), "{err}");
     let link = dir.path().join("link.jsonl");
     std::os::unix::fs::symlink(&log, &link).expect("symlink");
-    fails_with(cli(&log).args(["export", "-o"]).arg(&link), 2);
+    fails_with(cli(&log).args(["export", "--force", "-o"]).arg(&link), 2);
     assert_eq!(
         std::fs::read(&log).expect("read"),
         before,
@@ -1302,12 +1304,21 @@ fn export_refuses_to_overwrite_the_log_and_makes_an_existing_target_private() {
     );
 
     let target = dir.path().join("shared.jsonl");
-    std::fs::write(&target, "old contents that are longer than nothing\n").expect("write");
+    let old = "old contents that are longer than nothing\n";
+    std::fs::write(&target, old).expect("write");
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = fails_with(cli(&log).args(["export", "-o"]).arg(&target), 2);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), old);
+    assert_eq!(mode_of(&target), 0o644, "a refused file keeps its mode");
     ok(cli(&log)
-        .args(["export", "--status", "error", "-o"])
+        .args(["export", "--status", "error", "--force", "-o"])
         .arg(&target));
-    assert_eq!(mode_of(&target), 0o600);
+    assert_eq!(
+        mode_of(&target),
+        0o600,
+        "the replacement is a new private file"
+    );
     let errors: Vec<Vec<u8>> = lines(&log)
         .into_iter()
         .filter(|l| parse(l)["status"] == "error")

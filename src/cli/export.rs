@@ -1,19 +1,17 @@
 //! `export`: matching records, oldest first, streamed as jsonl, json or csv.
 
-use std::fs::{File, OpenOptions, Permissions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::io::BufWriter;
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, RecordWriter};
-use nexus_audit::RecordView;
+use nexus_audit::fs::{Guard, PRIVATE};
+use nexus_audit::reader::read_record;
 use nexus_audit::scan::for_each_match;
 
 use super::progress::Progress;
-use super::{Context, FilterArgs, exit, open_snapshot};
+use super::{Context, FilterArgs, Output, Skipped, exit, open_snapshot};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExportFormat {
@@ -29,9 +27,14 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     format: ExportFormat,
-    /// Write to this file (mode 0600; never the log itself) instead of standard output.
+    /// Write to this new file (mode 0600, put in place only when complete) instead of
+    /// standard output ('-'). Never the log, its segments or a key file.
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
+    /// Replace an existing regular file at -o with a new one (never the log, its segments or a
+    /// key file).
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
@@ -42,14 +45,14 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
         ExportFormat::Json => Format::Json,
         ExportFormat::Csv => Format::Csv,
     };
-    let sink: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(create_private(path, ctx)?),
-        None => Box::new(io::stdout().lock()),
-    };
+    let guard = Guard::new().log(&ctx.file);
+    let sink = Output::open(args.out.as_deref(), &guard, args.force, PRIVATE)?;
     let mut out = RecordWriter::new(format, BufWriter::with_capacity(1 << 20, sink), false)?;
     let data = snapshot.data();
     let progress = Progress::new(ctx, data.len() as u64, "exporting");
-    let keep = |line: &[u8]| RecordView::parse(line).is_ok_and(|v| matcher.matches(&v));
+    // Lines that are not records are kept too, to be counted in order below.
+    let keep = |line: &[u8]| read_record(line).map_or(true, |v| matcher.matches(&v));
+    let skipped = Skipped::default();
     for_each_match(
         data,
         false,
@@ -57,38 +60,24 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
         &keep,
         &|done| progress.set(done),
         |line| -> anyhow::Result<bool> {
-            if let Ok(view) = RecordView::parse(line) {
-                out.record(line, &view)?;
+            let offset = super::offset_in(data, line);
+            match read_record(line) {
+                Ok(view) => {
+                    if let Err(why) = out.record(line, &view)? {
+                        skipped.add(offset, why);
+                    }
+                }
+                Err(why) => skipped.add(offset, super::not_a_record(why)),
             }
             Ok(true)
         },
     )?;
     progress.finish();
-    out.finish()?;
+    let sink = out
+        .finish()?
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
+    sink.finish()?;
+    skipped.warn(&ctx.file, Some(data));
     Ok(exit::OK)
-}
-
-/// Creates (or truncates) the export file with mode 0600, refusing the log itself: truncating
-/// it would destroy the records being exported.
-fn create_private(path: &Path, ctx: &Context) -> anyhow::Result<File> {
-    if let (Ok(out), Ok(log)) = (std::fs::metadata(path), std::fs::metadata(&ctx.file))
-        && out.dev() == log.dev()
-        && out.ino() == log.ino()
-    {
-        bail!(
-            "refusing to export into {}: it is the log being read",
-            path.display()
-        );
-    }
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    // NOTE: `mode` applies only on creation; an existing file gets the same protection.
-    file.set_permissions(Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} private", path.display()))?;
-    Ok(file)
 }

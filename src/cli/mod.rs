@@ -12,13 +12,14 @@ mod tail;
 mod trust;
 mod verify;
 
-use std::io::{self, IsTerminal as _};
+use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nexus_audit::Filter;
 use nexus_audit::filter::parse_time;
+use nexus_audit::reader::read_record;
 
 /// Exit codes (SPEC §7).
 pub mod exit {
@@ -268,7 +269,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => stats::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Export(args) => export::run(&ctx, &args),
-        Command::Keygen(args) => trust::keygen(&args),
+        Command::Keygen(args) => trust::keygen(&ctx, &args),
         Command::Checkpoint(args) => trust::checkpoint(&ctx, &args),
         Command::Seal(args) => trust::seal(&args),
         Command::Proxy(args) => proxy::run(&ctx, args),
@@ -338,13 +339,203 @@ fn open_snapshot(ctx: &Context) -> anyhow::Result<nexus_audit::Snapshot> {
         .with_context(|| format!("cannot read the log {}", ctx.file.display()))
 }
 
-/// The records among `lines` that parse and pass `matcher`; other lines are skipped.
-fn matching<'a>(
-    lines: impl Iterator<Item = (u64, &'a [u8])> + 'a,
-    matcher: &'a nexus_audit::filter::Matcher,
-) -> impl Iterator<Item = (&'a [u8], nexus_audit::RecordView<'a>)> + 'a {
-    lines.filter_map(move |(_, line)| {
-        let view = nexus_audit::RecordView::parse(line).ok()?;
-        matcher.matches(&view).then_some((line, view))
+/// The records among `lines` that pass `matcher`. Lines that are not records are skipped and
+/// counted in `skipped` (see [`Skipped`]).
+fn matching<'a, 's>(
+    lines: impl Iterator<Item = (u64, &'a [u8])> + 's,
+    matcher: &'s nexus_audit::filter::Matcher,
+    skipped: &'s Skipped,
+) -> impl Iterator<Item = (&'a [u8], nexus_audit::RecordView<'a>)> + 's
+where
+    'a: 's,
+{
+    lines.filter_map(move |(offset, line)| match read_record(line) {
+        Ok(view) => matcher.matches(&view).then_some((line, view)),
+        Err(why) => {
+            skipped.add(offset, not_a_record(why));
+            None
+        }
     })
+}
+
+/// The warning's reason for a line that is not a record.
+pub fn not_a_record(why: nexus_audit::reader::NotRecord) -> &'static str {
+    use nexus_audit::reader::NotRecord;
+    match why {
+        NotRecord::EmptyLine => "not a record (empty_line)",
+        NotRecord::BadUtf8 => "not a record (bad_utf8)",
+        NotRecord::NotObject => "not a record (not_object)",
+        _ => "not a record (bad_json)",
+    }
+}
+
+/// The byte offset of `line`, a slice of `data`, within `data`.
+fn offset_in(data: &[u8], line: &[u8]) -> u64 {
+    (line.as_ptr() as usize).saturating_sub(data.as_ptr() as usize) as u64
+}
+
+/// How many skipped lines a reader names one by one; the rest are counted.
+const NAMED_SKIPS: usize = 10;
+
+/// The lines a reader skipped because they are not records (the decision of
+/// [`nexus_audit::reader::read_record`], the same in every reader), or because the output
+/// format cannot hold them. They are counted, and the first few named on stderr after the
+/// output, so the output itself stays whole and valid.
+#[derive(Debug, Default)]
+pub struct Skipped(std::cell::RefCell<SkippedLines>);
+
+#[derive(Debug, Default)]
+struct SkippedLines {
+    total: u64,
+    /// `(byte offset, why)` of the first lines met.
+    named: Vec<(u64, &'static str)>,
+    /// The lines were not skipped but covered as they are (a checkpoint).
+    covered: bool,
+}
+
+impl Skipped {
+    /// For a command that covers every line as stored (`checkpoint`): the warnings say the
+    /// lines are not records, not that they were skipped.
+    pub fn covered() -> Self {
+        let s = Skipped::default();
+        s.0.borrow_mut().covered = true;
+        s
+    }
+
+    /// Counts the line at byte `offset` as skipped, for the reason `why` (a phrase: "not a
+    /// record (bad_json)").
+    pub fn add(&self, offset: u64, why: &'static str) {
+        let mut s = self.0.borrow_mut();
+        s.total += 1;
+        if s.named.len() < NAMED_SKIPS {
+            s.named.push((offset, why));
+        }
+    }
+
+    /// Counts lines skipped elsewhere (a library pass), `named` being the first few of them.
+    pub fn add_all(&self, total: u64, named: &[(u64, &'static str)]) {
+        for &(offset, why) in named {
+            self.add(offset, why);
+        }
+        self.0.borrow_mut().total += total.saturating_sub(named.len() as u64);
+    }
+
+    /// Prints one warning per named line (its line number counted in `data`, the complete
+    /// lines of `file` from byte 0; without `data`, as "a new line") and one for the rest.
+    /// Nothing when nothing was skipped.
+    pub fn warn(&self, file: &std::path::Path, data: Option<&[u8]>) {
+        let s = self.0.borrow();
+        if s.total == 0 {
+            return;
+        }
+        let mut named = s.named.clone();
+        named.sort_unstable();
+        let (mut counted_to, mut lines_before) = (0usize, 0u64);
+        let mut err = io::stderr().lock();
+        for (offset, why) in &named {
+            let place = match data {
+                Some(data) => {
+                    let at = usize::try_from(*offset)
+                        .unwrap_or(usize::MAX)
+                        .clamp(counted_to, data.len().max(counted_to));
+                    lines_before +=
+                        memchr::memchr_iter(b'\n', &data[counted_to..at]).count() as u64;
+                    counted_to = at;
+                    format!("line {}", grouped(lines_before + 1))
+                }
+                None => "a new line".to_owned(),
+            };
+            let file = sanitize_path(file);
+            let _ = if s.covered {
+                writeln!(
+                    err,
+                    "nexus-audit: warning: {place} of {file} is {why}; the checkpoint covers it as stored (verify reports it)"
+                )
+            } else {
+                writeln!(
+                    err,
+                    "nexus-audit: warning: skipped {place} of {file}: {why}"
+                )
+            };
+        }
+        if s.total > named.len() as u64 {
+            let verb = if s.covered { "found" } else { "skipped" };
+            let _ = writeln!(
+                err,
+                "nexus-audit: warning: {verb} {} lines in all that are not records; `nexus-audit verify` lists every one",
+                grouped(s.total)
+            );
+        }
+    }
+}
+
+fn sanitize_path(path: &std::path::Path) -> String {
+    output::sanitize(&path.display().to_string()).into_owned()
+}
+
+/// Parses `--threads`: 1 to [`nexus_audit::MAX_THREADS`].
+pub fn threads_arg(s: &str) -> Result<usize, String> {
+    let max = nexus_audit::MAX_THREADS;
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("the number of worker threads must be 1 to {max}"))
+}
+
+/// Where `export -o` and `checkpoint -o` write: standard output, or a file written under a
+/// temporary name and put in place only when complete.
+pub enum Output {
+    /// Standard output (no `-o`, or `-o -`).
+    Stdout(io::StdoutLock<'static>),
+    /// A file; `replace` when an existing file is being replaced (`--force`).
+    File {
+        /// The temporary file.
+        file: nexus_audit::fs::AtomicFile,
+        /// Replace an existing file at the target.
+        replace: bool,
+    },
+}
+
+impl Output {
+    /// Standard output for `None` or `-`; else the checked file at `path`, created with `mode`.
+    pub fn open(
+        path: Option<&std::path::Path>,
+        guard: &nexus_audit::fs::Guard,
+        force: bool,
+        mode: u32,
+    ) -> anyhow::Result<Self> {
+        match path {
+            None => Ok(Output::Stdout(io::stdout().lock())),
+            Some(p) if p.as_os_str() == "-" => Ok(Output::Stdout(io::stdout().lock())),
+            Some(p) => {
+                let replace = guard.check(p, force)?;
+                let file = nexus_audit::fs::AtomicFile::create(p, mode)?;
+                Ok(Output::File { file, replace })
+            }
+        }
+    }
+
+    /// Flushes standard output, or puts the complete file in place.
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Output::Stdout(mut out) => Ok(out.flush()?),
+            Output::File { file, replace } => Ok(file.commit(replace)?),
+        }
+    }
+}
+
+impl io::Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(out) => out.write(buf),
+            Output::File { file, .. } => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout(out) => out.flush(),
+            Output::File { file, .. } => file.flush(),
+        }
+    }
 }

@@ -52,12 +52,22 @@ pub fn paint(color: bool, code: &str, s: &str) -> String {
     }
 }
 
-/// Escapes control and bidirectional-override characters, which log content (attacker
-/// influenced) could use to forge or hide text on a terminal.
+/// Escapes control, bidirectional and invisible formatting characters, which log content
+/// (attacker influenced) could use to forge, reorder or hide text on a terminal: C0 and C1
+/// controls and DEL, the bidi marks, embeddings, overrides and isolates, the line and
+/// paragraph separators, zero-width and other invisible format characters, the BOM, the
+/// interlinear annotation characters and the Unicode tag characters. Each becomes `\u{…}`.
 pub fn sanitize(s: &str) -> Cow<'_, str> {
     let bad = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+            || matches!(c,
+                '\u{00AD}' | '\u{061C}' | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}')
     };
     if !s.chars().any(bad) {
         return Cow::Borrowed(s);
@@ -73,6 +83,10 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Table rows held before they are printed: the widths of a page's columns are known when it
+/// is printed, and memory stays bounded however many records a query returns.
+const TABLE_PAGE: usize = 1000;
+
 /// Streams records in one format.
 pub struct RecordWriter<W: Write> {
     format: Format,
@@ -80,8 +94,13 @@ pub struct RecordWriter<W: Write> {
     color: bool,
     count: u64,
     rows: Vec<[String; 6]>,
+    /// Column widths so far: a later page's columns are at least as wide as an earlier one's.
+    widths: [usize; 6],
     header: bool,
 }
+
+/// Why a record was left out of csv or yaml output.
+pub const UNDECODABLE: &str = "csv and yaml cannot hold it: a value in it cannot be decoded (a lone surrogate escape, a number beyond 64-bit floating point, or nesting deeper than 128)";
 
 enum Sink<W: Write> {
     Plain(W),
@@ -110,6 +129,7 @@ impl<W: Write> RecordWriter<W> {
             color,
             count: 0,
             rows: Vec::new(),
+            widths: TABLE_HEAD.map(|h| h.chars().count()),
             header: true,
         })
     }
@@ -119,13 +139,36 @@ impl<W: Write> RecordWriter<W> {
         self.header = false;
     }
 
-    /// Writes one record: `line` is the stored line, `view` its parsed fields.
-    pub fn record(&mut self, line: &[u8], view: &RecordView<'_>) -> io::Result<()> {
+    /// Writes one record: `line` is the stored line (a record by
+    /// [`nexus_audit::reader::read_record`]), `view` its parsed fields. `Ok(Err(why))`: the
+    /// format cannot hold this record, and nothing of it was written.
+    pub fn record(
+        &mut self,
+        line: &[u8],
+        view: &RecordView<'_>,
+    ) -> io::Result<Result<(), &'static str>> {
+        // NOTE: csv and yaml decode every value; a line the validator accepts but serde_json
+        // cannot decode is left out whole, before any byte of it is written.
+        let value = match self.format {
+            Format::Csv | Format::Yaml => match serde_json::from_slice::<Value>(line) {
+                Ok(value @ Value::Object(_)) => Some(value),
+                _ => return Ok(Err(UNDECODABLE)),
+            },
+            _ => None,
+        };
         self.count += 1;
+        self.write_record(line, view, value).map(Ok)
+    }
+
+    fn write_record(
+        &mut self,
+        line: &[u8],
+        view: &RecordView<'_>,
+        value: Option<Value>,
+    ) -> io::Result<()> {
         match (&mut self.sink, self.format) {
             (Sink::Csv(csv), _) => {
-                let value: Value = serde_json::from_slice(line).map_err(io::Error::other)?;
-                let Value::Object(mut map) = value else {
+                let Some(Value::Object(mut map)) = value else {
                     return Ok(());
                 };
                 let mut row: Vec<String> = FIELD_ORDER
@@ -147,13 +190,21 @@ impl<W: Write> RecordWriter<W> {
                 out.write_all(line)
             }
             (Sink::Plain(out), Format::Yaml) => {
-                let value: Value = serde_json::from_slice(line).map_err(io::Error::other)?;
+                let Some(value) = value else {
+                    return Ok(());
+                };
                 let mut s = String::new();
                 yaml_item(&mut s, &value, 0);
                 out.write_all(s.as_bytes())
             }
-            (Sink::Plain(_), Format::Table) => {
+            (Sink::Plain(out), Format::Table) => {
                 self.rows.push(table_row(view));
+                if self.rows.len() >= TABLE_PAGE {
+                    let page = render_table(&self.rows, self.color, self.header, &mut self.widths);
+                    out.write_all(page.as_bytes())?;
+                    self.rows.clear();
+                    self.header = false;
+                }
                 Ok(())
             }
             (Sink::Plain(out), _) => {
@@ -172,8 +223,11 @@ impl<W: Write> RecordWriter<W> {
         match self.format {
             Format::Json => out.write_all(if self.count == 0 { b"]\n" } else { b"\n]\n" })?,
             Format::Yaml if self.count == 0 => out.write_all(b"[]\n")?,
-            Format::Table => {
-                out.write_all(render_table(&self.rows, self.color, self.header).as_bytes())?
+            Format::Table if self.header || !self.rows.is_empty() => {
+                let mut widths = self.widths;
+                out.write_all(
+                    render_table(&self.rows, self.color, self.header, &mut widths).as_bytes(),
+                )?;
             }
             _ => {}
         }
@@ -206,7 +260,7 @@ fn table_row(r: &RecordView<'_>) -> [String; 6] {
     let time = r
         .timestamp
         .as_deref()
-        .map(|t| t.get(..23).unwrap_or(t).replacen('T', " ", 1))
+        .map(|t| sanitize(&t.get(..23).unwrap_or(t).replacen('T', " ", 1)).into_owned())
         .unwrap_or_default();
     let text = |c: &Option<Cow<'_, str>>| sanitize(c.as_deref().unwrap_or("")).into_owned();
     let mut resource = sanitize(&r.display_resource()).into_owned();
@@ -223,14 +277,22 @@ fn table_row(r: &RecordView<'_>) -> [String; 6] {
     ]
 }
 
-fn render_table(rows: &[[String; 6]], color: bool, header: bool) -> String {
-    const HEAD: [&str; 6] = ["TIME", "USER", "ACTION", "RESOURCE", "STATUS", "LATENCY"];
-    let mut widths = HEAD.map(|h| h.chars().count());
+const TABLE_HEAD: [&str; 6] = ["TIME", "USER", "ACTION", "RESOURCE", "STATUS", "LATENCY"];
+
+/// Renders a page of rows; `widths` are widened to fit them and kept for the next page.
+fn render_table(
+    rows: &[[String; 6]],
+    color: bool,
+    header: bool,
+    widths: &mut [usize; 6],
+) -> String {
+    const HEAD: [&str; 6] = TABLE_HEAD;
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let widths = *widths;
     let mut out = String::new();
     let line = |out: &mut String, cells: [&str; 6], status_color: Option<&str>, head: bool| {
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {

@@ -5,11 +5,11 @@ use std::io::{self, BufWriter};
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use nexus_audit::RecordView;
+use nexus_audit::reader::read_record;
 use nexus_audit::scan::for_each_match;
 
 use super::progress::Progress;
-use super::{Context, FilterArgs, exit, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -41,8 +41,10 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     let data = snapshot.data();
     let progress = Progress::new(ctx, data.len() as u64, "searching");
-    let keep = |line: &[u8]| RecordView::parse(line).is_ok_and(|v| matcher.matches(&v));
-    let (mut skipped, mut shown) = (0usize, 0usize);
+    // Lines that are not records are kept too, to be counted in order below.
+    let keep = |line: &[u8]| read_record(line).map_or(true, |v| matcher.matches(&v));
+    let skipped = Skipped::default();
+    let (mut passed, mut shown) = (0usize, 0usize);
     for_each_match(
         data,
         !args.asc,
@@ -50,18 +52,27 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
         &keep,
         &|done| progress.set(done),
         |line| -> anyhow::Result<bool> {
-            if skipped < args.offset {
-                skipped += 1;
+            let offset = super::offset_in(data, line);
+            let view = match read_record(line) {
+                Ok(view) => view,
+                Err(why) => {
+                    skipped.add(offset, super::not_a_record(why));
+                    return Ok(true);
+                }
+            };
+            if passed < args.offset {
+                passed += 1;
                 return Ok(true);
             }
-            if let Ok(view) = RecordView::parse(line) {
-                out.record(line, &view)?;
-                shown += 1;
+            match out.record(line, &view)? {
+                Ok(()) => shown += 1,
+                Err(why) => skipped.add(offset, why),
             }
             Ok(shown < limit)
         },
     )?;
     progress.finish();
     out.finish()?;
+    skipped.warn(&ctx.file, Some(data));
     Ok(exit::OK)
 }

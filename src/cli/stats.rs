@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use nexus_audit::stats::{Interval, Stats, StatsOptions, stats};
 
 use super::output::{Format, csv_io, paint, sanitize, write_value};
-use super::{Context, FilterArgs, exit, grouped, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, grouped, open_snapshot};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum IntervalArg {
@@ -25,8 +25,8 @@ pub struct StatsArgs {
     /// Only the last N records of the log.
     #[arg(long)]
     last: Option<u64>,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 [default: all cores].
+    #[arg(long, value_parser = super::threads_arg)]
     threads: Option<usize>,
     /// Output format: table, json, jsonl, yaml or csv (section,key,value)
     /// [default: table on a terminal, else jsonl].
@@ -45,6 +45,7 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> anyhow::Result<u8> {
         }),
         last: args.last,
         threads: args.threads,
+        max_distinct: None,
     };
     let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "counting");
     let summary = stats(&snapshot, &matcher, &opts, &|done| progress.set(done))?;
@@ -56,6 +57,14 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> anyhow::Result<u8> {
         format => write_value(&mut out, format, &serde_json::to_value(&summary)?)?,
     }
     out.flush()?;
+    let skipped = Skipped::default();
+    let named: Vec<(u64, &'static str)> = summary
+        .unreadable_first
+        .iter()
+        .map(|(offset, why)| (*offset, super::not_a_record(*why)))
+        .collect();
+    skipped.add_all(summary.unreadable_lines, &named);
+    skipped.warn(&ctx.file, Some(snapshot.data()));
     Ok(exit::OK)
 }
 
@@ -179,13 +188,23 @@ fn human(out: &mut impl Write, s: &Stats, color: bool) -> io::Result<()> {
             )?;
         }
     }
+    for (name, t) in &s.truncated_breakdowns {
+        writeln!(
+            out,
+            "{} {name} has too many distinct values to list: shown are the {} with more than {} records each (exact counts); {} records are under values not shown",
+            bold("Note:"),
+            grouped(t.values_listed),
+            grouped(t.listed_when_more_than),
+            grouped(t.records_not_listed)
+        )?;
+    }
     if let Some(timeline) = &s.timeline {
         writeln!(out, "{}", bold("Timeline"))?;
         for b in timeline {
             writeln!(
                 out,
                 "  {}  {:>10} calls  {:>8} errors",
-                b.bucket,
+                sanitize(&b.bucket),
                 grouped(b.count),
                 grouped(b.errors)
             )?;

@@ -9,7 +9,7 @@ use nexus_audit::filter::Matcher;
 use nexus_audit::reader::{Follower, Lines, Update};
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, exit, grouped, matching, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, grouped, matching, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -34,7 +34,8 @@ pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
         // NOTE: an array that never ends is not JSON; follow JSON as one object per line.
         format = Format::Jsonl;
     }
-    let mut found: Vec<_> = matching(snapshot.lines_rev(), &matcher)
+    let skipped = Skipped::default();
+    let mut found: Vec<_> = matching(snapshot.lines_rev(), &matcher, &skipped)
         .take(args.lines)
         .collect();
     found.reverse();
@@ -50,9 +51,12 @@ pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
     };
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     for (line, view) in &found {
-        out.record(line, view)?;
+        if let Err(why) = out.record(line, view)? {
+            skipped.add(super::offset_in(snapshot.data(), line), why);
+        }
     }
     out.finish()?;
+    skipped.warn(&ctx.file, Some(snapshot.data()));
     drop(found);
     drop(snapshot);
     match follower {
@@ -109,9 +113,13 @@ fn follow(
 fn print_lines(bytes: &[u8], matcher: &Matcher, format: Format, ctx: &Context) -> io::Result<()> {
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     out.headerless();
-    for (line, view) in matching(Lines::new(bytes, 0), matcher) {
-        out.record(line, &view)?;
+    let skipped = Skipped::default();
+    for (line, view) in matching(Lines::new(bytes, 0), matcher, &skipped) {
+        if let Err(why) = out.record(line, &view)? {
+            skipped.add(super::offset_in(bytes, line), why);
+        }
     }
     out.finish()?;
+    skipped.warn(&ctx.file, None);
     Ok(())
 }

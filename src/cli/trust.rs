@@ -1,17 +1,18 @@
 //! `keygen`, `checkpoint` and `seal init`: the keys and signed checkpoints that let an auditor
 //! catch a log cut short or rewritten (see SECURITY.md).
 
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use nexus_audit::checkpoint::Checkpoint;
+use nexus_audit::fs::{Guard, PRIVATE, PUBLIC, read_small, write_new};
 use nexus_audit::note::SignerKey;
+use nexus_audit::reader::read_record;
+use nexus_audit::scan::for_each_match;
 
-use super::{Context, exit, open_snapshot};
+use super::{Context, Output, Skipped, exit, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -31,9 +32,14 @@ pub struct CheckpointArgs {
     /// The first line of the checkpoint: which log this is [default: nexus-audit:FILE NAME].
     #[arg(long)]
     origin: Option<String>,
-    /// Write the checkpoint to this file instead of standard output.
+    /// Write the checkpoint to this new file (mode 0644, put in place only when complete)
+    /// instead of standard output ('-'). Never the log, its segments or a key file.
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
+    /// Replace an existing regular file at -o with a new one (never the log, its segments or a
+    /// key file).
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,46 +60,39 @@ enum SealCommand {
     },
 }
 
-/// Creates `path` with mode 0600, refusing to replace an existing file.
-fn create_new(path: &Path, mode: u32, text: &str) -> anyhow::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     let mut s = prefix.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
 }
 
-pub fn keygen(args: &KeygenArgs) -> anyhow::Result<u8> {
+pub fn keygen(ctx: &Context, args: &KeygenArgs) -> anyhow::Result<u8> {
     let signer = SignerKey::generate(&args.name).context("cannot make a key")?;
     let key_path = with_suffix(&args.out, ".key");
     let pub_path = with_suffix(&args.out, ".pub");
+    let guard = Guard::new().log(&ctx.file);
     for p in [&key_path, &pub_path] {
-        if p.exists() {
+        if std::fs::symlink_metadata(p).is_ok() {
             bail!("{} exists already: refusing to replace a key", p.display());
         }
+        guard.check(p, false)?;
     }
     let vkey = signer.verifier().encode();
-    create_new(&key_path, 0o600, &format!("{}\n", signer.encode_secret()))?;
-    create_new(&pub_path, 0o644, &format!("{vkey}\n"))?;
+    write_new(
+        &key_path,
+        format!("{}\n", signer.encode_secret()).as_bytes(),
+        PRIVATE,
+    )?;
+    write_new(&pub_path, format!("{vkey}\n").as_bytes(), PUBLIC)?;
     writeln!(io::stdout().lock(), "{vkey}")?;
     Ok(exit::OK)
 }
 
 pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(&args.key)
-        .with_context(|| format!("cannot read the key {}", args.key.display()))?;
-    let signer = SignerKey::parse(&text)
-        .with_context(|| format!("{} is not a signer key", args.key.display()))?;
+    let not_a_key = || format!("{} is not a signer key", args.key.display());
+    let text = String::from_utf8(read_small(&args.key, 4096, "cannot read the key")?)
+        .with_context(not_a_key)?;
+    let signer = SignerKey::parse(&text).with_context(not_a_key)?;
     let snapshot = open_snapshot(ctx)?;
     let origin = args.origin.clone().unwrap_or_else(|| {
         let name = ctx.file.file_name().map_or_else(
@@ -104,20 +103,30 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
     });
     let cp = Checkpoint::of(&snapshot, &origin)?;
     let note = cp.sign(&signer).context("cannot sign the checkpoint")?;
-    match &args.out {
-        Some(path) => {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            f.write_all(note.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        None => io::stdout().lock().write_all(note.as_bytes())?,
-    }
+    let guard = Guard::new()
+        .log(&ctx.file)
+        .file(&args.key, "the signer key");
+    let mut out = Output::open(args.out.as_deref(), &guard, args.force, PUBLIC)?;
+    out.write_all(note.as_bytes())?;
+    out.finish()?;
+    // The checkpoint covers lines as stored, whatever they hold; a line that is not a record
+    // is named like every reader names it, so nobody signs one without knowing.
+    let covered = Skipped::covered();
+    let data = snapshot.data();
+    for_each_match(
+        data,
+        false,
+        None,
+        &|line| read_record(line).is_err(),
+        &|_| {},
+        |line| -> anyhow::Result<bool> {
+            if let Err(why) = read_record(line) {
+                covered.add(super::offset_in(data, line), super::not_a_record(why));
+            }
+            Ok(true)
+        },
+    )?;
+    covered.warn(&ctx.file, Some(data));
     Ok(exit::OK)
 }
 
