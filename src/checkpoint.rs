@@ -748,6 +748,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn snapshot_of(dir: &Path, bytes: &[u8]) -> Result<Snapshot> {
         let path = dir.join("log");
