@@ -192,7 +192,6 @@ fn cursor_paging_yields_every_record_exactly_once_while_the_log_grows() {
             .expect("total");
         let mut seen: Vec<u64> = Vec::new();
         let mut path = format!("/api/audit?limit=37&order={order}{filter}");
-        let mut appended = 0u64;
         loop {
             let page = s.get(&path);
             assert_eq!(page.status, 200, "{}", page.text());
@@ -205,7 +204,6 @@ fn cursor_paging_yields_every_record_exactly_once_while_the_log_grows() {
                     .map(|r| r["seq"].as_u64().expect("seq")),
             );
             // The log grows between pages.
-            let next_seq = 500 + appended;
             let out = common::cli(&log)
                 .args([
                     "append",
@@ -219,8 +217,6 @@ fn cursor_paging_yields_every_record_exactly_once_while_the_log_grows() {
                 .output()
                 .expect("append");
             assert!(out.status.success());
-            appended += 1;
-            let _ = next_seq;
             match page["next_cursor"].as_str() {
                 Some(c) => path = format!("/api/audit?limit=37&cursor={c}{filter}"),
                 None => break,
@@ -951,12 +947,18 @@ fn big_log(dir: &Path, n: u64) -> PathBuf {
             x ^= x << 17;
             let tool = tools[(x % tools.len() as u64) as usize];
             let user = users[((x >> 8) % users.len() as u64) as usize];
-            let failed = (x >> 16) % 23 == 0;
+            let failed = (x >> 16).is_multiple_of(23);
             let secs = 1_790_000_000 + i as i64 * 30;
             let ts = chrono::DateTime::from_timestamp(secs, ((x >> 32) % 1_000_000) as u32 * 1000)
                 .expect("time")
                 .format("%Y-%m-%dT%H:%M:%S%.6fZ");
-            let latency = 3 + (x >> 24) % 400 + if (x >> 40) % 50 == 0 { 2000 } else { 0 };
+            let latency = 3
+                + (x >> 24) % 400
+                + if (x >> 40).is_multiple_of(50) {
+                    2000
+                } else {
+                    0
+                };
             let status = if failed {
                 r#""status":"error","error_type":"UpstreamTimeout","error_message":"no answer in 30s""#
             } else {
