@@ -514,6 +514,17 @@ fn api_verify_equals_verify_output_json_as_the_log_grows_and_turns_false_on_tamp
     );
     // ok:false is still HTTP 200.
     assert_eq!(s.get("/api/verify").status, 200);
+    // A broken log that keeps growing is still reported as the CLI reports it.
+    append_one(&log, "ad_get_user", "success");
+    let expected = verify_report(&log);
+    assert!(
+        eventually(Duration::from_secs(3), || (s.get("/api/verify").json()
+            == expected)
+            .then_some(()))
+        .is_some(),
+        "{} vs {expected}",
+        s.get("/api/verify").text()
+    );
 }
 
 #[test]
@@ -545,6 +556,15 @@ fn a_byte_flipped_in_place_without_growth_is_found() {
     .expect("verify turned false");
     assert_eq!(report, verify_report(&log));
     assert_eq!(metric(&s, "nexus_audit_chain_ok"), Some(0.0));
+    // Put back, it is whole again at once.
+    std::fs::write(&log, &data).expect("restore");
+    let report = eventually(Duration::from_secs(1), || {
+        let v = s.get("/api/verify").json();
+        (v["ok"] == true).then_some(v)
+    })
+    .expect("verify turned true again");
+    assert_eq!(report, verify_report(&log));
+    assert_eq!(metric(&s, "nexus_audit_chain_ok"), Some(1.0));
 }
 
 fn append_one(log: &Path, tool: &str, status: &str) {

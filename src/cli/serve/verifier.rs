@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use nexus_audit::chain::{self, Hash};
 use nexus_audit::verify::{Report, Resume, VerifyOptions, verify_snapshot, verify_snapshot_from};
 
-/// A log that failed is re-checked at most this often while it keeps changing.
-const FAILED_RECHECK: Duration = Duration::from_secs(5);
+/// While a failed log only grows, it is re-checked whole after waiting this many times as long
+/// as the last full run took: at most a fifth of the time goes to re-checking it.
+const FAILED_BACKOFF: u32 = 4;
 
 /// What identifies one state of the file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,7 @@ struct State {
     last: Option<(FileId, Arc<Report>)>,
     proved: Option<Proved>,
     last_full: Option<Instant>,
+    last_full_took: Duration,
 }
 
 pub struct Verifier {
@@ -106,7 +108,15 @@ impl Verifier {
             if *seen == id {
                 return Ok(Arc::clone(report));
             }
-            if !report.ok && st.last_full.is_some_and(|t| t.elapsed() < FAILED_RECHECK) {
+            // A broken log that only keeps growing stays broken: re-checking a large one whole
+            // at every append would keep the cores busy. A rewrite is re-checked at once.
+            let only_grew = seen.dev == id.dev && seen.ino == id.ino && id.len > seen.len;
+            if !report.ok
+                && only_grew
+                && st
+                    .last_full
+                    .is_some_and(|t| t.elapsed() < st.last_full_took * FAILED_BACKOFF)
+            {
                 return Ok(Arc::clone(report));
             }
         }
@@ -123,9 +133,11 @@ impl Verifier {
         let report = match incremental {
             Some(r) => r,
             None => {
+                let started = Instant::now();
                 let r = verify_snapshot(&snapshot, &opts, &|_| {})
                     .map_err(|e| format!("cannot verify the log: {e}"))?;
                 st.last_full = Some(Instant::now());
+                st.last_full_took = started.elapsed();
                 r
             }
         };
