@@ -861,6 +861,7 @@ fn bad_parameters_get_400_with_one_sentence_unknown_paths_404_a_missing_log_503(
         "/api/verify",
         "/api/audit/export",
         "/api/audit/aggregations?group_by=user",
+        "/api/audit/stream",
         "/metrics",
     ] {
         let r = m.get(path);

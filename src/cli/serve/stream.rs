@@ -36,6 +36,12 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(query.as_deref(), &[])?;
     let matcher = p.filter()?.matcher();
+    if std::fs::symlink_metadata(&app.file).is_err() {
+        return Err(ApiError::Unavailable(format!(
+            "the log file {} does not exist",
+            app.file.display()
+        )));
+    }
     // Subscribed before answering: nothing appended after the answer starts is missed.
     let mut ready = VecDeque::new();
     ready.push_back(Event::default().comment("connected"));
