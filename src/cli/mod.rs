@@ -6,6 +6,7 @@ mod output;
 mod progress;
 mod proxy;
 mod query;
+mod serve;
 mod signals;
 mod stats;
 mod tail;
@@ -149,6 +150,13 @@ enum Command {
     ///   nexus-audit proxy --server-id workday --fail-closed -- python workday_server.py
     #[command(verbatim_doc_comment)]
     Proxy(proxy::ProxyArgs),
+    /// Serve the log over HTTP, read-only: query API, Prometheus metrics, live stream, dashboard.
+    ///
+    /// Examples:
+    ///   nexus-audit --file audit.jsonl serve                  (then open http://127.0.0.1:8088/)
+    ///   nexus-audit serve --listen 0.0.0.0:8088 --token-file /etc/nexus-audit/serve.token
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -273,6 +281,7 @@ pub fn main() -> ExitCode {
         Command::Checkpoint(args) => trust::checkpoint(&ctx, &args),
         Command::Seal(args) => trust::seal(&args),
         Command::Proxy(args) => proxy::run(&ctx, args),
+        Command::Serve(args) => serve::run(&ctx, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
