@@ -14,6 +14,7 @@ pub use error::{Error, Result};
 pub mod chain;
 pub mod checkpoint;
 mod lock;
+mod parallel;
 pub mod reader;
 pub mod record;
 pub mod scan;
@@ -35,7 +36,7 @@ pub use writer::{Durability, Encoded, LogOptions, Logger, Receipt};
 
 /// A rayon pool with `threads` workers, or all cores.
 pub(crate) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    verify::build_pool(threads)
+    parallel::build_pool(threads)
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -928,9 +928,9 @@ fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
 /// few through the binary.
 #[test]
 fn every_bit_flip_is_detected_with_a_checkpoint() {
-    use nexus_audit::checkpoint::{Checkpoint, check_checkpoints};
+    use nexus_audit::checkpoint::Checkpoint;
     use nexus_audit::note::SignerKey;
-    use nexus_audit::verify::{VerifyOptions, verify_snapshot};
+    use nexus_audit::verify::{VerifyOptions, check_checkpoints, verify_snapshot};
     use nexus_audit::{Durability, Event, LogOptions, Snapshot};
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nexus_audit::checkpoint::{DEFAULT_SAMPLES, MAX_SAMPLES, State, check_checkpoints};
+use nexus_audit::checkpoint::{DEFAULT_SAMPLES, MAX_SAMPLES, State};
 use nexus_audit::note::VerifierKey;
 use nexus_audit::seal::KeyFile;
-use nexus_audit::verify::{Report, VerifyOptions, verify_snapshot_from};
+use nexus_audit::verify::{
+    Report, VerifyOptions, add_to_report, check_checkpoints, check_state, verify_seals,
+    verify_snapshot_from,
+};
 
 use super::output::{Format, paint, sanitize, write_value};
 use super::{Context, exit, grouped, open_snapshot};
@@ -107,7 +110,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         threads: args.threads,
     };
     // The state is compared first: an incremental run starts from it only when it matches.
-    let (state_problem, resume) = match state.as_ref().map(|s| s.check(&snapshot)) {
+    let (state_problem, resume) = match state.as_ref().map(|s| check_state(s, &snapshot)) {
         Some(Ok(resume)) => (None, resume.filter(|_| args.incremental)),
         Some(Err(problem)) => (Some(problem), None),
         None => (None, None),
@@ -126,8 +129,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         args.max_problems,
     );
     if let Some(key) = &seal_key {
-        let seals = nexus_audit::seal::verify_seals(&snapshot, key, args.threads)?;
-        nexus_audit::seal::add_to_report(seals, &mut report, args.max_problems);
+        let seals = verify_seals(&snapshot, key, args.threads)?;
+        add_to_report(seals, &mut report, args.max_problems);
     }
     if let (Some(path), true) = (&args.state, report.ok) {
         // An incremental run moves the state's proof forward; a full run draws a new sample.

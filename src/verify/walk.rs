@@ -1,171 +1,18 @@
-//! Verification: checks every line and every link of a log and says exactly which line was
-//! changed, deleted, inserted, reordered or torn (SPEC §7).
-//!
-//! Work is split in two. The expensive part, hashing each line once and validating it as JSON,
-//! runs in parallel over chunks of whole lines and yields one small [`LineInfo`] per line. A
-//! sequential pass then walks those infos in order, checks each link, and when a link breaks
-//! looks one or two records ahead to tell the cases apart:
-//!
-//! | what happened | reported as |
-//! |---|---|
-//! | a line's content changed | `hash_mismatch` at that line |
-//! | a CR added before a line's LF | `hash_mismatch` at that line, the message saying so (the last line included) |
-//! | records deleted | `seq_gap` at the line after the gap |
-//! | a line inserted (a copy, one from elsewhere, or a forgery with the right `seq` and `prev_hash`) | `seq_out_of_order` at it when its `seq` is behind, else `hash_mismatch` |
-//! | two lines swapped | `seq_out_of_order` at the second |
-//! | first records deleted | `bad_genesis` at line 1 |
-//! | the first record's `seq` or `prev_hash` changed | `bad_genesis` at line 1 |
-//! | an empty, non-UTF-8, non-JSON, non-object or unchained line | `empty_line`, `bad_utf8`, `bad_json`, `not_object`, `missing_chain_fields` at it |
-//! | bytes after the last LF | `torn_tail` |
-//!
-//! Each of these is one problem, with no follow-on problems. What the links cannot tell apart:
-//! a change to the last line shows only when it adds a CR; two adjacent changed lines are one
-//! `hash_mismatch` at the second, whose message says the first may have changed too; a forgery
-//! inserted just before the last line looks like the genuine one, which is then blamed.
-//!
-//! Memory stays flat: infos are produced and consumed one window of the file at a time.
+//! The walk: hashes and parses every line in parallel, one window of the file at a time, then
+//! checks each link in order with a few records of look-ahead (the table in [`super`] says
+//! what each kind of tampering is reported as).
 
 use std::collections::VecDeque;
-use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Serialize;
 
 use crate::chain::{self, ChainError, GENESIS_HASH, Hash};
+use crate::error::Result;
 use crate::reader::{Lines, Snapshot, split_lines};
 use crate::record::RecordView;
-use crate::{Error, Result};
 
-/// The kinds of problem `verify` reports (SPEC §7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-#[allow(missing_docs)]
-pub enum ProblemKind {
-    BadUtf8,
-    BadJson,
-    NotObject,
-    MissingChainFields,
-    BadGenesis,
-    SeqGap,
-    SeqOutOfOrder,
-    HashMismatch,
-    EmptyLine,
-    TornTail,
-    /// A checkpoint's signature by a known key does not verify, or the checkpoint is malformed.
-    BadSignature,
-    /// No signature on a checkpoint is by a key given with `--pub`.
-    UnknownKey,
-    /// The log has fewer records than a checkpoint or the verifier state says it had.
-    Truncated,
-    /// The line at a checkpoint's (or the state's) size no longer hashes to its head, or a
-    /// record the verifier state's proof remembers (its window, a sampled record, the head's
-    /// byte offset) is no longer as it was.
-    CheckpointMismatch,
-    /// A seal's MAC does not verify with the key of its epoch.
-    SealMismatch,
-    /// Seal epochs skip a number.
-    SealEpochGap,
-}
-
-impl ProblemKind {
-    /// The kind as written in reports: `hash_mismatch`, …
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemKind::BadUtf8 => "bad_utf8",
-            ProblemKind::BadJson => "bad_json",
-            ProblemKind::NotObject => "not_object",
-            ProblemKind::MissingChainFields => "missing_chain_fields",
-            ProblemKind::BadGenesis => "bad_genesis",
-            ProblemKind::SeqGap => "seq_gap",
-            ProblemKind::SeqOutOfOrder => "seq_out_of_order",
-            ProblemKind::HashMismatch => "hash_mismatch",
-            ProblemKind::EmptyLine => "empty_line",
-            ProblemKind::TornTail => "torn_tail",
-            ProblemKind::BadSignature => "bad_signature",
-            ProblemKind::UnknownKey => "unknown_key",
-            ProblemKind::Truncated => "truncated",
-            ProblemKind::CheckpointMismatch => "checkpoint_mismatch",
-            ProblemKind::SealMismatch => "seal_mismatch",
-            ProblemKind::SealEpochGap => "seal_epoch_gap",
-        }
-    }
-}
-
-impl std::fmt::Display for ProblemKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One integrity problem.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// What is wrong.
-    pub kind: ProblemKind,
-    /// 1-based line number of the line blamed.
-    pub line: u64,
-    /// Byte offset of that line's start.
-    pub offset: u64,
-    /// The line's `seq`, when it has one.
-    pub seq: Option<u64>,
-    /// One sentence for a person.
-    pub message: String,
-}
-
-/// The result of verifying a log; serialises to the JSON of SPEC §7.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// True when no problem was found.
-    pub ok: bool,
-    /// The file verified.
-    pub file: String,
-    /// Number of chained records.
-    pub records: u64,
-    /// File length in bytes, torn tail included.
-    pub bytes: u64,
-    /// `seq` of the first record.
-    pub first_seq: Option<u64>,
-    /// `seq` of the last record.
-    pub last_seq: Option<u64>,
-    /// `timestamp` of the first record.
-    pub first_timestamp: Option<String>,
-    /// `timestamp` of the last record.
-    pub last_timestamp: Option<String>,
-    /// SHA-256 of the last record's line: the head to compare with a checkpoint.
-    pub head_hash: Option<String>,
-    /// The problems found, in file order, at most `max_problems`.
-    pub problems: Vec<Problem>,
-    /// How many problems there were in all (more than listed when the list was cut).
-    pub problems_total: u64,
-    /// Signed checkpoints whose signature verified and whose head was compared with the log.
-    pub checkpoints_checked: u64,
-    /// With a seal key: the `seq` of the last seal that verified (it vouches for every record
-    /// up to it).
-    pub sealed_through_seq: Option<u64>,
-    /// With a seal key: records after the last good seal, not yet sealed.
-    pub unsealed_records: Option<u64>,
-}
-
-impl Report {
-    /// Adds a problem found outside the line walk (a checkpoint, the state, a seal), keeping
-    /// the list in file order and within `max_problems`.
-    pub fn add_problem(&mut self, p: Problem, max_problems: usize) {
-        self.problems_total += 1;
-        self.ok = false;
-        insert_in_order(&mut self.problems, p, max_problems);
-    }
-}
-
-/// Inserts `p` into `problems` (kept in file order), keeping at most `max` of them.
-fn insert_in_order(problems: &mut Vec<Problem>, p: Problem, max: usize) {
-    let at = problems.partition_point(|q| q.line <= p.line);
-    if at < max {
-        problems.insert(at, p);
-        problems.truncate(max);
-    }
-}
+use super::VerifyOptions;
+use super::report::{Problem, ProblemKind, Report, insert_in_order};
 
 /// Where an incremental verification starts: after the first `lines` lines, whose last line
 /// (ending at byte `offset`) has `seq` and hashes to `hash`.
@@ -183,61 +30,19 @@ pub struct Resume {
     pub hash: Hash,
 }
 
-/// Options for [`verify`].
-#[derive(Clone, Debug)]
-pub struct VerifyOptions {
-    /// List at most this many problems (default 100); counting goes on.
-    pub max_problems: usize,
-    /// Worker threads (default: all cores).
-    pub threads: Option<usize>,
-}
-
-impl Default for VerifyOptions {
-    fn default() -> Self {
-        VerifyOptions {
-            max_problems: 100,
-            threads: None,
-        }
-    }
-}
-
-/// Verifies the log at `path`.
-///
-/// # Errors
-///
-/// [`Error::Io`] and friends when the file cannot be opened or mapped. Integrity problems are
-/// not errors: they are in the report.
-pub fn verify(path: impl AsRef<Path>, opts: &VerifyOptions) -> Result<Report> {
-    let snapshot = Snapshot::open(path)?;
-    verify_snapshot(&snapshot, opts, &|_| {})
-}
-
-/// Verifies an open snapshot, calling `progress` with the number of bytes done so far.
-///
-/// # Errors
-///
-/// [`Error::InvalidConfig`] when the thread pool cannot be built.
-pub fn verify_snapshot(
-    snapshot: &Snapshot,
-    opts: &VerifyOptions,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Report> {
-    verify_snapshot_from(snapshot, opts, progress, None)
-}
-
 /// Verifies an open snapshot from `resume` on (only the lines after it, and the link from the
 /// first of them to the resumed head), or from the start.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidConfig`] when the thread pool cannot be built.
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) when the thread pool cannot be built.
 pub fn verify_snapshot_from(
     snapshot: &Snapshot,
     opts: &VerifyOptions,
     progress: &(dyn Fn(u64) + Sync),
     resume: Option<Resume>,
 ) -> Result<Report> {
-    let pool = crate::pool(opts.threads)?;
+    let pool = crate::parallel::build_pool(opts.threads)?;
     let threads = pool.current_num_threads();
     let all = snapshot.data();
     let mut walker = Walker::new(opts.max_problems, all);
@@ -869,89 +674,6 @@ impl<'a> Walker<'a> {
         );
         if a1.is_some_and(|a| a.prev == n.hash) {
             self.accept(n, false);
-        }
-    }
-}
-
-/// Builds a rayon pool of `threads` workers (all cores when `None`).
-pub(crate) fn build_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = threads {
-        builder = builder.num_threads(n.max(1));
-    }
-    builder
-        .build()
-        .map_err(|e| Error::InvalidConfig(format!("cannot start {threads:?} worker threads: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Durability, Event, LogOptions};
-
-    fn write_log(path: &Path, n: u64) -> Vec<Vec<u8>> {
-        let log = LogOptions::new(path)
-            .durability(Durability::None)
-            .open()
-            .expect("open");
-        log.append_batch(
-            (0..n)
-                .map(|i| {
-                    Event::new("mcp_call")
-                        .tool("ad_get_user")
-                        .correlation(format!("req-{i}"))
-                })
-                .collect(),
-        )
-        .expect("append");
-        log.close().expect("close");
-        std::fs::read(path)
-            .expect("read")
-            .split_inclusive(|b| *b == b'\n')
-            .map(<[u8]>::to_vec)
-            .collect()
-    }
-
-    fn problems(path: &Path, threads: usize) -> Vec<(ProblemKind, u64)> {
-        let report = verify(
-            path,
-            &VerifyOptions {
-                max_problems: 100,
-                threads: Some(threads),
-            },
-        )
-        .expect("verify");
-        report.problems.iter().map(|p| (p.kind, p.line)).collect()
-    }
-
-    /// With 4 KiB chunks the log spans hundreds of windows: links across window and chunk
-    /// borders are checked, and problems on either side of a border are each found once.
-    #[test]
-    fn problems_are_found_across_many_windows() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("audit.jsonl");
-        let mut lines = write_log(&path, 3000);
-        for threads in [1, 2, 3] {
-            assert_eq!(problems(&path, threads), vec![], "clean, {threads} threads");
-        }
-        // Line 700: a changed byte in the content (not in prev_hash, where a flipped bit can
-        // leave a non-hex digit and make the line unchained instead).
-        let at = lines[699].len() - 10;
-        lines[699][at] ^= 1;
-        lines.remove(1799); // line 1800: the next record is one seq ahead
-        let dup = lines[2499].clone();
-        lines.insert(2500, dup); // line 2501 repeats line 2500
-        std::fs::write(&path, lines.concat()).expect("write");
-        for threads in [1, 2, 3] {
-            assert_eq!(
-                problems(&path, threads),
-                vec![
-                    (ProblemKind::HashMismatch, 700),
-                    (ProblemKind::SeqGap, 1800),
-                    (ProblemKind::SeqOutOfOrder, 2501),
-                ],
-                "{threads} threads"
-            );
         }
     }
 }
