@@ -31,6 +31,7 @@
 //! run, `seals.rs` the check of seal records.
 
 mod checkpoints;
+mod diagnose;
 mod report;
 mod seals;
 mod state;

@@ -6,12 +6,13 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
-use crate::chain::{self, ChainError, GENESIS_HASH, Hash};
+use crate::chain::{self, ChainError, Hash};
 use crate::error::Result;
 use crate::reader::{Lines, Snapshot, split_lines};
 use crate::record::RecordView;
 
 use super::VerifyOptions;
+use super::diagnose::{Anchor, Diagnosis, Rec, diagnose};
 use super::report::{Problem, ProblemKind, Report, insert_in_order};
 
 /// Where an incremental verification starts: after the first `lines` lines, whose last line
@@ -45,7 +46,7 @@ pub fn verify_snapshot_from(
     let pool = crate::parallel::build_pool(opts.threads)?;
     let threads = pool.current_num_threads();
     let all = snapshot.data();
-    let mut walker = Walker::new(opts.max_problems, all);
+    let mut walker = Walker::new(opts.max_problems);
     let start = resume.map_or(0, |r| r.offset.min(all.len()));
     if let Some(r) = resume {
         walker.lines = r.lines;
@@ -56,7 +57,7 @@ pub fn verify_snapshot_from(
                 seq: r.seq,
                 prev: [0; 32],
                 hash: r.hash,
-                cr: false,
+                bare: None,
             },
             false,
         );
@@ -171,8 +172,8 @@ struct LineInfo {
     kind: LineKind,
     /// SHA-256 of the line (zero for empty lines).
     hash: Hash,
-    /// The line ends with CR.
-    cr: bool,
+    /// A record line that ends with CR: SHA-256 of the line without it.
+    bare: Option<Hash>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +190,7 @@ impl LineInfo {
                 offset,
                 kind: LineKind::Empty,
                 hash: [0; 32],
-                cr: false,
+                bare: None,
             };
         }
         let hash = chain::hash_line(line);
@@ -206,42 +207,46 @@ impl LineInfo {
                 Err(e) => LineKind::Broken(e),
             },
         };
+        // Rare (the writer never ends a line with CR), and telling a CR added to an intact
+        // record from a changed one needs the hash without it.
+        let bare = match (kind, line.strip_suffix(b"\r")) {
+            (LineKind::Record { .. }, Some(without)) => Some(chain::hash_line(without)),
+            _ => None,
+        };
         LineInfo {
             offset,
             kind,
             hash,
-            cr: line.last() == Some(&b'\r'),
+            bare,
+        }
+    }
+
+    /// The record this line is, as line number `line`.
+    fn rec(&self, line: u64) -> Option<Rec> {
+        match self.kind {
+            LineKind::Record { seq, prev } => Some(Rec {
+                line,
+                offset: self.offset,
+                seq,
+                prev,
+                hash: self.hash,
+                bare: self.bare,
+            }),
+            _ => None,
         }
     }
 }
 
-/// A record line as the walker remembers it.
-#[derive(Clone, Copy, Debug)]
-struct Rec {
-    line: u64,
-    offset: u64,
-    seq: u64,
-    prev: Hash,
-    hash: Hash,
-    cr: bool,
-}
-
-/// The sequential pass: link checks with a few lines of look-ahead.
-struct Walker<'a> {
-    /// The file's complete lines, to rehash a line without its CR.
-    data: &'a [u8],
+/// The sequential pass: feeds each record with the few after it to [`diagnose`] and applies
+/// the verdict.
+struct Walker {
     pending: VecDeque<(u64, LineInfo)>,
     lines: u64,
     records: u64,
     first: Option<Rec>,
     last_record: Option<Rec>,
     /// The record the next one must link to.
-    anchor: Option<Rec>,
-    /// The anchor was blamed as changed: the link from it is expected to be broken.
-    anchor_blamed: bool,
-    expected_seq: u64,
-    /// Non-record lines since the anchor.
-    junk: u64,
+    anchor: Option<Anchor>,
     /// A line already explained by an earlier diagnosis (the second line of a swap).
     skip: Option<u64>,
     unchained: u64,
@@ -253,21 +258,18 @@ struct Walker<'a> {
     last_blamed: u64,
 }
 
+/// How many lines after a record the walk looks at to tell the cases apart.
 const LOOKAHEAD: usize = 4;
 
-impl<'a> Walker<'a> {
-    fn new(max_problems: usize, data: &'a [u8]) -> Self {
+impl Walker {
+    fn new(max_problems: usize) -> Self {
         Walker {
-            data,
             pending: VecDeque::with_capacity(LOOKAHEAD + 1),
             lines: 0,
             records: 0,
             first: None,
             last_record: None,
             anchor: None,
-            anchor_blamed: false,
-            expected_seq: 0,
-            junk: 0,
             skip: None,
             unchained: 0,
             first_unchained: (0, 0),
@@ -291,18 +293,11 @@ impl<'a> Walker<'a> {
             self.step();
         }
         if let Some(last) = self.last_record
-            && last.cr
+            && last.cr()
             && self.last_blamed < last.line
         {
             // Nothing links to the last line, but the writer never ends a line with CR.
-            self.blame(
-                ProblemKind::HashMismatch,
-                last,
-                format!(
-                    "line {} ends with a CR, which the writer never writes: it was changed (it is the last line, so no link shows what else changed)",
-                    last.line
-                ),
-            );
+            self.apply(Diagnosis::LastLineCr { rec: last });
         }
     }
 
@@ -314,366 +309,140 @@ impl<'a> Walker<'a> {
         insert_in_order(&mut self.problems, p, self.max_problems);
     }
 
-    /// SHA-256 of a record's line without its trailing CR.
-    fn hash_without_cr(&self, rec: &Rec) -> Option<Hash> {
-        let start = usize::try_from(rec.offset).ok()?;
-        let rest = self.data.get(start..)?;
-        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
-        Some(chain::hash_line(line.strip_suffix(b"\r")?))
-    }
-
-    /// The next record lines after the one being processed.
-    fn ahead(&self) -> impl Iterator<Item = Rec> + '_ {
-        self.pending
-            .iter()
-            .skip(1)
-            .filter_map(|(line, info)| match info.kind {
-                LineKind::Record { seq, prev } => Some(Rec {
-                    line: *line,
-                    offset: info.offset,
-                    seq,
-                    prev,
-                    hash: info.hash,
-                    cr: info.cr,
-                }),
-                _ => None,
-            })
-    }
-
     fn step(&mut self) {
         let Some((line, info)) = self.pending.front().copied() else {
             return;
         };
-        match info.kind {
-            LineKind::Record { seq, prev } => {
-                let rec = Rec {
-                    line,
-                    offset: info.offset,
-                    seq,
-                    prev,
-                    hash: info.hash,
-                    cr: info.cr,
-                };
-                self.records += 1;
-                self.first.get_or_insert(rec);
-                self.last_record = Some(rec);
-                if self.skip == Some(line) {
-                    self.skip = None;
-                } else {
-                    self.record(rec);
-                }
+        if let Some(rec) = info.rec(line) {
+            self.records += 1;
+            self.first.get_or_insert(rec);
+            self.last_record = Some(rec);
+            if self.skip == Some(line) {
+                self.skip = None;
+            } else {
+                self.record(rec);
             }
-            LineKind::Empty => {
-                self.junk += 1;
-                self.problem(Problem {
-                    kind: ProblemKind::EmptyLine,
-                    line,
-                    offset: info.offset,
-                    seq: None,
-                    message: format!("line {line} is empty; the format has no blank lines"),
-                });
+        } else {
+            if let Some(anchor) = &mut self.anchor {
+                anchor.junk += 1;
             }
-            LineKind::Broken(err) => {
-                self.junk += 1;
-                let (kind, what) = match err {
-                    ChainError::BadUtf8 => (ProblemKind::BadUtf8, "is not valid UTF-8"),
-                    ChainError::BadJson => (ProblemKind::BadJson, "is not valid JSON"),
-                    ChainError::NotObject => (ProblemKind::NotObject, "is JSON but not an object"),
-                    ChainError::MissingChainFields => {
-                        if self.unchained == 0 {
-                            self.first_unchained = (line, info.offset);
+            let what = match info.kind {
+                LineKind::Empty => Some((
+                    ProblemKind::EmptyLine,
+                    format!("line {line} is empty; the format has no blank lines"),
+                )),
+                LineKind::Broken(err) => {
+                    let (kind, what) = match err {
+                        ChainError::BadUtf8 => (ProblemKind::BadUtf8, "is not valid UTF-8"),
+                        ChainError::BadJson => (ProblemKind::BadJson, "is not valid JSON"),
+                        ChainError::NotObject => {
+                            (ProblemKind::NotObject, "is JSON but not an object")
                         }
-                        self.unchained += 1;
-                        (
-                            ProblemKind::MissingChainFields,
-                            "has no valid chain fields (seq, prev_hash)",
-                        )
-                    }
-                };
+                        ChainError::MissingChainFields => {
+                            if self.unchained == 0 {
+                                self.first_unchained = (line, info.offset);
+                            }
+                            self.unchained += 1;
+                            (
+                                ProblemKind::MissingChainFields,
+                                "has no valid chain fields (seq, prev_hash)",
+                            )
+                        }
+                    };
+                    Some((kind, format!("line {line} {what}")))
+                }
+                LineKind::Record { .. } => None,
+            };
+            if let Some((kind, message)) = what {
                 self.problem(Problem {
                     kind,
                     line,
                     offset: info.offset,
                     seq: None,
-                    message: format!("line {line} {what}"),
+                    message,
                 });
             }
         }
         self.pending.pop_front();
     }
 
-    fn accept(&mut self, rec: Rec, blamed: bool) {
-        self.anchor = Some(rec);
-        self.anchor_blamed = blamed;
-        self.expected_seq = rec.seq.wrapping_add(1);
-        self.junk = 0;
-    }
-
-    fn blame(&mut self, kind: ProblemKind, rec: Rec, message: String) {
-        self.problem(Problem {
-            kind,
-            line: rec.line,
-            offset: rec.offset,
-            seq: Some(rec.seq),
-            message,
-        });
-    }
-
-    /// A record inserted with the right `seq` and `prev_hash`: the next record claims the same
-    /// place (same `seq`, same `prev_hash`, other bytes) and the chain goes on from that one.
-    /// Returns the genuine record and the one that links to it.
-    fn forked_past(&self, n: &Rec) -> Option<(Rec, Rec)> {
-        let mut ahead = self.ahead();
-        let a1 = ahead.next()?;
-        if a1.seq != n.seq || a1.prev != n.prev || a1.hash == n.hash {
-            return None;
-        }
-        let a2 = ahead.next()?;
-        (a2.prev == a1.hash).then_some((a1, a2))
-    }
-
-    fn blame_forged(&mut self, n: Rec, (a1, a2): (Rec, Rec)) {
-        self.blame(
-            ProblemKind::HashMismatch,
-            n,
-            format!(
-                "line {} (seq {}) does not belong to the chain: it was inserted, line {} has the same seq and prev_hash and line {} links to line {}",
-                n.line, n.seq, a1.line, a2.line, a1.line
-            ),
-        );
-    }
-
-    fn record(&mut self, mut n: Rec) {
-        if n.cr
-            && let Some(bare) = self.hash_without_cr(&n)
-            && self.ahead().any(|a| a.prev == bare)
-        {
-            // Only a CR was added (a CRLF line ending): say so here, and link on as if it
-            // were not there, so the link from the next record is not blamed again.
-            let next = self.ahead().find(|a| a.prev == bare).map_or(0, |a| a.line);
-            self.blame(
-                ProblemKind::HashMismatch,
-                n,
-                format!(
-                    "line {} was changed: a CR was added before its LF (line {next} links to it without the CR)",
-                    n.line
-                ),
-            );
-            n.hash = bare;
-            n.cr = false;
-        }
-        let Some(anchor) = self.anchor else {
-            // The first record: the genesis rule.
-            if n.seq == 0
-                && n.prev == GENESIS_HASH
-                && let Some(fork) = self.forked_past(&n)
-            {
-                self.blame_forged(n, fork);
-                return;
+    /// Diagnoses record `rec` against the anchor and the records ahead of it, and applies the
+    /// verdict.
+    fn record(&mut self, mut rec: Rec) {
+        let mut ahead = [Rec::default(); LOOKAHEAD];
+        let mut seen = 0;
+        for (line, info) in self.pending.iter().skip(1) {
+            if let Some(r) = info.rec(*line) {
+                ahead[seen] = r;
+                seen += 1;
             }
-            let (why, blamed) = match (n.seq == 0, n.prev == GENESIS_HASH) {
-                (true, true) => {
-                    self.accept(n, false);
+        }
+        let ahead = &ahead[..seen];
+        loop {
+            let diagnosis = diagnose(self.anchor.as_ref(), &rec, ahead);
+            self.apply(diagnosis);
+            match diagnosis {
+                Diagnosis::CrAdded { .. } => {
+                    // Link on as if the CR were not there, so the link from the next record
+                    // is not blamed again.
+                    rec = rec.without_cr();
+                }
+                Diagnosis::Links
+                | Diagnosis::AfterJunk
+                | Diagnosis::StartsLate { .. }
+                | Diagnosis::AnchorChanged { .. }
+                | Diagnosis::Gap { .. } => return self.accept(rec, false),
+                Diagnosis::GenesisPrevChanged { .. } | Diagnosis::GenesisSeqChanged { .. } => {
+                    // It stands for the genesis record, whose own hash is not what the next
+                    // record links to either.
+                    return self.accept(Rec { seq: 0, ..rec }, true);
+                }
+                Diagnosis::Replaced { expected, .. } => {
+                    return self.accept(
+                        Rec {
+                            seq: expected,
+                            ..rec
+                        },
+                        true,
+                    );
+                }
+                Diagnosis::Swapped { first, .. } => {
+                    self.skip = Some(first.line);
+                    return self.accept(rec, false);
+                }
+                Diagnosis::OutOfOrder { relinks, .. } => {
+                    if relinks {
+                        self.accept(rec, false);
+                    }
                     return;
                 }
-                // A genesis record with another seq, or seq 0 with another prev_hash, was
-                // changed: its own hash is not what the next record links to either.
-                (true, false) => (
-                    "the first record's prev_hash is not 64 zeros: it was changed".to_owned(),
-                    true,
-                ),
-                (false, true) => (
-                    format!(
-                        "the first record has the genesis prev_hash but seq {}, not 0: its seq was changed",
-                        n.seq
-                    ),
-                    true,
-                ),
-                (false, false) => (
-                    format!(
-                        "the log starts at seq {}, not 0: its first records were deleted, or this is not the log's first file",
-                        n.seq
-                    ),
-                    false,
-                ),
-            };
-            self.blame(
-                ProblemKind::BadGenesis,
-                n,
-                format!("line {}: {why}", n.line),
-            );
-            let mut first = n;
-            if blamed {
-                first.seq = 0;
+                Diagnosis::Forged { .. }
+                | Diagnosis::Inserted { .. }
+                | Diagnosis::LastLineCr { .. } => {
+                    return;
+                }
             }
-            self.accept(first, blamed);
-            return;
-        };
-        let expected = self.expected_seq;
-        let seq_ok = n.seq == expected;
-        let link_ok = n.prev == anchor.hash;
-        if seq_ok && (link_ok || self.anchor_blamed) {
-            if let Some(fork) = self.forked_past(&n) {
-                self.blame_forged(n, fork);
-                return;
-            }
-            self.accept(n, false);
-            return;
         }
-        if self.junk > 0 && n.seq > expected && n.seq - expected <= self.junk {
-            // The lines between replaced records; they were reported as what they are.
-            self.accept(n, false);
-            return;
-        }
+    }
 
-        let mut ahead = self.ahead();
-        let a1 = ahead.next();
-        drop(ahead);
-        let cr_note = if n.cr { " (it ends with a CR)" } else { "" };
-
-        if let Some(a1) = a1 {
-            // Swap: the next record is the one expected here and this one follows it.
-            if a1.prev == anchor.hash
-                && a1.seq == expected
-                && n.prev == a1.hash
-                && n.seq == expected + 1
-            {
-                self.blame(
-                    ProblemKind::SeqOutOfOrder,
-                    a1,
-                    format!(
-                        "lines {} and {} are swapped: seq {} comes after seq {}",
-                        n.line, a1.line, a1.seq, n.seq
-                    ),
-                );
-                self.skip = Some(a1.line);
-                self.accept(n, false);
-                return;
-            }
-            // Insertion: the next record links past this one to the anchor.
-            if a1.prev == anchor.hash && a1.seq == expected {
-                let (kind, what) = if n.hash == anchor.hash {
-                    (
-                        ProblemKind::SeqOutOfOrder,
-                        format!("is a copy of line {}", anchor.line),
-                    )
-                } else if n.seq < expected {
-                    (
-                        ProblemKind::SeqOutOfOrder,
-                        format!("(seq {}) does not belong here", n.seq),
-                    )
-                } else {
-                    (
-                        ProblemKind::HashMismatch,
-                        format!("(seq {}) does not belong to the chain", n.seq),
-                    )
-                };
-                self.blame(
-                    kind,
-                    n,
-                    format!(
-                        "line {} {what}: it was inserted, line {} links to line {}",
-                        n.line, a1.line, anchor.line
-                    ),
-                );
-                return;
-            }
-            // Replacement: the next record continues from where this one should have been,
-            // but not from this line's bytes.
-            if a1.seq == expected.wrapping_add(1) && a1.prev != n.hash {
-                let detail = if n.seq != expected && !link_ok {
-                    format!(
-                        "its seq reads {}, expected {expected}, and its prev_hash does not match line {} (a record moved or copied here)",
-                        n.seq, anchor.line
-                    )
-                } else if n.seq != expected {
-                    format!("its seq reads {}, expected {expected}", n.seq)
-                } else if !link_ok {
-                    format!(
-                        "its prev_hash does not match line {} (or line {} was changed too)",
-                        anchor.line, anchor.line
-                    )
-                } else {
-                    format!("line {}'s prev_hash does not match it", a1.line)
-                };
-                self.blame(
-                    ProblemKind::HashMismatch,
-                    n,
-                    format!("line {} was changed or replaced{cr_note}: {detail}", n.line),
-                );
-                let mut as_expected = n;
-                as_expected.seq = expected;
-                self.accept(as_expected, true);
-                return;
-            }
-        }
-        if seq_ok {
-            // Only the link is broken, and what follows links to this line: the anchor changed.
-            let (line, offset, seq) = (anchor.line, anchor.offset, anchor.seq);
-            let cr_note = if anchor.cr {
-                " (it ends with a CR)"
-            } else {
-                ""
-            };
-            let message = if a1.is_some() {
-                format!(
-                    "line {line} was changed{cr_note}: its SHA-256 no longer matches the prev_hash of line {}",
-                    n.line
-                )
-            } else {
-                format!(
-                    "line {line} was changed{cr_note}, or the prev_hash of line {} (the last line): they no longer link",
-                    n.line
-                )
-            };
+    /// Reports the problem a diagnosis names, if any.
+    fn apply(&mut self, diagnosis: Diagnosis) {
+        if let Some((kind, at)) = diagnosis.problem() {
             self.problem(Problem {
-                kind: ProblemKind::HashMismatch,
-                line,
-                offset,
-                seq: Some(seq),
-                message,
+                kind,
+                line: at.line,
+                offset: at.offset,
+                seq: Some(at.seq),
+                message: diagnosis.to_string(),
             });
-            self.accept(n, false);
-            return;
         }
-        if n.seq > expected {
-            let missing = n.seq - expected;
-            let range = if missing == 1 {
-                format!("seq {expected}")
-            } else {
-                format!("seq {expected}..{}", n.seq - 1)
-            };
-            let (plural, verb) = if missing == 1 {
-                ("", "is")
-            } else {
-                ("s", "are")
-            };
-            self.blame(
-                ProblemKind::SeqGap,
-                n,
-                format!(
-                    "{missing} record{plural} ({range}) {verb} missing before line {}{}",
-                    n.line,
-                    if link_ok {
-                        ""
-                    } else {
-                        ", and its prev_hash does not link to the line before"
-                    }
-                ),
-            );
-            self.accept(n, false);
-            return;
-        }
-        self.blame(
-            ProblemKind::SeqOutOfOrder,
-            n,
-            format!(
-                "line {} has seq {}, but seq {expected} was expected after line {}",
-                n.line, n.seq, anchor.line
-            ),
-        );
-        if a1.is_some_and(|a| a.prev == n.hash) {
-            self.accept(n, false);
-        }
+    }
+
+    fn accept(&mut self, rec: Rec, blamed: bool) {
+        self.anchor = Some(Anchor {
+            rec,
+            blamed,
+            junk: 0,
+        });
     }
 }
