@@ -31,7 +31,7 @@ pub use record::{Event, RecordView};
 pub use redact::{RedactionRules, Redactor};
 pub use stats::{Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
-pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
+pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
 pub use writer::{Durability, Encoded, LogOptions, Logger, Receipt};
 
 /// A rayon pool with `threads` workers, or all cores.

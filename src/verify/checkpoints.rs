@@ -14,7 +14,7 @@ use super::report::{Problem, ProblemKind, Report};
 /// # Errors
 ///
 /// The number of complete lines, when it is below `n` (or `n` is 0).
-pub fn nth_line(data: &[u8], n: u64) -> std::result::Result<(usize, &[u8]), u64> {
+pub(crate) fn nth_line(data: &[u8], n: u64) -> std::result::Result<(usize, &[u8]), u64> {
     let mut start = 0usize;
     let mut seen = 0u64;
     for end in memchr::memchr_iter(b'\n', data) {
@@ -64,13 +64,18 @@ pub(crate) fn locate<'a>(
 /// Compares a log with a remembered `(size, head)`: `truncated` when it has fewer lines,
 /// `checkpoint_mismatch` when its line `size` hashes to something else.
 #[must_use]
-pub fn compare(snapshot: &Snapshot, size: u64, head: &Hash, source: &str) -> Option<Problem> {
+pub(crate) fn compare(
+    snapshot: &Snapshot,
+    size: u64,
+    head: &Hash,
+    source: &str,
+) -> Option<Problem> {
     locate(snapshot, size, head, source).err()
 }
 
 /// Checks signed checkpoints against `keys` and then against the log, adding each problem to
 /// `report` and counting the checkpoints checked.
-pub fn check_checkpoints(
+pub(crate) fn check_checkpoints(
     snapshot: &Snapshot,
     checkpoints: &[(String, Vec<u8>)],
     keys: &[VerifierKey],

@@ -10,7 +10,7 @@ use super::report::{Problem, ProblemKind, Report};
 
 /// What the seals of a log say.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SealReport {
+pub(crate) struct SealReport {
     /// Problems found, in file order.
     pub problems: Vec<Problem>,
     /// `seq` of the last seal that verified.
@@ -24,7 +24,7 @@ pub struct SealReport {
 /// # Errors
 ///
 /// [`Error::InvalidConfig`] for a bad key file or thread pool.
-pub fn verify_seals(
+pub(crate) fn verify_seals(
     snapshot: &Snapshot,
     initial: &KeyFile,
     threads: Option<usize>,
@@ -118,7 +118,7 @@ fn seal_fields(line: &[u8]) -> Option<(u64, Hash, u64, Hash)> {
 }
 
 /// Adds the seal findings to a verify report.
-pub fn add_to_report(seals: SealReport, report: &mut Report, max_problems: usize) {
+pub(crate) fn add_to_report(seals: SealReport, report: &mut Report, max_problems: usize) {
     for p in seals.problems {
         report.add_problem(p, max_problems);
     }

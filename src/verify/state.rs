@@ -21,7 +21,7 @@ use super::walk::Resume;
 /// # Errors
 ///
 /// The problem found.
-pub fn check_state(
+pub(crate) fn check_state(
     state: &State,
     snapshot: &Snapshot,
 ) -> std::result::Result<Option<Resume>, Problem> {

@@ -18,7 +18,7 @@ use super::report::{Problem, ProblemKind, Report, insert_in_order};
 /// Where an incremental verification starts: after the first `lines` lines, whose last line
 /// (ending at byte `offset`) has `seq` and hashes to `hash`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resume {
+pub(crate) struct Resume {
     /// Lines already verified.
     pub lines: u64,
     /// Byte offset of the first line not yet verified.
@@ -31,13 +31,13 @@ pub struct Resume {
     pub hash: Hash,
 }
 
-/// Verifies an open snapshot from `resume` on (only the lines after it, and the link from the
+/// Walks an open snapshot from `resume` on (only the lines after it, and the link from the
 /// first of them to the resumed head), or from the start.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) when the thread pool cannot be built.
-pub fn verify_snapshot_from(
+pub(crate) fn walk(
     snapshot: &Snapshot,
     opts: &VerifyOptions,
     progress: &(dyn Fn(u64) + Sync),
