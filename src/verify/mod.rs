@@ -47,9 +47,14 @@ use crate::error::{Error, Result};
 use crate::note::VerifierKey;
 use crate::reader::Snapshot;
 use crate::seal::KeyFile;
+use walk::WalkOptions;
 
 pub use report::{Problem, ProblemKind, Report};
 pub(crate) use state::check_state;
+
+/// The bytes of whole lines one worker hashes and parses as one job unless told otherwise
+/// (4 MiB). A window of the file is two chunks per thread: the memory a run holds.
+pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
 
 /// Options for [`verify`], the quick call; [`Verifier`] has them all.
 #[derive(Clone, Debug)]
@@ -88,6 +93,7 @@ pub fn verify(path: impl AsRef<Path>, opts: &VerifyOptions) -> Result<Report> {
 /// |---|---|
 /// | [`max_problems`](Verifier::max_problems) | 100 listed (all are counted) |
 /// | [`threads`](Verifier::threads) | all cores |
+/// | [`chunk_size`](Verifier::chunk_size) | [`DEFAULT_CHUNK_SIZE`] (4 MiB) |
 /// | [`state`](Verifier::state) | none: nothing is remembered |
 /// | [`incremental`](Verifier::incremental) | off: every line is walked |
 /// | [`samples`](Verifier::samples) | [`DEFAULT_SAMPLES`] records sampled by a full run |
@@ -111,8 +117,7 @@ pub fn verify(path: impl AsRef<Path>, opts: &VerifyOptions) -> Result<Report> {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Verifier {
-    max_problems: usize,
-    threads: Option<usize>,
+    walk: WalkOptions,
     /// Where the state is kept, and what it held when it was read (`None`: no file yet).
     state: Option<(PathBuf, Option<State>)>,
     incremental: bool,
@@ -131,8 +136,11 @@ impl Default for Verifier {
 impl From<&VerifyOptions> for Verifier {
     fn from(opts: &VerifyOptions) -> Self {
         Verifier {
-            max_problems: opts.max_problems,
-            threads: opts.threads,
+            walk: WalkOptions {
+                max_problems: opts.max_problems,
+                threads: opts.threads,
+                chunk_size: DEFAULT_CHUNK_SIZE,
+            },
             state: None,
             incremental: false,
             samples: None,
@@ -153,14 +161,23 @@ impl Verifier {
     /// Lists at most `n` problems in the report; all are counted in `problems_total`.
     #[must_use]
     pub fn max_problems(mut self, n: usize) -> Self {
-        self.max_problems = n;
+        self.walk.max_problems = n;
         self
     }
 
     /// Runs on `n` worker threads (`None`: all cores).
     #[must_use]
     pub fn threads(mut self, n: impl Into<Option<usize>>) -> Self {
-        self.threads = n.into();
+        self.walk.threads = n.into();
+        self
+    }
+
+    /// Hashes and parses the log in jobs of about `bytes` of whole lines (at least one line
+    /// each), two per thread at a time. Smaller chunks spread a small log over more jobs and
+    /// windows; the report does not depend on it.
+    #[must_use]
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.walk.chunk_size = bytes.max(1);
         self
     }
 
@@ -264,24 +281,21 @@ impl Verifier {
             Some(Err(problem)) => (Some(problem), None),
             None => (None, None),
         };
-        let walk = VerifyOptions {
-            max_problems: self.max_problems,
-            threads: self.threads,
-        };
-        let mut report = walk::walk(snapshot, &walk, progress, resume)?;
+        let max_problems = self.walk.max_problems;
+        let mut report = walk::walk(snapshot, &self.walk, progress, resume)?;
         if let Some(p) = state_problem {
-            report.add_problem(p, self.max_problems);
+            report.add_problem(p, max_problems);
         }
         checkpoints::check_checkpoints(
             snapshot,
             &self.checkpoints,
             &self.keys,
             &mut report,
-            self.max_problems,
+            max_problems,
         );
         if let Some(key) = &self.seal_key {
-            let seals = seals::verify_seals(snapshot, key, self.threads)?;
-            seals::add_to_report(seals, &mut report, self.max_problems);
+            let seals = seals::verify_seals(snapshot, key, self.walk.threads)?;
+            seals::add_to_report(seals, &mut report, max_problems);
         }
         if let (Some((path, previous)), true) = (&self.state, report.ok) {
             // An incremental run moves the state's proof forward; a full run draws a new sample.

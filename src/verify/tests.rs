@@ -28,27 +28,34 @@ fn write_log(path: &Path, n: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn problems(path: &Path, threads: usize) -> Vec<(ProblemKind, u64)> {
-    let report = verify(
-        path,
-        &VerifyOptions {
-            max_problems: 100,
-            threads: Some(threads),
-        },
-    )
-    .expect("verify");
+fn problems(path: &Path, threads: usize, chunk_size: usize) -> Vec<(ProblemKind, u64)> {
+    let report = Verifier::new()
+        .threads(threads)
+        .chunk_size(chunk_size)
+        .run(&Snapshot::open(path).expect("open"))
+        .expect("verify");
     report.problems.iter().map(|p| (p.kind, p.line)).collect()
 }
 
-/// With 4 KiB chunks the log spans hundreds of windows: links across window and chunk
-/// borders are checked, and problems on either side of a border are each found once.
+/// The chunk sizes tried: one line per chunk, 4 KiB (the log spans hundreds of windows), and
+/// the default (one window).
+const CHUNKS: [usize; 3] = [1, 4 << 10, DEFAULT_CHUNK_SIZE];
+
+/// With small chunks the log spans many windows: links across window and chunk borders are
+/// checked, and problems on either side of a border are each found once.
 #[test]
 fn problems_are_found_across_many_windows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
     let mut lines = write_log(&path, 3000);
     for threads in [1, 2, 3] {
-        assert_eq!(problems(&path, threads), vec![], "clean, {threads} threads");
+        for chunk in CHUNKS {
+            assert_eq!(
+                problems(&path, threads, chunk),
+                vec![],
+                "clean, {threads} threads, {chunk}-byte chunks"
+            );
+        }
     }
     // Line 700: a changed byte in the content (not in prev_hash, where a flipped bit can
     // leave a non-hex digit and make the line unchained instead).
@@ -59,15 +66,17 @@ fn problems_are_found_across_many_windows() {
     lines.insert(2500, dup); // line 2501 repeats line 2500
     std::fs::write(&path, lines.concat()).expect("write");
     for threads in [1, 2, 3] {
-        assert_eq!(
-            problems(&path, threads),
-            vec![
-                (ProblemKind::HashMismatch, 700),
-                (ProblemKind::SeqGap, 1800),
-                (ProblemKind::SeqOutOfOrder, 2501),
-            ],
-            "{threads} threads"
-        );
+        for chunk in CHUNKS {
+            assert_eq!(
+                problems(&path, threads, chunk),
+                vec![
+                    (ProblemKind::HashMismatch, 700),
+                    (ProblemKind::SeqGap, 1800),
+                    (ProblemKind::SeqOutOfOrder, 2501),
+                ],
+                "{threads} threads, {chunk}-byte chunks"
+            );
+        }
     }
 }
 

@@ -11,7 +11,6 @@ use crate::error::Result;
 use crate::reader::{Lines, Snapshot, split_lines};
 use crate::record::RecordView;
 
-use super::VerifyOptions;
 use super::diagnose::{Anchor, Diagnosis, Rec, diagnose};
 use super::report::{Problem, ProblemKind, Report, insert_in_order};
 
@@ -31,6 +30,17 @@ pub(crate) struct Resume {
     pub hash: Hash,
 }
 
+/// How the walk runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalkOptions {
+    /// List at most this many problems; counting goes on.
+    pub max_problems: usize,
+    /// Worker threads (`None`: all cores).
+    pub threads: Option<usize>,
+    /// Bytes of whole lines one worker hashes and parses as one job (at least 1).
+    pub chunk_size: usize,
+}
+
 /// Walks an open snapshot from `resume` on (only the lines after it, and the link from the
 /// first of them to the resumed head), or from the start.
 ///
@@ -39,7 +49,7 @@ pub(crate) struct Resume {
 /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) when the thread pool cannot be built.
 pub(crate) fn walk(
     snapshot: &Snapshot,
-    opts: &VerifyOptions,
+    opts: &WalkOptions,
     progress: &(dyn Fn(u64) + Sync),
     resume: Option<Resume>,
 ) -> Result<Report> {
@@ -66,13 +76,12 @@ pub(crate) fn walk(
 
     // Windows of the file: each is cut into per-thread chunks, hashed and parsed in parallel,
     // then walked in order. The window bounds memory whatever the file's size.
-    // Small in unit tests, so a test log spans many windows and chunks.
-    const CHUNK: usize = if cfg!(test) { 4 << 10 } else { 4 << 20 };
-    let window = CHUNK * threads * 2;
+    let chunk = opts.chunk_size.max(1);
+    let window = chunk.saturating_mul(threads * 2);
     let mut done = 0usize;
     let lines_of = |win: &std::ops::Range<usize>| -> Vec<Vec<LineInfo>> {
         let part = &data[win.clone()];
-        let chunks = split_lines(part, part.len().div_ceil(CHUNK).max(1));
+        let chunks = split_lines(part, part.len().div_ceil(chunk).max(1));
         chunks
             .par_iter()
             .map(|c| {
