@@ -6,21 +6,33 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-#[allow(missing_docs)]
 pub enum ProblemKind {
+    /// A line is not valid UTF-8.
     BadUtf8,
+    /// A line is not valid JSON.
     BadJson,
+    /// A line is JSON but not an object.
     NotObject,
+    /// A JSON object without valid chain fields (`seq`, `prev_hash`); a log in which no line
+    /// has them (the old unchained format) is one such problem.
     MissingChainFields,
+    /// The first record is not a genesis record (`seq` 0, `prev_hash` 64 zeros): it was
+    /// changed, or the first records were deleted.
     BadGenesis,
+    /// Records are missing: a `seq` skips ahead.
     SeqGap,
+    /// A record is out of place: inserted, duplicated, or swapped with its neighbour.
     SeqOutOfOrder,
+    /// A record's bytes changed (a CR added included), or a record that does not belong to
+    /// the chain was inserted.
     HashMismatch,
+    /// An empty line.
     EmptyLine,
+    /// Bytes after the last LF: an incomplete write.
     TornTail,
     /// A checkpoint's signature by a known key does not verify, or the checkpoint is malformed.
     BadSignature,
-    /// No signature on a checkpoint is by a key given with `--pub`.
+    /// No signature on a checkpoint is by a trusted key (given with `--pub`).
     UnknownKey,
     /// The log has fewer records than a checkpoint or the verifier state says it had.
     Truncated,
