@@ -184,6 +184,8 @@ impl Verifier {
     /// Compares the log with the verifier state kept in the file at `path`, and writes the new
     /// state there (atomically) when the log verifies clean. The file is read now, so a bad
     /// state file is reported before any log is read; a missing one is created by the run.
+    /// Each run starts from the state as read here: to start from the one a run saved, call
+    /// `state` again (a new verifier, or this one).
     ///
     /// # Errors
     ///
