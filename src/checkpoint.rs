@@ -31,9 +31,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::chain::{self, Hash};
-use crate::note::{self, NoteError, SignerKey, VerifierKey};
+use crate::note::{NoteError, SignerKey};
 use crate::reader::{Lines, Snapshot};
-use crate::verify::{Problem, ProblemKind, Report, Resume};
 use crate::{Error, Result};
 
 /// The contents of a checkpoint.
@@ -137,127 +136,6 @@ fn end_of(snapshot: &Snapshot) -> Option<(u64, &[u8])> {
     let (_, last) = snapshot.lines_rev().next()?;
     let size = memchr::memchr_iter(b'\n', snapshot.data()).count() as u64;
     Some((size, last))
-}
-
-/// Line `n` (1-based) of `data` with the byte offset where it starts; when the data has fewer
-/// complete lines, how many it has.
-///
-/// # Errors
-///
-/// The number of complete lines, when it is below `n` (or `n` is 0).
-pub fn nth_line(data: &[u8], n: u64) -> std::result::Result<(usize, &[u8]), u64> {
-    let mut start = 0usize;
-    let mut seen = 0u64;
-    for end in memchr::memchr_iter(b'\n', data) {
-        seen += 1;
-        if seen == n {
-            return Ok((start, &data[start..end]));
-        }
-        start = end + 1;
-    }
-    Err(seen)
-}
-
-/// Finds line `size` and checks that it hashes to `head`, in one pass over the data.
-fn locate<'a>(
-    snapshot: &'a Snapshot,
-    size: u64,
-    head: &Hash,
-    source: &str,
-) -> std::result::Result<Option<(usize, &'a [u8])>, Problem> {
-    if size == 0 {
-        return Ok(None);
-    }
-    let data = snapshot.data();
-    match nth_line(data, size) {
-        Err(lines) => Err(Problem {
-            kind: ProblemKind::Truncated,
-            line: lines + 1,
-            offset: data.len() as u64,
-            seq: None,
-            message: format!(
-                "{source} says the log had {size} records, but it has only {lines}: records were removed from its end"
-            ),
-        }),
-        Ok((offset, line)) if chain::hash_line(line) != *head => Err(Problem {
-            kind: ProblemKind::CheckpointMismatch,
-            line: size,
-            offset: offset as u64,
-            seq: chain::chain_prefix(line).map(|f| f.seq),
-            message: format!(
-                "line {size} no longer hashes to the head in {source}: the log was rewritten up to there"
-            ),
-        }),
-        Ok(found) => Ok(Some(found)),
-    }
-}
-
-/// Compares a log with a remembered `(size, head)`: `truncated` when it has fewer lines,
-/// `checkpoint_mismatch` when its line `size` hashes to something else.
-#[must_use]
-pub fn compare(snapshot: &Snapshot, size: u64, head: &Hash, source: &str) -> Option<Problem> {
-    locate(snapshot, size, head, source).err()
-}
-
-/// Checks signed checkpoints against `keys` and then against the log, adding each problem to
-/// `report` and counting the checkpoints checked.
-pub fn check_checkpoints(
-    snapshot: &Snapshot,
-    checkpoints: &[(String, Vec<u8>)],
-    keys: &[VerifierKey],
-    report: &mut Report,
-    max_problems: usize,
-) {
-    for (name, msg) in checkpoints {
-        let problem = |kind, message: String| Problem {
-            kind,
-            line: 0,
-            offset: 0,
-            seq: None,
-            message,
-        };
-        let note = match note::open(msg, keys) {
-            Ok(note) => note,
-            Err(NoteError::UnknownKey(who)) => {
-                report.add_problem(
-                    problem(
-                        ProblemKind::UnknownKey,
-                        format!(
-                            "checkpoint {name} is signed by {who}, not by a key given with --pub"
-                        ),
-                    ),
-                    max_problems,
-                );
-                continue;
-            }
-            Err(e) => {
-                report.add_problem(
-                    problem(
-                        ProblemKind::BadSignature,
-                        format!("checkpoint {name} cannot be trusted: {e}"),
-                    ),
-                    max_problems,
-                );
-                continue;
-            }
-        };
-        match Checkpoint::parse(&note.text) {
-            Ok(cp) => {
-                report.checkpoints_checked += 1;
-                if let Some(p) = compare(snapshot, cp.size, &cp.head, &format!("checkpoint {name}"))
-                {
-                    report.add_problem(p, max_problems);
-                }
-            }
-            Err(why) => report.add_problem(
-                problem(
-                    ProblemKind::BadSignature,
-                    format!("checkpoint {name} is signed but is not a checkpoint: {why}"),
-                ),
-                max_problems,
-            ),
-        }
-    }
 }
 
 /// How many records a verifier state samples unless told otherwise.
@@ -511,121 +389,6 @@ impl State {
             }),
         }
     }
-
-    /// Compares the snapshot with this state: where to resume an incremental run (after line
-    /// `size`), or the problem (`truncated`, `checkpoint_mismatch`) when it no longer matches.
-    ///
-    /// A format 2 state is checked through its proof (the head, the window and every sampled
-    /// record, each at its byte offset), reading only those; a format 1 state by finding line
-    /// `size`, which reads every line before it.
-    ///
-    /// # Errors
-    ///
-    /// The problem found.
-    pub fn check(&self, snapshot: &Snapshot) -> std::result::Result<Option<Resume>, Problem> {
-        let Some(hash) = self.head_hash() else {
-            return Ok(None);
-        };
-        let Some(proof) = &self.proof else {
-            let found = locate(snapshot, self.size, &hash, "the verifier state")?;
-            return Ok(found.map(|(offset, line)| Resume {
-                lines: self.size,
-                offset: offset + line.len() + 1,
-                last_offset: offset,
-                seq: self.seq,
-                hash,
-            }));
-        };
-        let data = snapshot.data();
-        let bytes = usize::try_from(proof.bytes).unwrap_or(usize::MAX);
-        let end = bytes.min(data.len());
-        let head_at = usize::try_from(proof.head_offset).unwrap_or(usize::MAX);
-        let head_ok = bytes <= data.len()
-            && line_at(data, head_at, bytes).is_some_and(|l| chain::hash_line(l) == hash);
-        let window_at = usize::try_from(proof.window.offset).unwrap_or(usize::MAX);
-        let window_ok = head_ok
-            && starts_line(data, window_at)
-            && hex::encode(Sha256::digest(&data[window_at..bytes])) == proof.window.sha256;
-        let mut differ = proof.samples.iter().filter(|s| {
-            let at = usize::try_from(s.offset).unwrap_or(usize::MAX);
-            line_at(data, at, end).is_none_or(|l| hex::encode(chain::hash_line(l)) != s.sha256)
-        });
-        let first_differing = differ.next();
-        if head_ok && window_ok && first_differing.is_none() {
-            return Ok(Some(Resume {
-                lines: self.size,
-                offset: bytes,
-                last_offset: head_at,
-                seq: self.seq,
-                hash,
-            }));
-        }
-        // Something differs: say the most useful thing. This reads the whole log, as the
-        // full verification that follows does anyway.
-        let head_len = proof.bytes - proof.head_offset - 1;
-        let head_now = Lines::new(data, 0)
-            .zip(1u64..)
-            .find(|((_, l), _)| l.len() as u64 == head_len && chain::hash_line(l) == hash)
-            .map(|((offset, _), n)| (n, offset));
-        let located = locate(snapshot, self.size, &hash, "the verifier state");
-        if let (None, Err(p)) = (head_now, &located)
-            && p.kind == ProblemKind::Truncated
-        {
-            return Err(p.clone());
-        }
-        if let Some(first) = first_differing {
-            let also = match differ.count() {
-                0 => String::new(),
-                n => format!("; {n} more sampled records after it differ too"),
-            };
-            return Err(Problem {
-                kind: ProblemKind::CheckpointMismatch,
-                line: first.line,
-                offset: first.offset,
-                seq: None,
-                message: format!(
-                    "line {}, one of the records the verifier state sampled at random, no longer hashes as it did at byte {}: it was changed, or records before it were inserted or removed{also}",
-                    first.line, first.offset
-                ),
-            });
-        }
-        if head_ok {
-            let first = proof.window.first_line;
-            return Err(Problem {
-                kind: ProblemKind::CheckpointMismatch,
-                line: first,
-                offset: proof.window.offset,
-                seq: None,
-                message: format!(
-                    "lines {first}..{}, the last records the verifier state vouches for, no longer hash as they did: one of them was changed",
-                    self.size
-                ),
-            });
-        }
-        match (head_now, located) {
-            (Some((line, offset)), _) => Err(Problem {
-                kind: ProblemKind::CheckpointMismatch,
-                line,
-                offset,
-                seq: Some(self.seq),
-                message: format!(
-                    "line {line} is the head the verifier state remembers as line {} at byte {}, now at byte {offset}: records before it were changed, inserted or removed",
-                    self.size, proof.head_offset
-                ),
-            }),
-            (None, Err(p)) => Err(p),
-            (None, Ok(_)) => Err(Problem {
-                kind: ProblemKind::CheckpointMismatch,
-                line: self.size,
-                offset: proof.head_offset,
-                seq: Some(self.seq),
-                message: format!(
-                    "line {} no longer hashes to the head in the verifier state",
-                    self.size
-                ),
-            }),
-        }
-    }
 }
 
 /// The sample size is within 1..=[`MAX_SAMPLES`].
@@ -644,12 +407,12 @@ pub fn check_sample_size(n: usize) -> Result<()> {
 }
 
 /// `at` is the start of a line of `data`.
-fn starts_line(data: &[u8], at: usize) -> bool {
+pub(crate) fn starts_line(data: &[u8], at: usize) -> bool {
     at == 0 || data.get(at - 1) == Some(&b'\n')
 }
 
 /// The complete line that starts at `at` and ends before `end`, without its LF.
-fn line_at(data: &[u8], at: usize, end: usize) -> Option<&[u8]> {
+pub(crate) fn line_at(data: &[u8], at: usize, end: usize) -> Option<&[u8]> {
     if !starts_line(data, at) || at >= end || end > data.len() {
         return None;
     }
@@ -774,7 +537,7 @@ mod tests {
         let lines: Vec<u64> = proof.samples.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![1, 2, 3]);
         assert!(state.is_sound());
-        assert!(state.check(&snap).is_ok());
+        assert!(crate::verify::check_state(&state, &snap).is_ok());
         Ok(())
     }
 
@@ -791,7 +554,7 @@ mod tests {
             .as_ref()
             .ok_or(Error::InvalidConfig("no proof".into()))?;
         assert_eq!((proof.window.offset, proof.window.first_line), (8, 2));
-        assert!(state.check(&snap).is_ok());
+        assert!(crate::verify::check_state(&state, &snap).is_ok());
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub use error::{Error, Result};
 pub mod chain;
 pub mod checkpoint;
 mod lock;
+mod parallel;
 pub mod reader;
 pub mod record;
 pub mod scan;
@@ -31,7 +32,7 @@ pub use record::{Event, RecordView};
 pub use redact::{RedactionRules, Redactor};
 pub use stats::{Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
-pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
+pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
 pub use writer::{Durability, Encoded, LogOptions, Logger, Receipt};
 
 /// The most worker threads a reader takes (`--threads`): far above any core count that pays
@@ -52,7 +53,7 @@ pub(crate) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
             "{n} worker threads is out of range: give 1 to {MAX_THREADS}"
         )));
     }
-    verify::build_pool(threads)
+    parallel::build_pool(threads)
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -928,10 +928,9 @@ fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
 /// few through the binary.
 #[test]
 fn every_bit_flip_is_detected_with_a_checkpoint() {
-    use nexus_audit::checkpoint::{Checkpoint, check_checkpoints};
+    use nexus_audit::checkpoint::Checkpoint;
     use nexus_audit::note::SignerKey;
-    use nexus_audit::verify::{VerifyOptions, verify_snapshot};
-    use nexus_audit::{Durability, Event, LogOptions, Snapshot};
+    use nexus_audit::{Durability, Event, LogOptions, Snapshot, Verifier};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.jsonl");
@@ -956,8 +955,11 @@ fn every_bit_flip_is_detected_with_a_checkpoint() {
         .expect("checkpoint")
         .sign(&signer)
         .expect("sign");
-    let notes = vec![("cp".to_owned(), note.clone().into_bytes())];
-    let keys = vec![signer.verifier()];
+    let verifier = Verifier::new()
+        .max_problems(5)
+        .threads(1)
+        .checkpoint("cp", note.clone())
+        .key(signer.verifier());
     let original = std::fs::read(&log).expect("read");
     let bits = original.len() as u64 * 8;
 
@@ -978,16 +980,7 @@ fn every_bit_flip_is_detected_with_a_checkpoint() {
         data[(bit / 8) as usize] ^= 1 << (bit % 8);
         std::fs::write(&flipped, &data).expect("write");
         let snapshot = Snapshot::open(&flipped).expect("snapshot");
-        let mut report = verify_snapshot(
-            &snapshot,
-            &VerifyOptions {
-                max_problems: 5,
-                threads: Some(1),
-            },
-            &|_| {},
-        )
-        .expect("verify");
-        check_checkpoints(&snapshot, &notes, &keys, &mut report, 5);
+        let report = verifier.run(&snapshot).expect("verify");
         if report.ok {
             missed.push(bit);
         }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nexus_audit::checkpoint::{DEFAULT_SAMPLES, MAX_SAMPLES, State, check_checkpoints};
+use nexus_audit::checkpoint::{DEFAULT_SAMPLES, MAX_SAMPLES};
 use nexus_audit::note::VerifierKey;
 use nexus_audit::seal::KeyFile;
-use nexus_audit::verify::{Report, VerifyOptions, verify_snapshot_from};
+use nexus_audit::{Report, Verifier};
 
 use super::output::{Format, paint, sanitize, write_value};
 use super::{Context, exit, grouped, open_snapshot};
@@ -50,37 +50,54 @@ pub struct VerifyArgs {
 }
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
+    let verifier = verifier(args)?;
+    let snapshot = open_snapshot(ctx)?;
+    let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "verifying");
+    let report = verifier.run_with_progress(&snapshot, &|done| progress.set(done));
+    progress.finish();
+    let report = report?;
+    let mut out = io::stdout().lock();
+    match Format::or_default(args.output, ctx) {
+        Format::Table | Format::Csv => human(&mut out, &report, ctx.color)?,
+        format => write_value(&mut out, format, &serde_json::to_value(&report)?)?,
+    }
+    out.flush()?;
+    Ok(if report.ok { exit::OK } else { exit::INTEGRITY })
+}
+
+/// The verifier the arguments ask for, with the key, checkpoint and state files read (before
+/// the log is opened, so a bad one is reported first).
+fn verifier(args: &VerifyArgs) -> anyhow::Result<Verifier> {
     if !args.checkpoints.is_empty() && args.keys.is_empty() {
         bail!("--checkpoint needs the signer's verifier key: add --pub PREFIX.pub");
     }
-    let keys = args
-        .keys
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the key {}", path.display()))?;
-            VerifierKey::parse(&text)
-                .with_context(|| format!("{} is not a verifier key", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let checkpoints = args
-        .checkpoints
-        .iter()
-        .map(|path| {
-            std::fs::read(path)
-                .map(|bytes| (path.display().to_string(), bytes))
-                .with_context(|| format!("cannot read the checkpoint {}", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let state = match &args.state {
-        Some(path) => State::load(path)?,
-        None => None,
-    };
+    let mut verifier = Verifier::new()
+        .max_problems(args.max_problems)
+        .threads(args.threads)
+        .incremental(args.incremental);
+    for path in &args.keys {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key {}", path.display()))?;
+        let key = VerifierKey::parse(&text)
+            .with_context(|| format!("{} is not a verifier key", path.display()))?;
+        verifier = verifier.key(key);
+    }
+    for path in &args.checkpoints {
+        let note = std::fs::read(path)
+            .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+        verifier = verifier.checkpoint(path.display().to_string(), note);
+    }
+    if let Some(path) = &args.state {
+        verifier = verifier.state(path)?;
+    }
     let sample_size = args.samples.unwrap_or(DEFAULT_SAMPLES);
     if !(1..=MAX_SAMPLES).contains(&sample_size) {
         bail!("--samples must be between 1 and {MAX_SAMPLES}, not {sample_size}");
     }
-    if let (Some(path), Some(state), true) = (&args.state, &state, args.incremental) {
+    verifier = verifier.samples(sample_size);
+    if let (Some(path), Some(state), true) =
+        (&args.state, verifier.previous_state(), args.incremental)
+    {
         let Some(proof) = &state.proof else {
             bail!(
                 "the state file {} was written by an earlier nexus-audit and holds no proof of the records before its head, so --incremental could not check them: run verify --state {} once without --incremental (it checks the whole log and writes the new format)",
@@ -96,56 +113,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let seal_key = match &args.seal_verify {
-        Some(path) => Some(KeyFile::load(path)?),
-        None => None,
-    };
-
-    let snapshot = open_snapshot(ctx)?;
-    let opts = VerifyOptions {
-        max_problems: args.max_problems,
-        threads: args.threads,
-    };
-    // The state is compared first: an incremental run starts from it only when it matches.
-    let (state_problem, resume) = match state.as_ref().map(|s| s.check(&snapshot)) {
-        Some(Ok(resume)) => (None, resume.filter(|_| args.incremental)),
-        Some(Err(problem)) => (Some(problem), None),
-        None => (None, None),
-    };
-    let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "verifying");
-    let mut report = verify_snapshot_from(&snapshot, &opts, &|done| progress.set(done), resume)?;
-    progress.finish();
-    if let Some(p) = state_problem {
-        report.add_problem(p, args.max_problems);
+    if let Some(path) = &args.seal_verify {
+        verifier = verifier.seal_key(KeyFile::load(path)?);
     }
-    check_checkpoints(
-        &snapshot,
-        &checkpoints,
-        &keys,
-        &mut report,
-        args.max_problems,
-    );
-    if let Some(key) = &seal_key {
-        let seals = nexus_audit::seal::verify_seals(&snapshot, key, args.threads)?;
-        nexus_audit::seal::add_to_report(seals, &mut report, args.max_problems);
-    }
-    if let (Some(path), true) = (&args.state, report.ok) {
-        // An incremental run moves the state's proof forward; a full run draws a new sample.
-        let now = match (&state, resume) {
-            (Some(before), Some(_)) => Some(before.extended(&snapshot)?),
-            _ => State::of(&snapshot, sample_size)?,
-        };
-        if let Some(now) = now {
-            now.save(path)?;
-        }
-    }
-    let mut out = io::stdout().lock();
-    match Format::or_default(args.output, ctx) {
-        Format::Table | Format::Csv => human(&mut out, &report, ctx.color)?,
-        format => write_value(&mut out, format, &serde_json::to_value(&report)?)?,
-    }
-    out.flush()?;
-    Ok(if report.ok { exit::OK } else { exit::INTEGRITY })
+    Ok(verifier)
 }
 
 fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {

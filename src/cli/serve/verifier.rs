@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use nexus_audit::Verifier as ChainVerifier;
 use nexus_audit::chain::{self, Hash};
-use nexus_audit::verify::{Report, Resume, VerifyOptions, verify_snapshot, verify_snapshot_from};
+use nexus_audit::verify::{Report, Resume};
 
 /// While a failed log only grows, it is re-checked whole after waiting this many times as long
 /// as the last full run took: at most a fifth of the time goes to re-checking it.
@@ -122,10 +123,9 @@ impl Verifier {
         }
         let snapshot = nexus_audit::Snapshot::open(&self.path)
             .map_err(|e| format!("cannot read the log {}: {e}", self.path.display()))?;
-        let opts = VerifyOptions::default();
         let incremental = match &st.proved {
             Some(p) if !due && grew_from(p, &id) => resume(p, snapshot.data()).and_then(|r| {
-                let tail = verify_snapshot_from(&snapshot, &opts, &|_| {}, Some(r)).ok()?;
+                let tail = ChainVerifier::new().resume_from(r).run(&snapshot).ok()?;
                 tail.ok.then(|| joined(&p.report, tail))
             }),
             _ => None,
@@ -134,7 +134,8 @@ impl Verifier {
             Some(r) => r,
             None => {
                 let started = Instant::now();
-                let r = verify_snapshot(&snapshot, &opts, &|_| {})
+                let r = ChainVerifier::new()
+                    .run(&snapshot)
                     .map_err(|e| format!("cannot verify the log: {e}"))?;
                 st.last_full = Some(Instant::now());
                 st.last_full_took = started.elapsed();
