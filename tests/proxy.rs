@@ -294,7 +294,7 @@ fn each_kind_of_outcome_is_recorded_once_with_its_status() {
     assert_eq!(rpc["args_summary"]["api_key"], "**REDACTED**");
 
     assert_eq!(call_record(&recs, "4")["error_type"], "input_required");
-    let read = call_record(&recs, "r-5");
+    let read = call_record(&recs, r#""r-5""#);
     assert_eq!(read["resource"], "file:///etc/motd");
     assert_eq!(read["status"], "success");
     let prompt = call_record(&recs, "6");
