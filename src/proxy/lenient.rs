@@ -239,9 +239,14 @@ pub(crate) fn scan_on(text: &[u8], resume: Option<Resume>) -> Scan {
             resuming = false;
             0
         } else {
+            let lead = s.quirks.len();
             s.ws();
             if s.i >= text.len() {
                 break Rest::Done;
+            }
+            // A byte-order mark before a value is the value's quirk.
+            for q in &mut s.quirks[lead..] {
+                q.0 = s.i;
             }
             s.stack.clear();
             s.expect = Expect::Value;
