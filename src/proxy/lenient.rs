@@ -1026,6 +1026,60 @@ mod tests {
         assert_eq!(key("NaN"), "NaN");
     }
 
+    /// Text serde_json accepts is one value with no quirk here, and the other way round,
+    /// whatever the bytes: the two readers agree on what strict JSON is.
+    #[test]
+    fn serde_and_the_lenient_reader_agree_on_strict_json() {
+        use proptest::prelude::*;
+        let seed = br#" {"a":[1,-2.5e-3,true,null,"x\u00e9\ud83d\ude00"],"b":{"c":"d"},"e":0} "#;
+        let mutation = (0..seed.len(), any::<u8>(), 0..3u8);
+        proptest!(ProptestConfig::with_cases(4000), |(edits in proptest::collection::vec(mutation, 1..4))| {
+            let mut text = seed.to_vec();
+            for (at, byte, how) in edits {
+                let at = at.min(text.len().saturating_sub(1));
+                match how {
+                    0 => text[at] = byte,
+                    1 => text.insert(at, byte),
+                    _ => {
+                        text.remove(at);
+                    }
+                }
+            }
+            let serde_ok = serde_json::from_slice::<serde_json::Value>(&text).is_ok();
+            let s = scan(&text);
+            let strict = s.rest == Rest::Done
+                && s.values.len() == 1
+                && s.quirks_in(&(0..text.len())).strict_decodable();
+            prop_assert_eq!(serde_ok, strict, "{:?}", String::from_utf8_lossy(&text));
+        });
+    }
+
+    /// A value cut into lines and scanned on line by line gives what one scan gives.
+    #[test]
+    fn scanning_on_gives_what_one_scan_gives() {
+        let text: &[u8] = b"{ \"a\" : [ 1 , \"\\ud800\" , { \"deep\" : NaN } ] , \"b\" : \"\xff\" }";
+        let whole = scan(text);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut resume = None;
+        let pieces: Vec<&[u8]> = text.split_inclusive(|&b| b == b' ').collect();
+        for (n, piece) in pieces.iter().enumerate() {
+            buf.extend_from_slice(piece);
+            let mut s = scan_on(&buf, resume.take());
+            if n + 1 < pieces.len() {
+                assert_eq!(s.rest, Rest::Incomplete(0), "after {:?}", String::from_utf8_lossy(&buf));
+                resume = s.take_resume();
+            } else {
+                assert_eq!(s.values, whole.values);
+                let all = 0..text.len();
+                assert_eq!(s.quirks_in(&all), whole.quirks_in(&all));
+                assert_eq!(
+                    s.quirks_in(&all).names(),
+                    ["lone_surrogate", "invalid_utf8", "non_finite_number"]
+                );
+            }
+        }
+    }
+
     #[test]
     fn keys_fold_like_go() {
         assert!(folds_to("METHOD", "method"));
