@@ -308,23 +308,20 @@ impl Recorder {
             resource,
             args,
             client,
-            quirks: Vec::new(),
+            // NOTE: after every lookup above, which may have found duplicate or folded keys.
+            quirks: m.quirks().names(),
             id_reused: false,
             started: Instant::now(),
         };
         let (key, text) = match id {
             Id::Key { key, text } => (key, text),
-            Id::Absent | Id::Unusable(_) => {
-                call.id = match id {
-                    Id::Unusable(text) => Some(text),
-                    _ => None,
-                };
-                call.quirks = m.quirks().names();
+            Id::Unusable(text) => {
+                call.id = Some(text);
                 return self.notification_call(&call);
             }
+            Id::Absent => return self.notification_call(&call),
         };
         call.id = Some(text.clone());
-        call.quirks = m.quirks().names();
         if self.opts.fail_closed && self.log_failed() {
             // Try the log once more: a record of the refusal.
             let e = self.call_event("mcp_call", &call).failed(

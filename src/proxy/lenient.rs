@@ -255,14 +255,22 @@ pub(crate) fn scan_on(text: &[u8], resume: Option<Resume>) -> Scan {
         match s.value() {
             Ok(()) => values.push(start..s.i),
             Err(Stop::Eof) => {
+                // NOTE: a carried value starts the text it is scanned on in, so its quirks
+                // move over as they are (copying them for each line would cost quadratic
+                // time on a value sent in many lines).
+                let quirks = if start == 0 {
+                    std::mem::take(&mut s.quirks)
+                } else {
+                    s.quirks[s.quirks.partition_point(|(at, _)| *at < start)..]
+                        .iter()
+                        .map(|&(at, q)| (at - start, q))
+                        .collect()
+                };
                 resume = Some(Resume {
                     stack: std::mem::take(&mut s.stack),
                     expect: s.expect,
                     at: s.i - start,
-                    quirks: s.quirks[s.quirks.partition_point(|(at, _)| *at < start)..]
-                        .iter()
-                        .map(|&(at, q)| (at - start, q))
-                        .collect(),
+                    quirks,
                 });
                 break Rest::Incomplete(start);
             }
@@ -1057,7 +1065,8 @@ mod tests {
     /// A value cut into lines and scanned on line by line gives what one scan gives.
     #[test]
     fn scanning_on_gives_what_one_scan_gives() {
-        let text: &[u8] = b"{ \"a\" : [ 1 , \"\\ud800\" , { \"deep\" : NaN } ] , \"b\" : \"\xff\" }";
+        let text: &[u8] =
+            b"{ \"a\" : [ 1 , \"\\ud800\" , { \"deep\" : NaN } ] , \"b\" : \"\xff\" }";
         let whole = scan(text);
         let mut buf: Vec<u8> = Vec::new();
         let mut resume = None;
@@ -1066,7 +1075,12 @@ mod tests {
             buf.extend_from_slice(piece);
             let mut s = scan_on(&buf, resume.take());
             if n + 1 < pieces.len() {
-                assert_eq!(s.rest, Rest::Incomplete(0), "after {:?}", String::from_utf8_lossy(&buf));
+                assert_eq!(
+                    s.rest,
+                    Rest::Incomplete(0),
+                    "after {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
                 resume = s.take_resume();
             } else {
                 assert_eq!(s.values, whole.values);

@@ -218,7 +218,7 @@ fn each_message(
     let mut found = Vec::new();
     for (n, part) in frame.parts.iter().enumerate() {
         for (value, framing) in &part.values {
-            for m in envelope::messages(&part.text, &part.scan, value, *framing) {
+            for m in envelope::messages(part.text, &part.scan, value, *framing) {
                 found.push((n, m));
             }
         }
