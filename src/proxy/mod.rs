@@ -2,7 +2,7 @@
 //!
 //! The client's bytes go to the server and the server's back, line for line and byte for
 //! byte, in order. Beside the relay, each line is read once, leniently (as the most forgiving
-//! server would read it: see [`lenient`] and [`envelope`]): a `tools/call`, `resources/read`
+//! server would read it: see `lenient.rs` and `envelope.rs`): a `tools/call`, `resources/read`
 //! or `prompts/get` request is remembered by its exact id, and when its answer comes back one
 //! record is appended (redacted by the logger). Both protocol eras are understood: the
 //! handshake era (`initialize` with `clientInfo`/`serverInfo`) and the stateless 2026-07-28
