@@ -1083,6 +1083,10 @@ fn fail_open_says_once_on_stderr_that_the_log_cannot_be_written_and_when_it_reco
         err.contains(&log.display().to_string()),
         "it names the log: {err}"
     );
+    assert!(
+        err.contains("File too large"),
+        "it gives the system's reason: {err}"
+    );
     assert_eq!(call_record(&recs, "4")["status"], "success");
     let echoes: Vec<&Value> = calls(&recs)
         .into_iter()

@@ -179,7 +179,7 @@ impl Recorder {
                 Err(e) => {
                     st.unwritten += n;
                     (!std::mem::replace(&mut st.log_failed, true)).then(|| LogHealth::Failing {
-                        error: e.to_string(),
+                        error: with_causes(e),
                     })
                 }
             }
@@ -549,6 +549,18 @@ fn finish(
         e = e.details(Value::Object(d));
     }
     e
+}
+
+/// An error and its causes in one line (`cannot write to LOG: No space left on device`).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A string id's text without its quotes (for notices, as before ids kept their type).
