@@ -27,7 +27,7 @@ fn sdk_client_gets_the_same_results_from_a_typescript_server_through_the_proxy()
 }
 
 /// The TypeScript SDK (`JSON.parse`, stdin decoded as UTF-8 with replacement) runs calls
-/// holding a lone surrogate, a number beyond f64, nesting deeper than serde's 128 levels,
+/// holding a lone surrogate, a number beyond f64, nesting deeper than serde's 127 levels,
 /// invalid UTF-8 or two `method` keys; each is recorded.
 #[test]
 fn typescript_sdk_server_runs_calls_serde_refuses_and_each_is_recorded() {

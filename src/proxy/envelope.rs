@@ -114,7 +114,7 @@ pub(crate) enum Args {
     /// Decoded (the logger redacts them like any `args_summary`).
     Value(Value),
     /// Text that serde_json cannot decode (a lone surrogate, a number beyond `f64`, `NaN`,
-    /// nesting deeper than 128, invalid UTF-8, …): the arguments exactly as sent, except that
+    /// 128 levels of nesting, invalid UTF-8, …): the arguments exactly as sent, except that
     /// the value of every sensitive key (SPEC §5 key rule, any depth) is replaced by
     /// `"**REDACTED**"` and invalid UTF-8 bytes by U+FFFD. The logger applies the value
     /// patterns to it as to any string.

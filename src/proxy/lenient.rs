@@ -3,7 +3,7 @@
 //!
 //! serde_json follows RFC 8259 strictly, but MCP servers do not: JavaScript's `JSON.parse`
 //! takes lone surrogate escapes and numbers beyond `f64` (as `Infinity`), Python's `json`
-//! takes `NaN`/`Infinity` and a leading byte-order mark, both nest far deeper than serde's 128
+//! takes `NaN`/`Infinity` and a leading byte-order mark, both nest far deeper than serde's 127
 //! levels, stdio transports decode invalid UTF-8 as U+FFFD, and a streaming parser (Go's
 //! `json.Decoder`) reads a value that spans several lines. A line any of them acts on must be
 //! read here too, or a call would run unrecorded. So this reader accepts a superset of JSON
@@ -16,8 +16,9 @@
 
 use std::ops::Range;
 
-/// Nesting deeper than this is refused by serde_json.
-const STRICT_DEPTH: usize = 128;
+/// The deepest nesting serde_json accepts (its recursion limit of 128 counts the value that
+/// would open one more level).
+const STRICT_DEPTH: usize = 127;
 
 /// A departure from RFC 8259 (or from one JSON-RPC message per line) that some server would
 /// still act on.
@@ -36,7 +37,7 @@ pub(crate) enum Quirk {
     NonFiniteNumber = 1 << 4,
     /// A number too large for an `f64`.
     NumberOutOfRange = 1 << 5,
-    /// Containers nested deeper than serde_json's 128 levels.
+    /// 128 or more nested containers (serde_json stops at 127).
     DeepNesting = 1 << 6,
     /// A key that appears twice in one object (parsers differ on which one counts).
     DuplicateKey = 1 << 7,
@@ -930,6 +931,16 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(text)
             );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_starts_where_serde_stops() {
+        for depth in [127, 128, 129, 130] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let (_, q) = one(text.as_bytes());
+            let serde_ok = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            assert_eq!(q.strict_decodable(), serde_ok, "depth {depth}");
         }
     }
 
