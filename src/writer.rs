@@ -302,6 +302,13 @@ impl Logger {
         &self.shared.path
     }
 
+    /// The redactor every record goes through (for a caller that must redact text the
+    /// record's fields cannot hold as JSON, such as the proxy's undecodable arguments).
+    #[must_use]
+    pub fn redactor(&self) -> &Redactor {
+        &self.shared.encoder.redactor
+    }
+
     /// Appends one event. See [`Logger::append_batch`].
     ///
     /// # Errors

@@ -3,7 +3,9 @@
 use std::ffi::OsString;
 
 use clap::{Args, ValueEnum};
-use nexus_audit::proxy::{self, ProxyOptions};
+use std::sync::Arc;
+
+use nexus_audit::proxy::{self, HealthHook, LogHealth, ProxyOptions};
 use nexus_audit::{Durability, LogOptions};
 
 use super::Context;
@@ -30,7 +32,9 @@ pub struct ProxyArgs {
     #[arg(long)]
     log_results: bool,
     /// When a record cannot be written, answer the call with a JSON-RPC error (the server's
-    /// answer is withheld; later calls are not forwarded until the log can be written).
+    /// answer is withheld; later calls are not forwarded until the log can be written). Client
+    /// lines that are not one readable JSON-RPC message, batches, and calls without a string
+    /// or number id are refused the same way.
     #[arg(long)]
     fail_closed: bool,
     /// When a record is durable.
@@ -51,11 +55,15 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         DurabilityArg::None => Durability::None,
     };
     let log = LogOptions::new(&ctx.file).durability(durability).open()?;
+    let fail_closed = args.fail_closed;
     let opts = ProxyOptions {
         server_id: args.server_id,
         user_id: args.user,
         log_results: args.log_results,
-        fail_closed: args.fail_closed,
+        fail_closed,
+        on_log_health: Some(HealthHook(Arc::new(move |health| {
+            eprintln!("{}", health_sentence(health, fail_closed));
+        }))),
     };
     let code = proxy::run_with(
         log,
@@ -74,6 +82,23 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     )?;
     // The server's exit code, as the client would have seen it without the proxy.
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}
+
+/// What the proxy says on stderr when the log stops (or starts again) taking records: once
+/// when appends start failing, once when one succeeds again, and again if they fail again.
+fn health_sentence(health: &LogHealth, fail_closed: bool) -> String {
+    match health {
+        LogHealth::Failing { error } if fail_closed => format!(
+            "nexus-audit proxy: cannot write the audit log ({error}); calls are refused until it can be written again (--fail-closed)"
+        ),
+        LogHealth::Failing { error } => format!(
+            "nexus-audit proxy: cannot write the audit log ({error}); calls go on unrecorded until it can be written again"
+        ),
+        LogHealth::Recovered { unwritten } => format!(
+            "nexus-audit proxy: the audit log can be written again; {unwritten} record(s) could not be written meanwhile"
+        ),
+        _ => format!("nexus-audit proxy: audit log: {health:?}"),
+    }
 }
 
 /// A copy of the signal set blocked in this thread (and in every thread it starts).
