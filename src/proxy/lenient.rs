@@ -105,12 +105,14 @@ impl Quirks {
     }
 
     /// Whether a strict parser (serde_json) could decode the text these quirks were found in.
-    /// The framing quirks (several values, split lines, batch) do not matter to it.
+    /// The framing quirks (several values, split lines, batch) do not matter to it, and a
+    /// number out of f64's range is kept as its text (serde_json's `arbitrary_precision`).
     pub(crate) fn strict_decodable(self) -> bool {
         let framing =
             Quirk::SeveralValues as u16 | Quirk::SplitAcrossLines as u16 | Quirk::Batch as u16;
         let envelope = Quirk::DuplicateKey as u16 | Quirk::CaseFoldedKey as u16;
-        self.0 & !(framing | envelope) == 0
+        let exact = Quirk::NumberOutOfRange as u16;
+        self.0 & !(framing | envelope | exact) == 0
     }
 
     /// The names, in a fixed order.
@@ -907,7 +909,8 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&text)
             );
-            assert!(!q.strict_decodable());
+            // A number out of f64's range is kept digit for digit (arbitrary_precision).
+            assert_eq!(q.strict_decodable(), quirk == Quirk::NumberOutOfRange);
         }
     }
 

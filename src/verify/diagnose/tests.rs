@@ -696,9 +696,14 @@ fn seqs_at_the_top_of_their_range_do_not_overflow() {
             first: in_place
         }
     );
+    // Nothing follows the largest seq: a record after it is a wrap (issue 9, item 11).
     let last = at(top(3, u64::MAX, 2, 3));
+    let after = top(4, 0, 3, 4);
     assert_eq!(
-        diagnose(Some(&last), &top(4, 0, 3, 4), &[]),
-        Diagnosis::Links
+        diagnose(Some(&last), &after, &[]),
+        Diagnosis::Wrapped {
+            rec: after,
+            anchor: 3
+        }
     );
 }
