@@ -28,7 +28,7 @@ pub fn for_each_match<'a, E: From<crate::Error>>(
     progress: &dyn Fn(u64),
     mut visit: impl FnMut(&'a [u8]) -> Result<bool, E>,
 ) -> Result<(), E> {
-    let pool = crate::pool(threads)?;
+    let pool = crate::parallel::build_pool(threads)?;
     let parts = pool.current_num_threads() * 4;
     let mut size = FIRST_WINDOW;
     let (mut lo, mut hi) = (0usize, data.len());

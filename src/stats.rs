@@ -698,7 +698,7 @@ pub fn stats(
     opts: &StatsOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Stats> {
-    let pool = crate::pool(opts.threads)?;
+    let pool = crate::parallel::build_pool(opts.threads)?;
     let mut data = snapshot.data();
     if let Some(n) = opts.last {
         let start = snapshot
