@@ -232,8 +232,10 @@ impl State {
     /// [`Error::Io`] when it cannot be read.
     pub fn load(path: &Path) -> Result<Option<Self>> {
         // NOTE: read_small refuses a FIFO (which would block) and anything far larger than a
-        // state file (the log given by mistake), instead of reading it whole.
-        let text = match crate::fs::read_small(path, 1 << 16, "cannot read the state file") {
+        // state file (the log given by mistake), instead of reading it whole. A state keeps
+        // at most MAX_SAMPLES sampled records of about 150 bytes each.
+        let limit = (MAX_SAMPLES as u64) * 256 + (1 << 16);
+        let text = match crate::fs::read_small(path, limit, "cannot read the state file") {
             Ok(t) => t,
             Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
             Err(e) => return Err(e),
