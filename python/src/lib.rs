@@ -295,7 +295,11 @@ fn tail(py: Python<'_>, path: PathBuf, n: usize) -> PyResult<Bound<'_, PyAny>> {
             Ok(found)
         })
         .map_err(to_py)?;
-    Ok(pythonize::pythonize(py, &records)?)
+    let list = pyo3::types::PyList::empty(py);
+    for r in &records {
+        list.append(json_to_python(py, r)?)?;
+    }
+    Ok(list.into_any())
 }
 
 /// The summary `nexus-audit stats --output json` prints, over the whole log or its last
@@ -349,7 +353,46 @@ fn verify(py: Python<'_>, path: PathBuf, max_problems: usize) -> PyResult<Bound<
 fn to_python<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
     let value = serde_json::to_value(value)
         .map_err(|e| PyValueError::new_err(format!("cannot convert the answer: {e}")))?;
-    Ok(pythonize::pythonize(py, &value)?)
+    json_to_python(py, &value)
+}
+
+/// A JSON value as the object `json.loads` gives: numbers keep every digit (serde_json keeps
+/// them as text, `arbitrary_precision`), integers become `int` however large, objects keep
+/// their key order.
+fn json_to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    use pyo3::types::{PyDict, PyList, PyString};
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                let text = n.to_string();
+                let integral = !text.contains(['.', 'e', 'E']);
+                let builtins = py.import("builtins")?;
+                let kind = if integral { "int" } else { "float" };
+                builtins.getattr(kind)?.call1((text,))?
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_python(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, json_to_python(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
 }
 
 /// The library's error as the Python exception a caller expects: an `OSError` subclass with
