@@ -328,10 +328,11 @@ mod tests {
         assert_eq!(f.unfinished(), 0);
     }
 
-    /// Feeds `[`, then `n` lines inside the open array, then its end; returns the time taken.
-    fn open_value_of(n: usize) -> std::time::Duration {
+    /// Feeds `[`, then `n` lines inside the open array, then its end; returns the bytes
+    /// scanned (work, not time: a timed test fails on a busy machine).
+    fn open_value_of(n: usize) -> usize {
         let mut f = Framer::default();
-        let start = std::time::Instant::now();
+        let start = crate::proxy::lenient::SCANNED.with(std::cell::Cell::get);
         let open: &[u8] = b"[\n";
         f.feed(open, scan(open));
         let line: &[u8] = b"{\"id\":1,\"s\":\"\\ud800\"},\n";
@@ -346,17 +347,17 @@ mod tests {
             n + 1,
             "each object was read alone"
         );
-        start.elapsed()
+        crate::proxy::lenient::SCANNED.with(std::cell::Cell::get) - start
     }
 
     /// Regression: a client that opens a value and then sends many lines inside it costs
     /// linear time (each line was once scanned with everything carried before it): four times
-    /// the lines take about four times as long, not sixteen.
+    /// the lines scan about four times the bytes, not sixteen.
     #[test]
     fn many_lines_inside_one_open_value_cost_linear_time() {
         let (one, four) = (open_value_of(10_000), open_value_of(40_000));
         assert!(
-            four < one * 8,
+            four < one * 5,
             "10,000 lines: {one:?}, 40,000 lines: {four:?}"
         );
     }

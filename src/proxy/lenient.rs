@@ -215,6 +215,12 @@ pub(crate) fn scan(text: &[u8]) -> Scan {
 /// Like [`scan`], going on from `resume`: `text` starts with the bytes of the value a
 /// previous scan ended inside (from its first byte), and the bytes already read are not
 /// read again.
+#[cfg(test)]
+thread_local! {
+    /// Bytes [`scan_on`] has scanned on this thread (tests measure work, not time).
+    pub(crate) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(crate) fn scan_on(text: &[u8], resume: Option<Resume>) -> Scan {
     let mut s = Scanner {
         t: text,
@@ -232,6 +238,8 @@ pub(crate) fn scan_on(text: &[u8], resume: Option<Resume>) -> Scan {
         s.quirks = r.quirks;
         resuming = true;
     }
+    #[cfg(test)]
+    SCANNED.with(|c| c.set(c.get() + (text.len() - s.i)));
     // NOTE: strings never span lines (a line feed ends them), so the bytes before `s.i` hold
     // no string still to check.
     s.utf8_ok = simdutf8::basic::from_utf8(&text[s.i..]).is_ok();
