@@ -212,15 +212,15 @@ pub(crate) fn scan(text: &[u8]) -> Scan {
     scan_on(text, None)
 }
 
-/// Like [`scan`], going on from `resume`: `text` starts with the bytes of the value a
-/// previous scan ended inside (from its first byte), and the bytes already read are not
-/// read again.
 #[cfg(test)]
 thread_local! {
     /// Bytes [`scan_on`] has scanned on this thread (tests measure work, not time).
     pub(crate) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// Like [`scan`], going on from `resume`: `text` starts with the bytes of the value a
+/// previous scan ended inside (from its first byte), and the bytes already read are not
+/// read again.
 pub(crate) fn scan_on(text: &[u8], resume: Option<Resume>) -> Scan {
     let mut s = Scanner {
         t: text,
