@@ -20,6 +20,7 @@ pub mod scan;
 pub mod seal;
 pub mod stats;
 pub mod taxonomy;
+pub mod time;
 pub mod verify;
 pub mod writer;
 

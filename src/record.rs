@@ -2,15 +2,16 @@
 //! [`RecordView`], what a reader borrows out of a stored line.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+use chrono::Utc;
 use serde_json::{Map, Value};
 
 use crate::chain::{DEFAULT_SOURCE, FIELD_ORDER, SCHEMA_VERSION};
+use crate::error::{Error, Result};
 use crate::redact::Redactor;
 use crate::taxonomy::Taxonomy;
-use crate::{Error, Result};
+// NOTE: kept at their old path for the modules that still import them from here.
+pub use crate::time::{format_timestamp, parse_timestamp};
 
 /// One event to append. Every field is optional; the writer fills `event_id`, `timestamp`,
 /// `source`, `shard`, `action_category` and `resource` when they are absent (and `action` =
@@ -609,42 +610,6 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
     let _ = serde_json::to_writer(&mut *out, v);
 }
 
-/// Formats a time as the format's timestamp: RFC 3339 UTC with microseconds and `Z`.
-#[must_use]
-pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    // Every record without a timestamp passes here: digits by hand, not through `fmt`.
-    fn digits(out: &mut [u8], mut n: u32) {
-        for d in out.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-    }
-    let Some(year) = u32::try_from(t.year()).ok().filter(|y| *y <= 9999) else {
-        let mut s = String::with_capacity(32);
-        let _ = write!(
-            s,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond().min(999_999_999) / 1000
-        );
-        return s;
-    };
-    let mut b = *b"0000-00-00T00:00:00.000000Z";
-    digits(&mut b[0..4], year);
-    digits(&mut b[5..7], t.month());
-    digits(&mut b[8..10], t.day());
-    digits(&mut b[11..13], t.hour());
-    digits(&mut b[14..16], t.minute());
-    digits(&mut b[17..19], t.second());
-    digits(&mut b[20..26], t.nanosecond().min(999_999_999) / 1000);
-    b.iter().map(|&c| char::from(c)).collect()
-}
-
 /// A new random (v4) `event_id`.
 ///
 /// The bytes come from a per-thread pool of operating-system randomness refilled 4 KiB at a
@@ -684,18 +649,6 @@ pub(crate) fn new_event_id() -> String {
     };
     let mut buf = uuid::Uuid::encode_buffer();
     uuid.hyphenated().encode_lower(&mut buf).to_owned()
-}
-
-/// Parses a timestamp as stored by this or the old logger: RFC 3339 with any offset, or a
-/// date-time without offset (taken as UTC).
-#[must_use]
-pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
 }
 
 fn normalize_timestamp(s: &str) -> Result<String> {
@@ -909,18 +862,6 @@ mod fast_path_tests {
             assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
             assert_eq!(id, &u.hyphenated().to_string(), "lowercase, hyphenated");
         }
-    }
-
-    #[test]
-    fn timestamps_are_formatted_like_rfc3339_with_microseconds() {
-        let t = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089123456Z")
-            .expect("valid")
-            .with_timezone(&Utc);
-        assert_eq!(format_timestamp(t), "2026-03-04T05:06:07.089123Z");
-        let t = DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
-            .expect("valid")
-            .with_timezone(&Utc);
-        assert_eq!(format_timestamp(t), "0001-01-01T00:00:00.000000Z");
     }
 
     /// The streaming parse gives the same event as parsing to a map first.
