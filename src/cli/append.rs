@@ -200,7 +200,7 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
         opts = opts.source(source.clone());
     }
     if let Some(key) = &args.seal_key {
-        let mut seal = nexus_audit::seal::SealOptions::new(key);
+        let mut seal = nexus_audit::writer::SealOptions::new(key);
         seal.every = args.seal_every;
         seal.interval = args.seal_interval;
         opts = opts.seal(seal);

@@ -7,12 +7,12 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use super::commit::Batch;
+use super::seal::Sealer;
 use super::tail::read_tail;
 use super::{Durability, Shared, lock};
 use crate::chain::{self, GENESIS_HASH, Head};
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
-use crate::seal::Sealer;
 
 /// The open log and what this handle knows of it.
 #[derive(Debug)]

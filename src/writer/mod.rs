@@ -12,6 +12,7 @@
 mod commit;
 mod log_file;
 mod recovery;
+mod seal;
 mod tail;
 
 use std::path::{Path, PathBuf};
@@ -26,8 +27,9 @@ use crate::error::{Error, Result};
 use crate::lock::FileLock;
 use crate::record::{Encoder, Event};
 use crate::redact::{RedactionRules, Redactor};
-use crate::seal::SealOptions;
 use crate::taxonomy::Taxonomy;
+
+pub use seal::SealOptions;
 
 use commit::Queue;
 use log_file::{LogFile, file_len, open_existing_log_file};
