@@ -308,3 +308,53 @@ fn chain_onto(
     *head = Some(Head { seq, hash });
     Ok(Head { seq, hash })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &[u8] = b"{\"seq\":0}\n{\"seq\":1}\n";
+
+    fn open_append(path: &Path) -> File {
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .expect("open")
+    }
+
+    /// A write that failed halfway leaves no part of its lines behind.
+    #[test]
+    fn roll_back_cuts_a_failed_write_back_to_where_it_began() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, LOG).expect("write");
+        let file = open_append(&path);
+        (&file)
+            .write_all(b"{\"seq\":2}\n{\"seq\":3,\"prev_h")
+            .expect("append");
+        roll_back(&file, LOG.len() as u64, None);
+        assert_eq!(std::fs::read(&path).expect("read"), LOG);
+    }
+
+    /// When the failed write had first cut a torn tail (already copied to its quarantine file),
+    /// the torn bytes are put back, so the next append finds and records them again.
+    #[test]
+    fn roll_back_puts_a_cut_torn_tail_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let torn = b"{\"seq\":2,\"prev_ha";
+        std::fs::write(&path, [LOG, torn].concat()).expect("write");
+        let file = open_append(&path);
+        file.set_len(LOG.len() as u64).expect("cut the torn tail");
+        (&file)
+            .write_all(b"{\"seq\":2,\"action\":\"log_recovered\"}\n{\"seq\":3")
+            .expect("append");
+        roll_back(&file, LOG.len() as u64, Some(torn));
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            [LOG, torn].concat(),
+            "the log as it was before the append"
+        );
+    }
+}
