@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use clap::{Args, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Args, ValueEnum};
 
+use nexus_audit::chain::{FIELDS, Field, Flag, Kind};
 use nexus_audit::{Durability, Encoded, Event, Head, LogOptions, Logger, Receipt};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -55,139 +56,109 @@ pub struct AppendArgs {
     #[arg(long, default_value = "15m", value_parser = parse_span)]
     seal_interval: std::time::Duration,
 
-    /// MCP tool name (e.g. workday_get_worker).
-    #[arg(long)]
-    tool: Option<String>,
-    /// Who made the call (user_id).
-    #[arg(long)]
-    user: Option<String>,
-    /// MCP server (server_id).
-    #[arg(long)]
-    server: Option<String>,
-    /// session_id.
-    #[arg(long)]
-    session: Option<String>,
-    /// correlation_id.
-    #[arg(long)]
-    correlation: Option<String>,
-    /// action [default: mcp_call when no --json/--stdin].
-    #[arg(long)]
-    action: Option<String>,
-    /// success or error.
-    #[arg(long)]
-    status: Option<String>,
-    /// Wall-clock duration in milliseconds.
-    #[arg(long)]
-    latency_ms: Option<u64>,
-    /// The call's arguments as a JSON object (redacted before writing).
-    #[arg(long)]
-    args: Option<String>,
-    /// Anything else as a JSON object (redacted before writing).
-    #[arg(long)]
-    details: Option<String>,
-    /// Error class.
-    #[arg(long)]
-    error_type: Option<String>,
-    /// Error message (sanitised, at most 500 characters).
-    #[arg(long)]
-    error_message: Option<String>,
-    /// info, warn or error.
-    #[arg(long)]
-    level: Option<String>,
-    /// What was touched [default: SERVER:TOOL].
-    #[arg(long)]
-    resource: Option<String>,
-    /// Shard [default: inferred from the tool's prefix].
-    #[arg(long)]
-    shard: Option<String>,
-    /// READ, WRITE, AUDIT, REPORT or ADMIN [default: inferred from the tool's prefix].
-    #[arg(long)]
-    category: Option<String>,
-    /// Bytes returned by the upstream.
-    #[arg(long)]
-    response_size: Option<u64>,
-    /// Bytes after filtering.
-    #[arg(long)]
-    filtered_size: Option<u64>,
-    /// The call touched no real system.
-    #[arg(long)]
-    mock: bool,
+    /// A flag for each field of the record that has one (`--tool`, `--user`, …).
+    #[command(flatten)]
+    fields: FieldFlags,
     /// Emitting system [default: nexus-mcp].
     #[arg(long, env = "NEXUS_AUDIT_SOURCE")]
     source: Option<String>,
-    /// RFC 3339 time of the event [default: now].
-    #[arg(long)]
-    timestamp: Option<String>,
 }
 
-impl AppendArgs {
+/// The flags of the record's fields, made from the field table
+/// ([`nexus_audit::chain::FIELDS`]): each field with a flag gets one, typed by its kind.
+#[derive(Debug, Default)]
+struct FieldFlags {
+    /// The fields given, with their text (`true` for a switch).
+    given: Vec<(&'static Field, FlagValue)>,
+}
+
+/// What a field's flag was given.
+#[derive(Debug)]
+enum FlagValue {
+    Text(String),
+    Count(u64),
+    Switch,
+}
+
+impl FieldFlags {
+    fn flags() -> impl Iterator<Item = (&'static Field, Flag)> {
+        FIELDS.iter().filter_map(|f| Some((f, f.flag?)))
+    }
+
     /// The flags as an event; with --json or --stdin they fill fields the input lacks.
-    fn flag_event(&self) -> anyhow::Result<Event> {
-        let object = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<Value>> {
-            text.as_deref()
-                .map(|t| {
-                    serde_json::from_str(t).with_context(|| format!("--{flag} is not valid JSON"))
-                })
-                .transpose()
-        };
-        Ok(Event {
-            tool: self.tool.clone(),
-            user_id: self.user.clone(),
-            server_id: self.server.clone(),
-            session_id: self.session.clone(),
-            correlation_id: self.correlation.clone(),
-            action: self.action.clone(),
-            status: self.status.clone(),
-            latency_ms: self.latency_ms,
-            args_summary: object("args", &self.args)?,
-            details: object("details", &self.details)?,
-            error_type: self.error_type.clone(),
-            error_message: self.error_message.clone(),
-            level: self.level.clone(),
-            resource: self.resource.clone(),
-            shard: self.shard.clone(),
-            action_category: self.category.clone(),
-            response_size: self.response_size,
-            filtered_size: self.filtered_size,
-            mock_mode: self.mock.then_some(true),
-            timestamp: self.timestamp.clone(),
-            ..Event::default()
+    fn event(&self) -> anyhow::Result<Event> {
+        let mut event = Event::default();
+        for (field, value) in &self.given {
+            let value = match (field.kind, value) {
+                (Kind::Json, FlagValue::Text(text)) => serde_json::from_str(text)
+                    .with_context(|| format!("--{} is not valid JSON", flag_name(field)))?,
+                (_, FlagValue::Text(text)) => Value::String(text.clone()),
+                (_, FlagValue::Count(n)) => Value::from(*n),
+                (_, FlagValue::Switch) => Value::Bool(true),
+            };
+            event
+                .set_field(field.name, value)
+                .with_context(|| format!("--{}", flag_name(field)))?;
+        }
+        Ok(event)
+    }
+}
+
+fn flag_name(field: &Field) -> &'static str {
+    field.flag.map_or(field.name, |f| f.name)
+}
+
+impl clap::FromArgMatches for FieldFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = Vec::new();
+        for (field, flag) in Self::flags() {
+            let value = match field.kind {
+                Kind::Flag => matches.get_flag(flag.name).then_some(FlagValue::Switch),
+                Kind::Count => matches
+                    .get_one::<u64>(flag.name)
+                    .copied()
+                    .map(FlagValue::Count),
+                _ => matches
+                    .get_one::<String>(flag.name)
+                    .cloned()
+                    .map(FlagValue::Text),
+            };
+            given.extend(value.map(|v| (field, v)));
+        }
+        Ok(FieldFlags { given })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for FieldFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::flags().fold(cmd, |cmd, (field, flag)| {
+            let arg = Arg::new(flag.name).long(flag.name).help(flag.help);
+            cmd.arg(match field.kind {
+                Kind::Flag => arg.action(ArgAction::SetTrue),
+                kind => {
+                    let arg = arg.value_name(flag.name.to_ascii_uppercase().replace('-', "_"));
+                    if kind == Kind::Count {
+                        arg.value_parser(clap::value_parser!(u64))
+                    } else {
+                        arg
+                    }
+                }
+            })
         })
     }
-}
 
-/// Fills the fields of `e` that are absent from `defaults`.
-fn fill(mut e: Event, d: &Event) -> Event {
-    macro_rules! or {
-        ($($f:ident),*) => {$( if e.$f.is_none() { e.$f.clone_from(&d.$f); } )*};
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
-    or!(
-        tool,
-        user_id,
-        server_id,
-        session_id,
-        correlation_id,
-        action,
-        status,
-        latency_ms,
-        args_summary,
-        details,
-        error_type,
-        error_message,
-        level,
-        resource,
-        shard,
-        action_category,
-        response_size,
-        filtered_size,
-        mock_mode,
-        timestamp
-    );
-    e
 }
 
 pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
-    let defaults = args.flag_event()?;
+    let defaults = args.fields.event()?;
     // NOTE: this process appends and exits, so the library's background buffering would only
     // withhold each record's (seq, hash) from the receipt: `buffered` writes at once and syncs
     // once at the end instead.
@@ -209,7 +180,11 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
         None
     } else {
         Some(match &args.json {
-            Some(text) => fill(Event::from_json_str(text).context("--json")?, &defaults),
+            Some(text) => {
+                let mut event = Event::from_json_str(text).context("--json")?;
+                event.fill_from(&defaults);
+                event
+            }
             None => {
                 let mut e = defaults.clone();
                 e.action.get_or_insert_with(|| "mcp_call".to_owned());
@@ -360,7 +335,8 @@ fn encode_lines(
     let encoded: Vec<anyhow::Result<Encoded>> = lines
         .par_iter()
         .map(|(n, l)| {
-            let event = fill(parse_line(*n, l)?, defaults);
+            let mut event = parse_line(*n, l)?;
+            event.fill_from(defaults);
             log.encode(event)
                 .with_context(|| format!("standard input line {n}"))
         })

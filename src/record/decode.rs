@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::Event;
+use super::{Event, SlotMut};
+use crate::chain;
 use crate::error::{Error, Result};
 
 impl Event {
@@ -60,55 +61,53 @@ impl Event {
     fn from_map(map: Map<String, Value>) -> Result<Self> {
         let mut e = Event::default();
         for (key, value) in map {
-            e.set_field(Cow::Owned(key), value)?;
+            e.set(Cow::Owned(key), value)?;
         }
         Ok(e)
     }
 
-    /// Sets one field from its JSON value; `null` clears it.
-    fn set_field(&mut self, key: Cow<'_, str>, value: Value) -> Result<()> {
-        let e = self;
-        let slot = match &*key {
-            "seq" | "prev_hash" | "schema_version" => return Ok(()),
-            "event_id" => &mut e.event_id,
-            "timestamp" => &mut e.timestamp,
-            "source" => &mut e.source,
-            "level" => &mut e.level,
-            "action" => &mut e.action,
-            "user_id" => &mut e.user_id,
-            "session_id" => &mut e.session_id,
-            "correlation_id" => &mut e.correlation_id,
-            "server_id" => &mut e.server_id,
-            "tool" => &mut e.tool,
-            "shard" => &mut e.shard,
-            "action_category" => &mut e.action_category,
-            "resource" => &mut e.resource,
-            "status" => &mut e.status,
-            "error_type" => &mut e.error_type,
-            "error_message" => &mut e.error_message,
-            "args_summary" => {
-                e.args_summary = Some(value).filter(|v| !v.is_null());
-                return Ok(());
+    /// Sets the field called `name` from its JSON value, as decoding does: `null` clears it,
+    /// `seq`, `prev_hash` and `schema_version` are ignored (the writer sets them), and a name
+    /// that is not a field of the record (see [`FIELDS`](crate::chain::FIELDS)) is an extra
+    /// field.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] when the value has the wrong type for the field.
+    pub fn set_field(&mut self, name: &str, value: Value) -> Result<()> {
+        self.set(Cow::Borrowed(name), value)
+    }
+
+    /// [`Event::set_field`], keeping an owned name for an extra field without copying it.
+    fn set(&mut self, key: Cow<'_, str>, value: Value) -> Result<()> {
+        let Some(field) = chain::field(&key) else {
+            if value.is_null() {
+                self.extra.shift_remove(&*key);
+            } else {
+                self.extra.insert(key.into_owned(), value);
             }
-            "details" => {
-                e.details = Some(value).filter(|v| !v.is_null());
-                return Ok(());
+            return Ok(());
+        };
+        let null = value.is_null();
+        match self.slot_mut(field.id) {
+            SlotMut::Writer => {}
+            SlotMut::Text(slot) => {
+                *slot = match value {
+                    Value::Null => None,
+                    Value::String(s) => Some(s),
+                    other => return Err(wrong(&key, "a string", &other)),
+                };
             }
-            "latency_ms" | "response_size" | "filtered_size" => {
-                let n = if value.is_null() {
+            SlotMut::Json(slot) => *slot = Some(value).filter(|_| !null),
+            SlotMut::Count(slot) => {
+                *slot = if null {
                     None
                 } else {
                     Some(as_u64(&key, &value)?)
                 };
-                match &*key {
-                    "latency_ms" => e.latency_ms = n,
-                    "response_size" => e.response_size = n,
-                    _ => e.filtered_size = n,
-                }
-                return Ok(());
             }
-            "reduction_percent" => {
-                e.reduction_percent = if value.is_null() {
+            SlotMut::Signed(slot) => {
+                *slot = if null {
                     None
                 } else {
                     Some(
@@ -117,10 +116,9 @@ impl Event {
                             .ok_or_else(|| wrong(&key, "an integer", &value))?,
                     )
                 };
-                return Ok(());
             }
-            "mock_mode" => {
-                e.mock_mode = if value.is_null() {
+            SlotMut::Flag(slot) => {
+                *slot = if null {
                     None
                 } else {
                     Some(
@@ -129,21 +127,7 @@ impl Event {
                             .ok_or_else(|| wrong(&key, "true or false", &value))?,
                     )
                 };
-                return Ok(());
             }
-            _ => {
-                if value.is_null() {
-                    e.extra.shift_remove(&*key);
-                } else {
-                    e.extra.insert(key.into_owned(), value);
-                }
-                return Ok(());
-            }
-        };
-        match value {
-            Value::Null => *slot = None,
-            Value::String(s) => *slot = Some(s),
-            other => return Err(wrong(&key, "a string", &other)),
         }
         Ok(())
     }
@@ -166,7 +150,7 @@ impl<'de> serde::de::Visitor<'de> for Fields<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key()? {
             let value: Value = map.next_value()?;
-            if let Err(err) = self.event.set_field(key, value) {
+            if let Err(err) = self.event.set(key, value) {
                 *self.error = Some(err);
                 return Err(serde::de::Error::custom("field of the wrong type"));
             }

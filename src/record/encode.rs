@@ -1,11 +1,13 @@
 //! Encoding an [`Event`] into the body of a line: defaults, inference, redaction and the
 //! format's field order, plus the record's random ids.
 
+use std::borrow::Cow;
+
 use chrono::Utc;
 use serde_json::Value;
 
-use super::Event;
-use crate::chain::{DEFAULT_SOURCE, FIELD_ORDER, SCHEMA_VERSION};
+use super::{Event, SlotMut};
+use crate::chain::{DEFAULT_SOURCE, FIELDS, SCHEMA_VERSION, Stored};
 use crate::error::{Error, Result};
 use crate::redact::Redactor;
 use crate::taxonomy::Taxonomy;
@@ -14,62 +16,49 @@ use crate::time::{format_timestamp, parse_timestamp};
 /// What the writer needs to turn an [`Event`] into the body of a line.
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
-    pub redactor: Redactor,
-    pub taxonomy: Taxonomy,
-    pub source: String,
+    redactor: Redactor,
+    taxonomy: Taxonomy,
+    source: String,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder {
-            redactor: Redactor::default(),
-            taxonomy: Taxonomy::default(),
-            source: DEFAULT_SOURCE.to_owned(),
-        }
+        Encoder::new(
+            Redactor::default(),
+            Taxonomy::default(),
+            DEFAULT_SOURCE.to_owned(),
+        )
     }
 }
 
 impl Encoder {
+    /// An encoder that redacts with `redactor`, infers shards and categories from `taxonomy`,
+    /// and writes `source` for an event that has none.
+    pub(crate) fn new(redactor: Redactor, taxonomy: Taxonomy, source: String) -> Self {
+        Encoder {
+            redactor,
+            taxonomy,
+            source,
+        }
+    }
+
     /// Redacts and serialises an event into the part of a line that follows the chain prefix:
     /// `"event_id":…}` (no LF). The result does not depend on the log's head, so it is built
     /// outside the lock.
-    pub(crate) fn encode(&self, mut e: Event) -> Result<Vec<u8>> {
-        let r = &self.redactor;
-        // Typical records are 500–900 bytes: one allocation, no regrowth.
-        let mut out = Vec::with_capacity(1024);
-        let mut first = true;
-        let mut key = |out: &mut Vec<u8>, name: &str| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.push(b'"');
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-        };
+    pub(crate) fn encode(&self, e: Event) -> Result<Vec<u8>> {
+        self.encode_with(e, Some(&self.redactor))
+    }
 
-        let event_id = match e.event_id.take() {
-            Some(id) => r.redact_str(&id).into_owned(),
-            None => new_event_id(),
-        };
-        key(&mut out, "event_id");
-        write_str(&mut out, &event_id);
+    /// Serialises a record the writer makes itself (a seal) like [`Encoder::encode`], but
+    /// without redaction: its values are the writer's, not a caller's, and a redaction rule
+    /// that matched a MAC's hex would break the seal.
+    pub(crate) fn encode_own(&self, e: Event) -> Result<Vec<u8>> {
+        self.encode_with(e, None)
+    }
 
-        let timestamp = match &e.timestamp {
-            Some(t) => normalize_timestamp(t)?,
-            None => format_timestamp(Utc::now()),
-        };
-        key(&mut out, "timestamp");
-        write_str(&mut out, &timestamp);
-
-        key(&mut out, "schema_version");
-        write_str(&mut out, SCHEMA_VERSION);
-        key(&mut out, "source");
-        write_str(
-            &mut out,
-            &r.redact_str(e.source.as_deref().unwrap_or(&self.source)),
-        );
-
+    /// Fills the fields the writer infers when they are absent: `action`, `shard`,
+    /// `action_category`, `resource` and `reduction_percent`.
+    fn infer(&self, e: &mut Event) {
         if e.action.is_none() && e.tool.is_some() {
             e.action = Some("mcp_call".to_owned());
         }
@@ -97,85 +86,120 @@ impl Encoder {
         {
             e.reduction_percent = Some(reduction_percent(resp, filt));
         }
+    }
 
-        for (name, value) in [
-            ("level", &e.level),
-            ("action", &e.action),
-            ("user_id", &e.user_id),
-            ("session_id", &e.session_id),
-            ("correlation_id", &e.correlation_id),
-            ("server_id", &e.server_id),
-            ("tool", &e.tool),
-            ("shard", &e.shard),
-            ("action_category", &e.action_category),
-            ("resource", &e.resource),
-        ] {
-            if let Some(v) = value {
-                key(&mut out, name);
-                write_str(&mut out, &r.redact_str(v));
+    /// The body of a line: each field of [`FIELDS`] in its order, stored as the table says,
+    /// then the extra fields; redacted with `redactor`, if given.
+    fn encode_with(&self, mut e: Event, redactor: Option<&Redactor>) -> Result<Vec<u8>> {
+        self.infer(&mut e);
+        // Typical records are 500–900 bytes: one allocation, no regrowth.
+        let mut out = Vec::with_capacity(1024);
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, name: &str| {
+            if !first {
+                out.push(b',');
             }
-        }
-        for (name, value) in [
-            ("args_summary", e.args_summary.take()),
-            ("details", e.details.take()),
-        ] {
-            if let Some(mut v) = value {
-                r.redact_value(&mut v);
-                normalize_numbers(&mut v);
-                key(&mut out, name);
-                write_value(&mut out, &v);
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        for field in FIELDS {
+            let name = field.name;
+            match (field.stored, e.slot_mut(field.id)) {
+                (Stored::Chain, _) => {}
+                (Stored::Version, _) => {
+                    key(&mut out, name);
+                    write_str(&mut out, SCHEMA_VERSION);
+                }
+                (Stored::IdOrNew, SlotMut::Text(id)) => {
+                    key(&mut out, name);
+                    match id {
+                        Some(id) => write_str(&mut out, &redacted(redactor, id)),
+                        None => write_str(&mut out, &new_event_id()),
+                    }
+                }
+                (Stored::TimeOrNow, SlotMut::Text(time)) => {
+                    let time = match time {
+                        Some(t) => normalize_timestamp(t)?,
+                        None => format_timestamp(Utc::now()),
+                    };
+                    key(&mut out, name);
+                    write_str(&mut out, &time);
+                }
+                (Stored::SourceOrDefault, SlotMut::Text(source)) => {
+                    let source = source.as_deref().unwrap_or(&self.source);
+                    key(&mut out, name);
+                    write_str(&mut out, &redacted(redactor, source));
+                }
+                (Stored::Sanitized, SlotMut::Text(Some(text))) => {
+                    key(&mut out, name);
+                    match redactor {
+                        Some(r) => write_str(&mut out, &r.sanitize_error_message(text)),
+                        None => write_str(&mut out, text),
+                    }
+                }
+                (_, SlotMut::Text(Some(text))) => {
+                    key(&mut out, name);
+                    write_str(&mut out, &redacted(redactor, text));
+                }
+                (_, SlotMut::Json(value)) => {
+                    if let Some(mut v) = value.take() {
+                        if let Some(r) = redactor {
+                            r.redact_value(&mut v);
+                        }
+                        normalize_numbers(&mut v);
+                        key(&mut out, name);
+                        write_value(&mut out, &v);
+                    }
+                }
+                (_, SlotMut::Count(Some(n))) => {
+                    key(&mut out, name);
+                    out.extend_from_slice(crate::chain::itoa_u64(*n, &mut [0; 20]));
+                }
+                (_, SlotMut::Signed(Some(n))) => {
+                    key(&mut out, name);
+                    out.extend_from_slice(n.to_string().as_bytes());
+                }
+                (_, SlotMut::Flag(Some(b))) => {
+                    key(&mut out, name);
+                    out.extend_from_slice(if *b { b"true" } else { b"false" });
+                }
+                _ => {}
             }
-        }
-        if let Some(v) = &e.status {
-            key(&mut out, "status");
-            write_str(&mut out, &r.redact_str(v));
-        }
-        for (name, value) in [
-            ("latency_ms", e.latency_ms),
-            ("response_size", e.response_size),
-            ("filtered_size", e.filtered_size),
-        ] {
-            if let Some(n) = value {
-                key(&mut out, name);
-                out.extend_from_slice(crate::chain::itoa_u64(n, &mut [0; 20]));
-            }
-        }
-        if let Some(n) = e.reduction_percent {
-            key(&mut out, "reduction_percent");
-            out.extend_from_slice(n.to_string().as_bytes());
-        }
-        if let Some(v) = &e.error_type {
-            key(&mut out, "error_type");
-            write_str(&mut out, &r.redact_str(v));
-        }
-        if let Some(v) = &e.error_message {
-            key(&mut out, "error_message");
-            write_str(&mut out, &r.sanitize_error_message(v));
-        }
-        if let Some(b) = e.mock_mode {
-            key(&mut out, "mock_mode");
-            out.extend_from_slice(if b { b"true" } else { b"false" });
         }
         for (name, mut value) in e.extra {
-            if FIELD_ORDER.contains(&name.as_str()) {
+            if crate::chain::field(&name).is_some() {
                 continue;
             }
-            if r.is_sensitive_key(&name) {
-                value = Value::String(crate::redact::REDACTED.to_owned());
-            } else {
-                r.redact_value(&mut value);
-                normalize_numbers(&mut value);
+            match redactor {
+                Some(r) if r.is_sensitive_key(&name) => {
+                    value = Value::String(crate::redact::REDACTED.to_owned());
+                }
+                Some(r) => {
+                    r.redact_value(&mut value);
+                    normalize_numbers(&mut value);
+                }
+                None => normalize_numbers(&mut value),
             }
             if !first {
                 out.push(b',');
             }
             first = false;
-            write_str(&mut out, &r.redact_str(&name));
+            write_str(&mut out, &redacted(redactor, &name));
             out.push(b':');
             write_value(&mut out, &value);
         }
         out.push(b'}');
         Ok(out)
+    }
+}
+
+/// `text`, redacted by `redactor` if there is one.
+fn redacted<'a>(redactor: Option<&Redactor>, text: &'a str) -> Cow<'a, str> {
+    match redactor {
+        Some(r) => r.redact_str(text),
+        None => Cow::Borrowed(text),
     }
 }
 
@@ -288,6 +312,7 @@ fn normalize_timestamp(s: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::FIELD_ORDER;
 
     fn encode(e: Event) -> Value {
         let body = Encoder::default().encode(e).expect("encode");
@@ -331,6 +356,42 @@ mod tests {
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(text.contains("\"reduction_percent\":75"), "{text}");
+    }
+
+    /// Every field a caller can give, set by its name, is stored under that name, and a full
+    /// record has every field of the table, in the table's order.
+    #[test]
+    fn every_field_set_by_name_is_stored_under_that_name_in_the_table_order() {
+        use crate::chain::Kind;
+        use serde_json::json;
+        let mut e = Event::default();
+        for f in FIELDS {
+            let value = match f.kind {
+                Kind::Text if f.name == "timestamp" => json!("2026-01-02T03:04:05.000006Z"),
+                Kind::Text => json!(format!("v-{}", f.name)),
+                Kind::Json => json!({"k": f.name}),
+                Kind::Count => json!(7),
+                Kind::Signed => json!(-3),
+                Kind::Flag => json!(true),
+            };
+            e.set_field(f.name, value).expect(f.name);
+        }
+        let v = encode(e);
+        let object = v.as_object().expect("an object");
+        assert_eq!(object.keys().collect::<Vec<_>>(), FIELD_ORDER);
+        for f in FIELDS {
+            let expected = match (f.stored, f.kind) {
+                (Stored::Chain, _) => continue,
+                (Stored::Version, _) => json!(SCHEMA_VERSION),
+                (_, Kind::Text) if f.name == "timestamp" => json!("2026-01-02T03:04:05.000006Z"),
+                (_, Kind::Text) => json!(format!("v-{}", f.name)),
+                (_, Kind::Json) => json!({"k": f.name}),
+                (_, Kind::Count) => json!(7),
+                (_, Kind::Signed) => json!(-3),
+                (_, Kind::Flag) => json!(true),
+            };
+            assert_eq!(object[f.name], expected, "{}", f.name);
+        }
     }
 
     #[test]

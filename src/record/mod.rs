@@ -7,56 +7,120 @@ mod view;
 
 use serde_json::{Map, Value};
 
+use crate::chain::{FIELDS, FieldId};
+
 // NOTE: kept at their old path for the modules that still import them from here.
 pub use crate::time::{format_timestamp, parse_timestamp};
+pub(crate) use encode::Encoder;
 pub use encode::reduction_percent;
-pub(crate) use encode::{Encoder, new_event_id};
 pub use view::{NotARecord, RecordView};
 
-/// One event to append. Every field is optional; the writer fills `event_id`, `timestamp`,
-/// `source`, `shard`, `action_category` and `resource` when they are absent (and `action` =
-/// `mcp_call` for an event with a `tool` but no action), and always sets `seq`, `prev_hash` and
-/// `schema_version` itself: the version names the format of the line, which is the writer's.
-///
-/// ```
-/// use nexus_audit::Event;
-/// let event = Event::new("mcp_call")
-///     .tool("workday_get_worker")
-///     .user("alice@example.com")
-///     .server("workday-mcp")
-///     .status_success()
-///     .latency_ms(42)
-///     .args(serde_json::json!({"worker_id": "W123", "api_key": "will be redacted"}));
-/// assert_eq!(event.tool.as_deref(), Some("workday_get_worker"));
-/// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-#[allow(missing_docs)]
-pub struct Event {
-    pub event_id: Option<String>,
-    pub timestamp: Option<String>,
-    pub source: Option<String>,
-    pub level: Option<String>,
-    pub action: Option<String>,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub server_id: Option<String>,
-    pub tool: Option<String>,
-    pub shard: Option<String>,
-    pub action_category: Option<String>,
-    pub resource: Option<String>,
-    pub args_summary: Option<Value>,
-    pub details: Option<Value>,
-    pub status: Option<String>,
-    pub latency_ms: Option<u64>,
-    pub response_size: Option<u64>,
-    pub filtered_size: Option<u64>,
-    pub reduction_percent: Option<i64>,
-    pub error_type: Option<String>,
-    pub error_message: Option<String>,
-    pub mock_mode: Option<bool>,
-    /// Caller-supplied top-level fields beyond the standard ones, redacted like `details`.
-    pub extra: Map<String, Value>,
+/// Builds [`Event`] and its access by [`FieldId`] from the rows of
+/// [`with_record_fields`](crate::chain::with_record_fields): one `Option` per field a caller can
+/// give, documented with the row's description.
+macro_rules! event_struct {
+    ($($name:ident: $kind:ident, $stored:ident
+        $(, event $about:literal)? $(, flag $flag:literal $help:literal)?;)*) => {
+        /// One event to append. Every field is optional; the writer fills `event_id`,
+        /// `timestamp`, `source`, `shard`, `action_category` and `resource` when they are absent
+        /// (and `action` = `mcp_call` for an event with a `tool` but no action), and always sets
+        /// `seq`, `prev_hash` and `schema_version` itself: the version names the format of the
+        /// line, which is the writer's. The fields are those of
+        /// [`FIELDS`](crate::chain::FIELDS) that a caller can give.
+        ///
+        /// ```
+        /// use nexus_audit::Event;
+        /// let event = Event::new("mcp_call")
+        ///     .tool("workday_get_worker")
+        ///     .user("alice@example.com")
+        ///     .server("workday-mcp")
+        ///     .status_success()
+        ///     .latency_ms(42)
+        ///     .args(serde_json::json!({"worker_id": "W123", "api_key": "will be redacted"}));
+        /// assert_eq!(event.tool.as_deref(), Some("workday_get_worker"));
+        /// ```
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct Event {
+            $($(
+                #[doc = $about]
+                pub $name: Option<field_type!($kind)>,
+            )?)*
+            /// Caller-supplied top-level fields beyond the standard ones, redacted like `details`.
+            pub extra: Map<String, Value>,
+        }
+
+        impl Event {
+            /// The field `id` of this event.
+            pub(crate) fn slot(&self, id: FieldId) -> Slot<'_> {
+                match id {
+                    $(FieldId::$name => slot!(Slot, &self.$name, $kind $(, $about)?),)*
+                }
+            }
+
+            /// The field `id` of this event, to change.
+            pub(crate) fn slot_mut(&mut self, id: FieldId) -> SlotMut<'_> {
+                match id {
+                    $(FieldId::$name => slot!(SlotMut, &mut self.$name, $kind $(, $about)?),)*
+                }
+            }
+        }
+    };
+}
+
+/// The Rust type of a field of [`Kind`](crate::chain::Kind) `$kind`.
+macro_rules! field_type {
+    (Text) => {
+        String
+    };
+    (Json) => {
+        Value
+    };
+    (Count) => {
+        u64
+    };
+    (Signed) => {
+        i64
+    };
+    (Flag) => {
+        bool
+    };
+}
+
+/// A [`Slot`] or [`SlotMut`] on a field: the writer's own fields (without a description) have
+/// none in an [`Event`].
+macro_rules! slot {
+    ($slot:ident, $place:expr, $kind:ident, $about:literal) => {
+        $slot::$kind($place)
+    };
+    ($slot:ident, $place:expr, $kind:ident) => {
+        $slot::Writer
+    };
+}
+
+crate::chain::with_record_fields!(event_struct);
+
+/// One field of an [`Event`], by its JSON type.
+#[derive(Debug)]
+pub(crate) enum Slot<'a> {
+    Text(&'a Option<String>),
+    Json(&'a Option<Value>),
+    Count(&'a Option<u64>),
+    Signed(&'a Option<i64>),
+    Flag(&'a Option<bool>),
+    /// A field the writer sets itself (`seq`, `prev_hash`, `schema_version`).
+    Writer,
+}
+
+/// One field of an [`Event`], by its JSON type, to change.
+#[derive(Debug)]
+pub(crate) enum SlotMut<'a> {
+    Text(&'a mut Option<String>),
+    Json(&'a mut Option<Value>),
+    Count(&'a mut Option<u64>),
+    Signed(&'a mut Option<i64>),
+    Flag(&'a mut Option<bool>),
+    /// A field the writer sets itself (`seq`, `prev_hash`, `schema_version`).
+    Writer,
 }
 
 macro_rules! setters {
@@ -157,5 +221,38 @@ impl Event {
     pub fn mock(mut self, mock: bool) -> Self {
         self.mock_mode = Some(mock);
         self
+    }
+
+    /// Fills every field this event lacks, extra fields included, from `defaults`: what
+    /// `append` does with its flags when the event comes from `--json` or `--stdin`.
+    ///
+    /// ```
+    /// use nexus_audit::Event;
+    /// let mut event = Event::new("mcp_call").tool("a");
+    /// event.fill_from(&Event::default().tool("b").user("alice"));
+    /// assert_eq!(event.tool.as_deref(), Some("a"));
+    /// assert_eq!(event.user_id.as_deref(), Some("alice"));
+    /// ```
+    pub fn fill_from(&mut self, defaults: &Event) {
+        fn fill<T: Clone>(slot: &mut Option<T>, default: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(default);
+            }
+        }
+        for field in FIELDS {
+            match (self.slot_mut(field.id), defaults.slot(field.id)) {
+                (SlotMut::Text(slot), Slot::Text(default)) => fill(slot, default),
+                (SlotMut::Json(slot), Slot::Json(default)) => fill(slot, default),
+                (SlotMut::Count(slot), Slot::Count(default)) => fill(slot, default),
+                (SlotMut::Signed(slot), Slot::Signed(default)) => fill(slot, default),
+                (SlotMut::Flag(slot), Slot::Flag(default)) => fill(slot, default),
+                _ => {}
+            }
+        }
+        for (key, value) in &defaults.extra {
+            if !self.extra.contains_key(key) {
+                self.extra.insert(key.clone(), value.clone());
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::{Durability, Shared, lock};
 use crate::chain::{self, GENESIS_HASH, Head};
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
+use crate::record::Encoder;
 
 /// The open log and what this handle knows of it.
 #[derive(Debug)]
@@ -84,19 +85,22 @@ impl Shared {
         buf.reserve(total + 1024);
         let last_before = head.map_or(0, |h| h.seq);
         let recovered_body = recovered.as_ref().map(|r| r.body.as_slice());
-        let source = self.encoder.source.as_str();
-        let Ok(per_batch) = chain_all(
+        let per_batch = match chain_all(
             &mut buf,
             recovered_body,
             batches,
             &mut head,
             &mut sealer,
-            source,
-        ) else {
-            return Err(Error::SeqExhausted {
-                path: path.to_path_buf(),
-                last: last_before,
-            });
+            &self.encoder,
+        ) {
+            Ok(per_batch) => per_batch,
+            Err(Unchainable::SeqOverflow) => {
+                return Err(Error::SeqExhausted {
+                    path: path.to_path_buf(),
+                    last: last_before,
+                });
+            }
+            Err(Unchainable::Seal(err)) => return Err(err),
         };
         let sealing = sealer.as_ref().is_some_and(Sealer::sealed);
         if let Some(s) = sealer.as_ref().filter(|_| sealing) {
@@ -138,6 +142,21 @@ impl Shared {
 /// The next record would need a `seq` past `u64::MAX`.
 #[derive(Debug)]
 struct SeqOverflow;
+
+/// Why the records of a write cannot be chained.
+#[derive(Debug)]
+enum Unchainable {
+    /// A record would need a `seq` past `u64::MAX`.
+    SeqOverflow,
+    /// A seal record could not be encoded.
+    Seal(Error),
+}
+
+impl From<SeqOverflow> for Unchainable {
+    fn from(SeqOverflow: SeqOverflow) -> Self {
+        Unchainable::SeqOverflow
+    }
+}
 
 /// Undoes a failed append: cuts the log back to `len`, where the append began, so no half line
 /// is left for the next append to merge with. When the append had cut a torn tail (already
@@ -252,8 +271,8 @@ fn chain_all(
     batches: &[Batch],
     head: &mut Option<Head>,
     sealer: &mut Option<Sealer>,
-    source: &str,
-) -> Result<Vec<Vec<Head>>, SeqOverflow> {
+    encoder: &Encoder,
+) -> Result<Vec<Vec<Head>>, Unchainable> {
     // Chains one body onto `head`; with sealing, a seal follows every `every` records.
     let mut push = |body: &[u8], head: &mut Option<Head>| {
         let written = chain_onto(buf, body, head)?;
@@ -261,10 +280,12 @@ fn chain_all(
             && s.count()
         {
             let seq = written.seq.checked_add(1).ok_or(SeqOverflow)?;
-            let seal = s.seal_body(seq, &written.hash, source);
+            let seal = s
+                .seal_body(seq, &written.hash, encoder)
+                .map_err(Unchainable::Seal)?;
             chain_onto(buf, &seal, head)?;
         }
-        Ok(written)
+        Ok::<_, Unchainable>(written)
     };
     if let Some(body) = recovered {
         push(body, head)?;
@@ -283,7 +304,9 @@ fn chain_all(
         && let Some(h) = *head
     {
         let seq = h.seq.checked_add(1).ok_or(SeqOverflow)?;
-        let seal = s.seal_body(seq, &h.hash, source);
+        let seal = s
+            .seal_body(seq, &h.hash, encoder)
+            .map_err(Unchainable::Seal)?;
         chain_onto(buf, &seal, head)?;
     }
     Ok(per_batch)

@@ -234,11 +234,7 @@ impl Logger {
             // Read now, so a missing or broken key fails the open, before any file is created.
             crate::seal::KeyFile::load(&seal.key_path)?;
         }
-        let encoder = Encoder {
-            redactor: Redactor::new(&opts.redaction)?,
-            taxonomy: opts.taxonomy,
-            source: opts.source,
-        };
+        let encoder = Encoder::new(Redactor::new(&opts.redaction)?, opts.taxonomy, opts.source);
         let shared = Arc::new(Shared {
             path: opts.path,
             mode: opts.mode,

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
+use serde_json::json;
 
 use crate::chain::Hash;
 use crate::error::{Error, Result};
+use crate::record::{Encoder, Event};
 use crate::seal::{KeyFile, Pending, mac, next_key};
 use crate::time::{format_timestamp, parse_timestamp};
 
@@ -105,20 +107,22 @@ impl Sealer {
         self.since_last > 0 && self.due_by_time
     }
 
-    /// The body (after the chain prefix) of a seal record at `seq` linking to `prev`, and the
-    /// key moved forward in memory.
-    pub(crate) fn seal_body(&mut self, seq: u64, prev: &Hash, source: &str) -> Vec<u8> {
+    /// The body (after the chain prefix) of a seal record at `seq` linking to `prev`, encoded
+    /// by `encoder` like any record but unredacted, and the key moved forward in memory.
+    pub(crate) fn seal_body(
+        &mut self,
+        seq: u64,
+        prev: &Hash,
+        encoder: &Encoder,
+    ) -> Result<Vec<u8>> {
         // The epoch of this seal: the key file's, plus the seals already added to this write.
         let epoch = self.start.epoch + self.added.map_or(0, |p| p.count);
         let tag = mac(&self.secret, epoch, seq, prev);
-        let records = self.since_last;
-        let body = format!(
-            r#""event_id":"{}","timestamp":"{}","schema_version":"1","source":{},"level":"info","action":"seal","details":{{"epoch":{epoch},"mac":"{}","records":{records}}}}}"#,
-            crate::record::new_event_id(),
-            format_timestamp(Utc::now()),
-            serde_json::Value::String(source.to_owned()),
-            hex::encode(tag),
-        );
+        let body = encoder.encode_own(Event::new("seal").level("info").details(json!({
+            "epoch": epoch,
+            "mac": hex::encode(tag),
+            "records": self.since_last,
+        })))?;
         self.secret = next_key(&self.secret);
         self.since_last = 0;
         self.due_by_time = false;
@@ -127,7 +131,7 @@ impl Sealer {
             count,
             last_seq: seq,
         });
-        body.into_bytes()
+        Ok(body)
     }
 
     /// Before the write: records the seals it holds as pending, durably.
@@ -172,4 +176,62 @@ impl Sealer {
 
 fn bad_key(path: &Path) -> Error {
     Error::InvalidConfig(format!("{} is not a seal key file", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::{RedactionRules, Redactor};
+    use crate::taxonomy::Taxonomy;
+
+    /// Seals go through the encoder, unredacted: rules that would redact every part of a seal
+    /// (its source, its action, the names and hex of its details) leave it as the sealer wrote
+    /// it by hand before, byte for byte, and its MAC is the one the key gives.
+    #[test]
+    fn redaction_leaves_a_seal_and_its_mac_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_path = dir.path().join("seal.key");
+        let key = KeyFile::generate().expect("key");
+        key.save(&key_path).expect("save key");
+        let secret = key.key_bytes().expect("key bytes");
+        let rules = RedactionRules {
+            extra_keys: vec!["mac".into(), "epoch".into(), "records".into()],
+            extra_patterns: vec!["[0-9a-f]{8,}".into(), "seal".into(), "info".into()],
+            allow_keys: Vec::new(),
+        };
+        let source = "ingest-0123456789abcdef";
+        let encoder = Encoder::new(
+            Redactor::new(&rules).expect("rules"),
+            Taxonomy::default(),
+            source.into(),
+        );
+        let mut sealer = Sealer::load(&SealOptions::new(&key_path), Some(40)).expect("sealer");
+
+        for (seq, epoch, secret, records) in [(41, 0, secret, 41), (43, 1, next_key(&secret), 0)] {
+            let prev = [u8::try_from(seq).expect("small"); 32];
+            let body = sealer.seal_body(seq, &prev, &encoder).expect("seal");
+            let text = String::from_utf8(body).expect("UTF-8");
+            let line: serde_json::Value =
+                serde_json::from_str(&format!("{{{text}")).expect("a JSON object");
+            let mac = hex::encode(mac(&secret, epoch, seq, &prev));
+            let expected = format!(
+                r#""event_id":"{}","timestamp":"{}","schema_version":"1","source":"{source}","level":"info","action":"seal","details":{{"epoch":{epoch},"mac":"{mac}","records":{records}}}}}"#,
+                line["event_id"].as_str().expect("event_id"),
+                line["timestamp"].as_str().expect("timestamp"),
+            );
+            assert_eq!(text, expected);
+        }
+
+        // The same rules on a caller's record take all of it: they are not idle.
+        let caller = encoder
+            .encode(
+                Event::new("seal")
+                    .level("info")
+                    .details(json!({"mac": "0123456789abcdef"})),
+            )
+            .expect("encode");
+        let caller = String::from_utf8(caller).expect("UTF-8");
+        assert!(!caller.contains("0123456789abcdef"), "{caller}");
+        assert!(!caller.contains("\"seal\""), "{caller}");
+    }
 }
