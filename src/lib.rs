@@ -32,7 +32,9 @@ pub use redact::{RedactionRules, Redactor};
 pub use stats::{Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
-pub use writer::{Durability, Encoded, LogOptions, Logger, Receipt};
+pub use writer::{
+    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
+};
 
 /// A rayon pool with `threads` workers, or all cores.
 pub(crate) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {

@@ -27,9 +27,22 @@ pub(super) struct LogFile {
     /// The sealing state as this handle last left it; valid while `cache` is (no other writer
     /// can have sealed without changing the log).
     pub(super) sealer: Option<Sealer>,
+    /// Records were written and not synced since ([`Durability::SyncOnClose`]).
+    pub(super) unsynced: bool,
 }
 
 impl Shared {
+    /// Syncs the records written since the last sync, if any ([`Durability::SyncOnClose`]).
+    pub(super) fn sync_written(&self) -> Result<()> {
+        let mut log = lock(&self.log);
+        if let Some(file) = log.file.as_ref().filter(|_| log.unsynced) {
+            file.sync_data()
+                .map_err(Error::io("cannot sync", &self.path))?;
+            log.unsynced = false;
+        }
+        Ok(())
+    }
+
     /// Writes the batches as consecutive records under the exclusive lock, with one `write`.
     ///
     /// Everything that can refuse the write (the head, the seal key, `seq` running out) is
@@ -116,12 +129,15 @@ impl Shared {
             return Err(Error::io("cannot write to", path)(err));
         }
         // Seals are always synced: the key must not move past seals a crash could lose.
-        if (sealing || !matches!(self.durability, Durability::None))
-            && let Err(err) = file.sync_data()
-        {
+        let sync = match self.durability {
+            Durability::Sync | Durability::Buffered { .. } => true,
+            Durability::SyncOnClose | Durability::None => sealing,
+        };
+        if sync && let Err(err) = file.sync_data() {
             roll_back(file, start_len, torn);
             return Err(Error::io("cannot sync", path)(err));
         }
+        log.unsynced = !sync && self.durability == Durability::SyncOnClose;
         start_len += buf.len() as u64;
         log.cache = Some((start_len, head));
         if let Some(mut s) = sealer {

@@ -10,6 +10,7 @@
 //! `sync` appenders share one `fdatasync` (group commit).
 
 mod commit;
+mod lines;
 mod log_file;
 mod recovery;
 mod seal;
@@ -29,6 +30,7 @@ use crate::record::{Encoder, Event};
 use crate::redact::{RedactionRules, Redactor};
 use crate::taxonomy::Taxonomy;
 
+pub use lines::{LinesEnd, LinesOptions, LinesSummary};
 pub use seal::SealOptions;
 
 use commit::Queue;
@@ -41,7 +43,13 @@ use tail::read_tail;
 /// |---|---|---|
 /// | `Sync` | after `fdatasync` (shared by concurrent appenders) | nothing acknowledged |
 /// | `Buffered` | at once; records are written and synced every `max_records` or `max_delay`, on [`Logger::flush`], [`Logger::close`] and drop | the records of the last window |
+/// | `SyncOnClose` | after `write`; synced once by [`Logger::flush`], [`Logger::close`] or drop | what was written since the last flush |
 /// | `None` | after `write`; the OS decides when to sync | what the OS had not written back |
+///
+/// `Buffered` suits a long-running process (the proxy's `--durability buffered`); `SyncOnClose`
+/// one that appends and exits (`append --durability sync-on-close`, whose older name is
+/// `buffered`): each write returns its records' `(seq, hash)` at once, and one `fdatasync` at the
+/// end makes them all durable. Seals are synced in every mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
     /// Return after the data is on disk (`fdatasync`), with group commit.
@@ -53,6 +61,8 @@ pub enum Durability {
         /// Write at least this often while records are queued (default 1 s).
         max_delay: Duration,
     },
+    /// Write at once; sync once, when the logger is flushed, closed or dropped.
+    SyncOnClose,
     /// Write at once, never sync.
     None,
 }
@@ -247,6 +257,7 @@ impl Logger {
                 cache: None,
                 buf: Vec::new(),
                 sealer: None,
+                unsynced: false,
             }),
             seal: opts.seal,
         });
@@ -339,16 +350,18 @@ impl Logger {
             .commit(records.into_iter().map(|Encoded(body)| body).collect())
     }
 
-    /// Writes every queued record now (buffered mode) and returns once they are synced.
+    /// Makes every record appended so far durable: in buffered mode writes the queued records
+    /// and returns once they are synced; with [`Durability::SyncOnClose`] syncs what was
+    /// written since the last flush. Nothing to do in the other modes.
     ///
     /// # Errors
     ///
-    /// The write's error, or that of an earlier background write.
+    /// The write's or sync's error, or that of an earlier background write.
     pub fn flush(&self) -> Result<()> {
-        if matches!(self.shared.durability, Durability::Buffered { .. }) {
-            self.shared.wait_for(Vec::new()).map(drop)
-        } else {
-            Ok(())
+        match self.shared.durability {
+            Durability::Buffered { .. } => self.shared.wait_for(Vec::new()).map(drop),
+            Durability::SyncOnClose => self.shared.sync_written(),
+            Durability::Sync | Durability::None => Ok(()),
         }
     }
 
