@@ -144,9 +144,7 @@ impl Sealer {
             ..self.start.clone()
         }
         .save(&self.opts.key_path)?;
-        if std::env::var_os("NEXUS_AUDIT_TEST_CRASH_BEFORE_SEAL").is_some() {
-            std::process::abort();
-        }
+        crash_if("NEXUS_AUDIT_TEST_CRASH_BEFORE_SEAL");
         Ok(())
     }
 
@@ -155,10 +153,8 @@ impl Sealer {
         let Some(p) = self.added.take() else {
             return Ok(());
         };
-        if std::env::var_os("NEXUS_AUDIT_TEST_CRASH_AFTER_SEAL").is_some() {
-            // Test hook: die between writing the seals and moving the key forward.
-            std::process::abort();
-        }
+        // Die here, between writing the seals and moving the key forward, when a test asks.
+        crash_if("NEXUS_AUDIT_TEST_CRASH_AFTER_SEAL");
         let path = self.opts.key_path.as_path();
         let mut k = self.start.advanced(p.count).ok_or_else(|| bad_key(path))?;
         k.last_seal_seq = Some(p.last_seq);
@@ -173,6 +169,19 @@ impl Sealer {
         self.added.is_some()
     }
 }
+
+/// Fault injection for the crash tests: aborts the process when the environment variable
+/// `name` is set. Compiled only with the `fault-injection` feature, which only the tests enable
+/// (Cargo.toml): a library built otherwise reads no environment variable here.
+#[cfg(feature = "fault-injection")]
+fn crash_if(name: &str) {
+    if std::env::var_os(name).is_some() {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn crash_if(_name: &str) {}
 
 fn bad_key(path: &Path) -> Error {
     Error::InvalidConfig(format!("{} is not a seal key file", path.display()))
