@@ -134,6 +134,8 @@ pub enum Error {
         path: PathBuf,
         /// The leader's error, as text.
         message: String,
+        /// The kind of I/O error behind it, if it was one.
+        kind: Option<io::ErrorKind>,
     },
 }
 
@@ -158,6 +160,7 @@ impl Error {
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
             Error::Io { source, .. } | Error::Read { source, .. } => Some(source.kind()),
+            Error::GroupWrite { kind, .. } => *kind,
             Error::BadLine { source, .. }
             | Error::LinesStopped { source, .. }
             | Error::LinesWriteFailed { source, .. } => source.io_kind(),

@@ -17,8 +17,8 @@ pub(super) struct Queue {
     queued_records: usize,
     next_ticket: u64,
     leader: bool,
-    done: HashMap<u64, Result<Vec<Head>, String>>,
-    background_error: Option<String>,
+    done: HashMap<u64, Result<Vec<Head>, Failure>>,
+    background_error: Option<Failure>,
     pub(super) shutdown: bool,
 }
 
@@ -30,15 +30,37 @@ pub(super) struct Batch {
     pub(super) bodies: Vec<Vec<u8>>,
 }
 
+/// A leader's error as the other appenders of its write get it: its sentence, and the kind of
+/// I/O error behind it, so [`Error::io_kind`] still tells a full disk from a lost lock.
+#[derive(Clone, Debug)]
+struct Failure {
+    message: String,
+    kind: Option<std::io::ErrorKind>,
+}
+
+impl Failure {
+    fn of(err: &Error) -> Self {
+        Failure {
+            message: err.to_string(),
+            kind: err.io_kind(),
+        }
+    }
+
+    fn into_error(self, path: &std::path::Path) -> Error {
+        Error::GroupWrite {
+            path: path.to_path_buf(),
+            message: self.message,
+            kind: self.kind,
+        }
+    }
+}
+
 impl Shared {
     pub(super) fn commit(&self, bodies: Vec<Vec<u8>>) -> Result<Receipt> {
         if let Durability::Buffered { max_records, .. } = self.durability {
             let mut q = lock(&self.queue);
-            if let Some(message) = q.background_error.take() {
-                return Err(Error::GroupWrite {
-                    path: self.path.clone(),
-                    message,
-                });
+            if let Some(failure) = q.background_error.take() {
+                return Err(failure.into_error(&self.path));
             }
             if q.shutdown && q.batches.is_empty() && !q.leader {
                 // Dropped logger's flusher is gone; write synchronously.
@@ -73,10 +95,7 @@ impl Shared {
         });
         loop {
             if let Some(result) = q.done.remove(&ticket) {
-                return result.map_err(|message| Error::GroupWrite {
-                    path: self.path.clone(),
-                    message,
-                });
+                return result.map_err(|failure| failure.into_error(&self.path));
             }
             if q.leader {
                 q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
@@ -120,7 +139,7 @@ impl Shared {
                 }
             }
             Err(err) => {
-                let message = err.to_string();
+                let failure = Failure::of(&err);
                 let mut err = Some(err);
                 let mut unwritten = Vec::new();
                 for batch in batches {
@@ -129,7 +148,7 @@ impl Shared {
                             own = err.take().map(Err);
                         }
                         Some(t) => {
-                            q.done.insert(t, Err(message.clone()));
+                            q.done.insert(t, Err(failure.clone()));
                         }
                         // NOTE: buffered records nobody waits for are kept for the next write,
                         // and the error is reported to the next caller.
@@ -141,7 +160,7 @@ impl Shared {
                     for batch in unwritten.into_iter().rev() {
                         q.batches.push_front(batch);
                     }
-                    q.background_error = Some(message);
+                    q.background_error = Some(failure);
                 }
             }
         }
@@ -164,5 +183,32 @@ impl Shared {
                 q = self.lead(q, None).0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::path::Path;
+
+    /// An appender whose records a leader failed to write learns the leader's sentence and the
+    /// kind of I/O error behind it.
+    #[test]
+    fn a_follower_gets_the_leaders_error_and_its_kind() {
+        let path = Path::new("/var/log/audit.jsonl");
+        let leader =
+            Error::io("cannot write to", path)(io::Error::from(io::ErrorKind::StorageFull));
+        let follower = Failure::of(&leader).into_error(path);
+        assert_eq!(follower.io_kind(), Some(io::ErrorKind::StorageFull));
+        assert_eq!(
+            follower.to_string(),
+            "a shared write to /var/log/audit.jsonl failed: cannot write to /var/log/audit.jsonl"
+        );
+        let refused = Error::NotALog {
+            path: path.to_path_buf(),
+            len: 3,
+        };
+        assert_eq!(Failure::of(&refused).into_error(path).io_kind(), None);
     }
 }

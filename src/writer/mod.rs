@@ -263,15 +263,12 @@ impl Logger {
         });
         let flusher = match opts.durability {
             Durability::Buffered { max_delay, .. } => {
-                let shared = Arc::clone(&shared);
+                let flushed = Arc::clone(&shared);
                 Some(
                     std::thread::Builder::new()
                         .name("nexus-audit-flush".into())
-                        .spawn(move || shared.flush_periodically(max_delay))
-                        .map_err(Error::io(
-                            "cannot start the flush thread for",
-                            Path::new(""),
-                        ))?,
+                        .spawn(move || flushed.flush_periodically(max_delay))
+                        .map_err(Error::io("cannot start the flush thread for", &shared.path))?,
                 )
             }
             _ => None,
