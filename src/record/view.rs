@@ -4,23 +4,38 @@ use std::borrow::Cow;
 
 /// The fields of a stored record that readers filter, count and display, borrowed from the
 /// line where no unescaping is needed. Unknown fields are skipped; `null` reads as absent.
+/// Each field is the record's field of the same name (see [`FIELDS`](crate::chain::FIELDS)).
 #[derive(Debug, Default)]
-#[allow(missing_docs)]
 pub struct RecordView<'a> {
+    /// `seq`, when it is a non-negative integer.
     pub seq: Option<u64>,
+    /// `timestamp`, as stored.
     pub timestamp: Option<Cow<'a, str>>,
+    /// `action`.
     pub action: Option<Cow<'a, str>>,
+    /// `user_id`.
     pub user_id: Option<Cow<'a, str>>,
+    /// `session_id`.
     pub session_id: Option<Cow<'a, str>>,
+    /// `server_id`.
     pub server_id: Option<Cow<'a, str>>,
+    /// `tool`.
     pub tool: Option<Cow<'a, str>>,
+    /// `shard`, as stored (old logs may have none: see the filter's inference).
     pub shard: Option<Cow<'a, str>>,
+    /// `action_category`, as stored.
     pub action_category: Option<Cow<'a, str>>,
+    /// `resource`.
     pub resource: Option<Cow<'a, str>>,
+    /// `status`.
     pub status: Option<Cow<'a, str>>,
+    /// `error_type`.
     pub error_type: Option<Cow<'a, str>>,
+    /// `error_message`.
     pub error_message: Option<Cow<'a, str>>,
+    /// `latency_ms`, when it is a number (old logs may hold a fraction).
     pub latency_ms: Option<f64>,
+    /// `mock_mode`, when it is a boolean.
     pub mock_mode: Option<bool>,
 }
 
