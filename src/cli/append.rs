@@ -68,7 +68,7 @@ pub struct AppendArgs {
 /// ([`nexus_audit::chain::FIELDS`]): each field with a flag gets one, typed by its kind.
 #[derive(Debug, Default)]
 struct FieldFlags {
-    /// The fields given, with their text (`true` for a switch).
+    /// The fields given, each with what its flag was given.
     given: Vec<(&'static Field, FlagValue)>,
 }
 
