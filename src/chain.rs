@@ -30,36 +30,196 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 pub const GENESIS_HASH_HEX: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The order in which the writer emits a record's fields. Caller-supplied extra fields follow,
-/// sorted by name.
-pub const FIELD_ORDER: &[&str] = &[
-    "seq",
-    "prev_hash",
-    "event_id",
-    "timestamp",
-    "schema_version",
-    "source",
-    "level",
-    "action",
-    "user_id",
-    "session_id",
-    "correlation_id",
-    "server_id",
-    "tool",
-    "shard",
-    "action_category",
-    "resource",
-    "args_summary",
-    "details",
-    "status",
-    "latency_ms",
-    "response_size",
-    "filtered_size",
-    "reduction_percent",
-    "error_type",
-    "error_message",
-    "mock_mode",
-];
+/// The fields of a record, in the order the writer stores them (SPEC §3): the one list that
+/// [`FIELD_ORDER`], [`FIELDS`], the [`Event`](crate::Event) struct, its decoding and encoding and
+/// the command line's flags are made from.
+///
+/// Each row is `name: kind, stored` (see [`Kind`] and [`Stored`]), then, for a field a caller
+/// can give, `event` and its description, and, when `append` has a flag for it, `flag` with the
+/// flag's name and help. A macro hands the rows to a macro of the caller's (`$then`), so each
+/// user builds what it needs from the same rows.
+macro_rules! with_record_fields {
+    ($then:ident) => {
+        $then! {
+            seq: Count, Chain;
+            prev_hash: Text, Chain;
+            event_id: Text, IdOrNew,
+                event "Unique id of the record: a random v4 UUID when absent.";
+            timestamp: Text, TimeOrNow,
+                event "When the event happened, RFC 3339: stored in UTC with microseconds; the time of the append when absent.",
+                flag "timestamp" "RFC 3339 time of the event [default: now]";
+            schema_version: Text, Version;
+            source: Text, SourceOrDefault,
+                event "The emitting system: the log's default (`nexus-mcp` unless set) when absent.";
+            level: Text, Given,
+                event "`info`, `warn` or `error`.",
+                flag "level" "info, warn or error";
+            action: Text, Given,
+                event "What happened: `mcp_call` (the default when a tool is given), `server_start`, `log_recovered`, … or a caller's own.",
+                flag "action" "action [default: mcp_call when no --json/--stdin]";
+            user_id: Text, Given,
+                event "Who made the call.",
+                flag "user" "Who made the call (user_id)";
+            session_id: Text, Given,
+                event "The session the call belongs to.",
+                flag "session" "session_id";
+            correlation_id: Text, Given,
+                event "The request chain the call belongs to.",
+                flag "correlation" "correlation_id";
+            server_id: Text, Given,
+                event "The MCP server.",
+                flag "server" "MCP server (server_id)";
+            tool: Text, Given,
+                event "The MCP tool, e.g. `workday_get_worker`.",
+                flag "tool" "MCP tool name (e.g. workday_get_worker)";
+            shard: Text, Given,
+                event "The domain: inferred from the tool's prefix when absent.",
+                flag "shard" "Shard [default: inferred from the tool's prefix]";
+            action_category: Text, Given,
+                event "`READ`, `WRITE`, `AUDIT`, `REPORT` or `ADMIN`: inferred from the tool's prefix when absent.",
+                flag "category" "READ, WRITE, AUDIT, REPORT or ADMIN [default: inferred from the tool's prefix]";
+            resource: Text, Given,
+                event "What was touched: `<server_id>:<tool>` when absent.",
+                flag "resource" "What was touched [default: SERVER:TOOL]";
+            args_summary: Json, Given,
+                event "The call's arguments (redacted when written).",
+                flag "args" "The call's arguments as a JSON object (redacted before writing)";
+            details: Json, Given,
+                event "Anything else (redacted when written).",
+                flag "details" "Anything else as a JSON object (redacted before writing)";
+            status: Text, Given,
+                event "`success` or `error`.",
+                flag "status" "success or error";
+            latency_ms: Count, Given,
+                event "Wall-clock duration in milliseconds.",
+                flag "latency-ms" "Wall-clock duration in milliseconds";
+            response_size: Count, Given,
+                event "Bytes returned by the upstream.",
+                flag "response-size" "Bytes returned by the upstream";
+            filtered_size: Count, Given,
+                event "Bytes after filtering.",
+                flag "filtered-size" "Bytes after filtering";
+            reduction_percent: Signed, Given,
+                event "`round((1 - filtered/response) * 100)`: computed when absent and `response_size > 0`.";
+            error_type: Text, Given,
+                event "The exception or error class.",
+                flag "error-type" "Error class";
+            error_message: Text, Sanitized,
+                event "The error's message (sanitised when written: redacted, at most 500 characters).",
+                flag "error-message" "Error message (sanitised, at most 500 characters)";
+            mock_mode: Flag, Given,
+                event "True when no real system was touched.",
+                flag "mock" "The call touched no real system";
+        }
+    };
+}
+pub(crate) use with_record_fields;
+
+/// How a field's value is written in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A string.
+    Text,
+    /// Any JSON value (an object in practice).
+    Json,
+    /// A non-negative integer.
+    Count,
+    /// An integer.
+    Signed,
+    /// `true` or `false`.
+    Flag,
+}
+
+/// Who sets a field, and what the writer stores for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// `seq` and `prev_hash`: the chain prefix, written under the lock (section 2); a caller's
+    /// value is ignored.
+    Chain,
+    /// `schema_version`: always [`SCHEMA_VERSION`]; a caller's value is ignored.
+    Version,
+    /// The caller's id, redacted, or a new random one.
+    IdOrNew,
+    /// The caller's time in the format's shape, or the time of the append.
+    TimeOrNow,
+    /// The caller's value, redacted, or the log's default.
+    SourceOrDefault,
+    /// The caller's value: strings and JSON values redacted, numbers and booleans as given.
+    Given,
+    /// The caller's text, sanitised: redacted, then cut to 500 characters.
+    Sanitized,
+}
+
+/// A command-line flag that sets a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// The flag, without its dashes (`user` for `user_id`).
+    pub name: &'static str,
+    /// Its help line.
+    pub help: &'static str,
+}
+
+/// One field of a record (one row of the table above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Its name in a record.
+    pub name: &'static str,
+    /// Its JSON type.
+    pub kind: Kind,
+    /// Who sets it, and how it is stored.
+    pub stored: Stored,
+    /// What it holds, for a field a caller can give; `None` for the writer's own fields.
+    pub about: Option<&'static str>,
+    /// The flag of `append` that sets it, if any.
+    pub flag: Option<Flag>,
+    pub(crate) id: FieldId,
+}
+
+/// `Some` of its argument, or `None` without one.
+macro_rules! optional {
+    () => {
+        None
+    };
+    ($value:expr) => {
+        Some($value)
+    };
+}
+
+macro_rules! field_table {
+    ($($name:ident: $kind:ident, $stored:ident
+        $(, event $about:literal)? $(, flag $flag:literal $help:literal)?;)*) => {
+        /// Names a field of the table; its discriminant is the field's place in [`FIELDS`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[allow(non_camel_case_types, reason = "each variant is the field's name in a record")]
+        pub(crate) enum FieldId {
+            $($name,)*
+        }
+
+        /// Every field of a record, in the order the writer stores them.
+        pub const FIELDS: &[Field] = &[$(Field {
+            name: stringify!($name),
+            kind: Kind::$kind,
+            stored: Stored::$stored,
+            about: optional!($($about)?),
+            flag: optional!($(Flag { name: $flag, help: $help })?),
+            id: FieldId::$name,
+        },)*];
+
+        /// The order in which the writer stores a record's fields. Caller-supplied extra fields
+        /// follow, in the order given.
+        pub const FIELD_ORDER: &[&str] = &[$(stringify!($name),)*];
+
+        /// The field called `name`, if the record has one.
+        #[must_use]
+        pub fn field(name: &str) -> Option<&'static Field> {
+            match name {
+                $(stringify!($name) => Some(&FIELDS[FieldId::$name as usize]),)*
+                _ => None,
+            }
+        }
+    };
+}
+with_record_fields!(field_table);
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];

@@ -79,6 +79,54 @@ pub enum Error {
         /// The log path.
         path: PathBuf,
     },
+    /// A line given to [`Logger::append_lines`](crate::Logger::append_lines) is not an event.
+    #[error("{input} line {line}")]
+    BadLine {
+        /// What the input is called (`standard input`).
+        input: String,
+        /// The line's number, from 1.
+        line: u64,
+        /// Why it is not an event.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A line given to [`Logger::append_lines`](crate::Logger::append_lines) is not UTF-8.
+    #[error("{input} line {line} is not valid UTF-8")]
+    LineNotUtf8 {
+        /// What the input is called (`standard input`).
+        input: String,
+        /// The line's number, from 1.
+        line: u64,
+    },
+    /// The input of [`Logger::append_lines`](crate::Logger::append_lines) cannot be read.
+    #[error("cannot read {input}")]
+    Read {
+        /// What the input is called (`standard input`).
+        input: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// [`Logger::append_lines`](crate::Logger::append_lines) stopped at a line it could not
+    /// read or take; the records before it were written.
+    #[error("wrote {}, then stopped", records(*appended))]
+    LinesStopped {
+        /// Records written before.
+        appended: u64,
+        /// What stopped it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A write of [`Logger::append_lines`](crate::Logger::append_lines) failed; the records
+    /// before it were written, none after.
+    #[error("wrote {} before a write failed", records(*appended))]
+    LinesWriteFailed {
+        /// Records written before.
+        appended: u64,
+        /// The write's error.
+        #[source]
+        source: Box<Error>,
+    },
     /// A write shared with other appenders (group commit) failed.
     #[error("a shared write to {path} failed: {message}")]
     GroupWrite {
@@ -86,6 +134,8 @@ pub enum Error {
         path: PathBuf,
         /// The leader's error, as text.
         message: String,
+        /// The kind of I/O error behind it, if it was one.
+        kind: Option<io::ErrorKind>,
     },
 }
 
@@ -105,12 +155,21 @@ impl Error {
         }
     }
 
-    /// The `io::ErrorKind` behind this error, if it is an I/O error.
+    /// The `io::ErrorKind` behind this error, if it is (or was caused by) an I/O error.
     #[must_use]
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
-            Error::Io { source, .. } => Some(source.kind()),
+            Error::Io { source, .. } | Error::Read { source, .. } => Some(source.kind()),
+            Error::GroupWrite { kind, .. } => *kind,
+            Error::BadLine { source, .. }
+            | Error::LinesStopped { source, .. }
+            | Error::LinesWriteFailed { source, .. } => source.io_kind(),
             _ => None,
         }
     }
+}
+
+/// "1 record", "2 records".
+pub(crate) fn records(n: u64) -> String {
+    format!("{n} record{}", if n == 1 { "" } else { "s" })
 }

@@ -1,10 +1,14 @@
-//! Record filters shared by `tail`, `query`, `stats` and `export`, and the time syntax they use.
+//! Record filters shared by `tail`, `query`, `stats` and `export` (the times they take are
+//! read by [`crate::time`]).
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::record::{RecordView, format_timestamp, parse_timestamp};
+use crate::record::RecordView;
+use crate::time::{format_timestamp, is_canonical, parse_timestamp};
+// NOTE: kept at their old path for the command line, which imports them from here.
+pub use crate::time::{parse_span, parse_time};
 
 /// Which records to keep. Every given field must match; `None` matches anything.
 ///
@@ -142,79 +146,9 @@ impl Matcher {
     }
 }
 
-/// True for the writer's own timestamp shape, which sorts as text.
-fn is_canonical(ts: &str) -> bool {
-    let b = ts.as_bytes();
-    b.len() == 27 && b[10] == b'T' && b[19] == b'.' && b[26] == b'Z'
-}
-
-/// Parses a time given on the command line: RFC 3339 (`2026-11-01T09:00:00Z`), a date
-/// (`2026-11-01`, midnight UTC), or a span back from `now` (`90s`, `15m`, `1h`, `7d`, `2w`).
-///
-/// # Errors
-///
-/// One sentence saying what is accepted.
-pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let s = s.trim();
-    if let Some(t) = parse_timestamp(s) {
-        return Ok(t);
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc());
-    }
-    if let Some(t) = parse_span(s).and_then(|d| now.checked_sub_signed(d)) {
-        return Ok(t);
-    }
-    Err(format!(
-        "cannot read the time {s:?}: use RFC 3339 (2026-11-01T09:00:00Z), a date (2026-11-01) or a span back from now (90s, 15m, 1h, 7d, 2w)"
-    ))
-}
-
-/// A span: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`90s`, `15m`, `7d`).
-#[must_use]
-pub fn parse_span(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n = num.parse::<i64>().ok()?;
-    match unit {
-        "s" => Duration::try_seconds(n),
-        "m" => Duration::try_minutes(n),
-        "h" => Duration::try_hours(n),
-        "d" => Duration::try_days(n),
-        "w" => Duration::try_weeks(n),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_read_in_all_three_forms() -> Result<(), String> {
-        let now = parse_time("2026-11-22T12:00:00Z", Utc::now())?;
-        assert_eq!(
-            parse_time("2026-11-01", now)?,
-            parse_time("2026-11-01T00:00:00Z", now)?
-        );
-        assert_eq!(
-            parse_time("90s", now)?,
-            parse_time("2026-11-22T11:58:30Z", now)?
-        );
-        assert_eq!(
-            parse_time("2w", now)?,
-            parse_time("2026-11-08T12:00:00Z", now)?
-        );
-        assert_eq!(
-            parse_time("1h", now)?,
-            parse_time("2026-11-22T11:00:00Z", now)?
-        );
-        assert!(parse_time("yesterday", now).is_err());
-        assert!(parse_time("5y", now).is_err());
-        Ok(())
-    }
 
     #[test]
     fn filters_match_exact_prefix_and_time() -> Result<(), String> {

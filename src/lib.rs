@@ -22,6 +22,7 @@ pub mod scan;
 pub mod seal;
 pub mod stats;
 pub mod taxonomy;
+pub mod time;
 pub mod verify;
 pub mod writer;
 
@@ -33,7 +34,9 @@ pub use redact::{RedactionRules, Redactor};
 pub use stats::{Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
 pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
-pub use writer::{Durability, Encoded, LogOptions, Logger, Receipt};
+pub use writer::{
+    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
+};
 
 pub use parallel::MAX_THREADS;
 

@@ -16,7 +16,6 @@
 //! the seals in the log and finishes the move.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::Utc;
 use hmac::{Hmac, Mac as _};
@@ -25,33 +24,14 @@ use sha2::{Digest, Sha256};
 
 use crate::chain::{self, Hash};
 use crate::checkpoint::write_atomically;
-use crate::record::{format_timestamp, parse_timestamp};
+use crate::record::format_timestamp;
 use crate::{Error, Result};
+
+// NOTE: kept at its old path; the writer's sealing options live with the writer.
+pub use crate::writer::SealOptions;
 
 /// The domain-separation label of MACs and key steps.
 pub const LABEL: &[u8] = b"nexus-audit seal v1";
-
-/// How a writer seals.
-#[derive(Clone, Debug)]
-pub struct SealOptions {
-    /// The writer's key file (`seal.key`).
-    pub key_path: PathBuf,
-    /// Seal after this many records (default 1000).
-    pub every: u64,
-    /// Seal at least this often while records arrive (default 15 minutes).
-    pub interval: Duration,
-}
-
-impl SealOptions {
-    /// Sealing with the key at `key_path` and the default cadence.
-    pub fn new(key_path: impl Into<PathBuf>) -> Self {
-        SealOptions {
-            key_path: key_path.into(),
-            every: 1000,
-            interval: Duration::from_secs(15 * 60),
-        }
-    }
-}
 
 /// Seals written but not yet followed by the key's move forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +116,7 @@ impl KeyFile {
     }
 
     /// The key moved forward `steps` epochs.
-    fn advanced(&self, steps: u64) -> Option<KeyFile> {
+    pub(crate) fn advanced(&self, steps: u64) -> Option<KeyFile> {
         let mut key = self.key_bytes()?;
         for _ in 0..steps {
             key = next_key(&key);
@@ -169,147 +149,6 @@ pub fn mac(key: &Hash, epoch: u64, seq: u64, prev_hash: &Hash) -> Hash {
     m.update(&seq.to_be_bytes());
     m.update(prev_hash);
     m.finalize().into_bytes().into()
-}
-
-/// The writer's side, used under the log's lock.
-#[derive(Debug)]
-pub(crate) struct Sealer {
-    opts: SealOptions,
-    secret: Hash,
-    since_last: u64,
-    due_by_time: bool,
-    /// Seals added to the write being built: (count, last seq).
-    added: Option<Pending>,
-    /// The key file as it is on disk: the epoch and key at the start of the write being built.
-    start: KeyFile,
-}
-
-impl Sealer {
-    /// Loads the key file and finishes an interrupted key move. `head` is the log's head
-    /// under the lock (`None` for an empty log).
-    pub(crate) fn load(opts: &SealOptions, head: Option<u64>) -> Result<Self> {
-        let path = opts.key_path.as_path();
-        let mut key = KeyFile::load(path)?;
-        if let Some(p) = key.pending {
-            // Were the pending seals written? A write is all or nothing, so the head says.
-            let written = head.is_some_and(|h| h >= p.last_seq);
-            key = if written {
-                let mut k = key.advanced(p.count).ok_or_else(|| bad_key(path))?;
-                k.last_seal_seq = Some(p.last_seq);
-                k
-            } else {
-                KeyFile {
-                    pending: None,
-                    ..key
-                }
-            };
-            key.save(path)?;
-        }
-        let secret = key.key_bytes().ok_or_else(|| bad_key(path))?;
-        let since_last = match (head, key.last_seal_seq) {
-            (Some(h), Some(s)) => h.saturating_sub(s),
-            (Some(h), None) => h + 1,
-            (None, _) => 0,
-        };
-        let due_by_time = key
-            .last_seal_time
-            .as_deref()
-            .and_then(parse_timestamp)
-            .is_none_or(|t| {
-                Utc::now()
-                    .signed_duration_since(t)
-                    .to_std()
-                    .unwrap_or_default()
-                    >= opts.interval
-            });
-        Ok(Sealer {
-            opts: opts.clone(),
-            start: key,
-            secret,
-            since_last,
-            due_by_time,
-            added: None,
-        })
-    }
-
-    /// Counts one record written; true when a seal should follow it.
-    pub(crate) fn count(&mut self) -> bool {
-        self.since_last += 1;
-        self.since_last >= self.opts.every
-    }
-
-    /// True when records were written since the last seal and the interval has passed.
-    pub(crate) fn due_at_end(&self) -> bool {
-        self.since_last > 0 && self.due_by_time
-    }
-
-    /// The body (after the chain prefix) of a seal record at `seq` linking to `prev`, and the
-    /// key moved forward in memory.
-    pub(crate) fn seal_body(&mut self, seq: u64, prev: &Hash, source: &str) -> Vec<u8> {
-        // The epoch of this seal: the key file's, plus the seals already added to this write.
-        let epoch = self.start.epoch + self.added.map_or(0, |p| p.count);
-        let tag = mac(&self.secret, epoch, seq, prev);
-        let records = self.since_last;
-        let body = format!(
-            r#""event_id":"{}","timestamp":"{}","schema_version":"1","source":{},"level":"info","action":"seal","details":{{"epoch":{epoch},"mac":"{}","records":{records}}}}}"#,
-            crate::record::new_event_id(),
-            format_timestamp(Utc::now()),
-            serde_json::Value::String(source.to_owned()),
-            hex::encode(tag),
-        );
-        self.secret = next_key(&self.secret);
-        self.since_last = 0;
-        self.due_by_time = false;
-        let count = self.added.map_or(0, |p| p.count) + 1;
-        self.added = Some(Pending {
-            count,
-            last_seq: seq,
-        });
-        body.into_bytes()
-    }
-
-    /// Before the write: records the seals it holds as pending, durably.
-    pub(crate) fn before_write(&self) -> Result<()> {
-        let Some(p) = self.added else {
-            return Ok(());
-        };
-        KeyFile {
-            pending: Some(p),
-            ..self.start.clone()
-        }
-        .save(&self.opts.key_path)?;
-        if std::env::var_os("NEXUS_AUDIT_TEST_CRASH_BEFORE_SEAL").is_some() {
-            std::process::abort();
-        }
-        Ok(())
-    }
-
-    /// After the write is durable: moves the key file forward past the seals written.
-    pub(crate) fn after_write(&mut self) -> Result<()> {
-        let Some(p) = self.added.take() else {
-            return Ok(());
-        };
-        if std::env::var_os("NEXUS_AUDIT_TEST_CRASH_AFTER_SEAL").is_some() {
-            // Test hook: die between writing the seals and moving the key forward.
-            std::process::abort();
-        }
-        let path = self.opts.key_path.as_path();
-        let mut k = self.start.advanced(p.count).ok_or_else(|| bad_key(path))?;
-        k.last_seal_seq = Some(p.last_seq);
-        k.last_seal_time = Some(format_timestamp(Utc::now()));
-        k.save(path)?;
-        self.start = k;
-        Ok(())
-    }
-
-    /// Whether this write holds seals.
-    pub(crate) fn sealed(&self) -> bool {
-        self.added.is_some()
-    }
-}
-
-fn bad_key(path: &Path) -> Error {
-    Error::InvalidConfig(format!("{} is not a seal key file", path.display()))
 }
 
 /// Seal files: `seal.key` for the writer, `seal.verify` for the auditor.

@@ -899,7 +899,10 @@ fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
 
     // Killed after the seals reached the log, before the key moved.
     let out = append("b", Some("NEXUS_AUDIT_TEST_CRASH_AFTER_SEAL"));
-    assert!(!out.status.success(), "the test hook aborts");
+    assert!(
+        !out.status.success(),
+        "the test hook aborts (it needs the binary built with the fault-injection feature, as `cargo test` builds it)"
+    );
     let pending: Value = serde_json::from_slice(&std::fs::read(&key).expect("key")).expect("json");
     assert!(pending["pending"].is_object(), "{pending}");
     assert_eq!(epoch(&key), before, "the key has not moved yet");

@@ -73,7 +73,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
+#[allow(
     clippy::large_enum_variant,
     reason = "parsed once per process; boxing would only add noise"
 )]

@@ -1,0 +1,420 @@
+//! The writer: appends records to a log under an exclusive `flock`, extending one chain across
+//! any number of threads and processes (SPEC §4).
+//!
+//! Every append goes through one pipeline. The caller's thread redacts and serialises its events
+//! outside any lock; then it queues them. The first queued thread that finds no write in
+//! progress becomes the *leader*: it takes everything queued so far, locks the file, reads the
+//! head (from its cache when the file's length shows nobody else wrote), writes all the lines
+//! with one `write`, applies the durability policy, unlocks, and hands each waiting thread its
+//! `(seq, hash)`. Threads that queued meanwhile are written by the next leader, so concurrent
+//! `sync` appenders share one `fdatasync` (group commit).
+
+mod commit;
+mod lines;
+mod log_file;
+mod recovery;
+mod seal;
+mod tail;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::chain::{self, Head};
+use crate::error::{Error, Result};
+use crate::lock::FileLock;
+use crate::record::{Encoder, Event};
+use crate::redact::{RedactionRules, Redactor};
+use crate::taxonomy::Taxonomy;
+
+pub use lines::{LinesEnd, LinesOptions, LinesSummary};
+pub use seal::SealOptions;
+
+use commit::Queue;
+use log_file::{LogFile, file_len, open_existing_log_file};
+use tail::read_tail;
+
+/// When an append is durable.
+///
+/// | mode | an append returns | a crash can lose |
+/// |---|---|---|
+/// | `Sync` | after `fdatasync` (shared by concurrent appenders) | nothing acknowledged |
+/// | `Buffered` | at once; records are written and synced every `max_records` or `max_delay`, on [`Logger::flush`], [`Logger::close`] and drop | the records of the last window |
+/// | `SyncOnClose` | after `write`; synced once by [`Logger::flush`], [`Logger::close`] or drop | what was written since the last flush |
+/// | `None` | after `write`; the OS decides when to sync | what the OS had not written back |
+///
+/// `Buffered` suits a long-running process (the proxy's `--durability buffered`); `SyncOnClose`
+/// one that appends and exits (`append --durability sync-on-close`, whose older name is
+/// `buffered`): each write returns its records' `(seq, hash)` at once, and one `fdatasync` at the
+/// end makes them all durable. Seals are synced in every mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Return after the data is on disk (`fdatasync`), with group commit.
+    Sync,
+    /// Queue records in memory; write and sync them in groups.
+    Buffered {
+        /// Write once this many records are queued (default 100).
+        max_records: usize,
+        /// Write at least this often while records are queued (default 1 s).
+        max_delay: Duration,
+    },
+    /// Write at once; sync once, when the logger is flushed, closed or dropped.
+    SyncOnClose,
+    /// Write at once, never sync.
+    None,
+}
+
+impl Durability {
+    /// `Buffered` with the defaults: 100 records or 1000 ms.
+    #[must_use]
+    pub fn buffered() -> Self {
+        Durability::Buffered {
+            max_records: 100,
+            max_delay: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// How to open a log.
+///
+/// | option | default |
+/// |---|---|
+/// | durability | [`Durability::Sync`] |
+/// | file mode (on creation) | `0o600` |
+/// | source | `"nexus-mcp"` |
+/// | redaction | the built-in rules of SPEC §5 |
+/// | shard and category tables | [`Taxonomy::default`] |
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    path: PathBuf,
+    durability: Durability,
+    mode: u32,
+    source: String,
+    redaction: RedactionRules,
+    taxonomy: Taxonomy,
+    seal: Option<SealOptions>,
+}
+
+impl LogOptions {
+    /// Options for the log at `path`, with the defaults above.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LogOptions {
+            path: path.into(),
+            durability: Durability::Sync,
+            mode: 0o600,
+            source: chain::DEFAULT_SOURCE.to_owned(),
+            redaction: RedactionRules::default(),
+            taxonomy: Taxonomy::default(),
+            seal: None,
+        }
+    }
+
+    /// Sets the durability policy.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the permission bits used when the file is created.
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the `source` written when an event does not give one.
+    #[must_use]
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+
+    /// Adds redaction rules to the built-in ones.
+    #[must_use]
+    pub fn redaction(mut self, rules: RedactionRules) -> Self {
+        self.redaction = rules;
+        self
+    }
+
+    /// Replaces the shard and category tables.
+    #[must_use]
+    pub fn taxonomy(mut self, taxonomy: Taxonomy) -> Self {
+        self.taxonomy = taxonomy;
+        self
+    }
+
+    /// Seals the log with the forward-secure key in `seal.key_path` (see [`crate::seal`]).
+    #[must_use]
+    pub fn seal(mut self, seal: SealOptions) -> Self {
+        self.seal = Some(seal);
+        self
+    }
+
+    /// Opens the log. A log that does not exist yet is created by the first write, never
+    /// before: an append that fails (an invalid event, a missing seal key) leaves no file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Symlink`] if the path is a symbolic link, [`Error::NotAFile`] if it is not a
+    /// regular file, [`Error::Io`] when it cannot be opened or its directory does not exist,
+    /// [`Error::InvalidConfig`] for a bad redaction pattern or a seal key file that is not one,
+    /// [`Error::Io`] for a seal key file that cannot be read.
+    pub fn open(self) -> Result<Logger> {
+        Logger::open(self)
+    }
+}
+
+/// A record redacted and serialised by [`Logger::encode`], ready for
+/// [`Logger::append_encoded`]. Encoding does not depend on the log's head, so it can run on any
+/// thread, ahead of the append; only chaining and writing happen under the lock.
+#[derive(Clone, Debug)]
+pub struct Encoded(Vec<u8>);
+
+/// What an append gives back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// The records were written; the head after the last one.
+    Written {
+        /// `(seq, hash)` of each record, in order.
+        records: Vec<Head>,
+    },
+    /// Buffered durability: the records are queued and will be written by a later flush.
+    Queued,
+}
+
+impl Receipt {
+    /// The `(seq, hash)` of the last record written, if the records were written.
+    #[must_use]
+    pub fn last(&self) -> Option<Head> {
+        match self {
+            Receipt::Written { records } => records.last().copied(),
+            Receipt::Queued => None,
+        }
+    }
+}
+
+/// A handle on one log, shared by any number of threads (it is `Send + Sync`; wrap it in an
+/// `Arc`). Other processes may append to the same file at the same time.
+///
+/// ```
+/// use nexus_audit::{Durability, Event, LogOptions};
+/// # fn main() -> nexus_audit::Result<()> {
+/// # let dir = tempfile::tempdir().expect("tempdir");
+/// let log = LogOptions::new(dir.path().join("audit.jsonl"))
+///     .durability(Durability::Sync)
+///     .open()?;
+/// let receipt = log.append(Event::new("mcp_call").tool("workday_get_worker").status_success())?;
+/// assert_eq!(receipt.last().map(|h| h.seq), Some(0));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Logger {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// What every thread appending through one [`Logger`] shares.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    /// Permission bits for the file when the first write creates it.
+    mode: u32,
+    encoder: Encoder,
+    durability: Durability,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    log: Mutex<LogFile>,
+    seal: Option<SealOptions>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // NOTE: a panic while holding one of these locks leaves plain data behind, never a
+    // half-written file (the file is protected by flock and rollback), so poisoning is ignored.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Logger {
+    fn open(opts: LogOptions) -> Result<Self> {
+        let file = open_existing_log_file(&opts.path)?;
+        if let Some(seal) = &opts.seal {
+            // Read now, so a missing or broken key fails the open, before any file is created.
+            crate::seal::KeyFile::load(&seal.key_path)?;
+        }
+        let encoder = Encoder::new(Redactor::new(&opts.redaction)?, opts.taxonomy, opts.source);
+        let shared = Arc::new(Shared {
+            path: opts.path,
+            mode: opts.mode,
+            encoder,
+            durability: opts.durability,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            log: Mutex::new(LogFile {
+                file,
+                cache: None,
+                buf: Vec::new(),
+                sealer: None,
+                unsynced: false,
+            }),
+            seal: opts.seal,
+        });
+        let flusher = match opts.durability {
+            Durability::Buffered { max_delay, .. } => {
+                let flushed = Arc::clone(&shared);
+                Some(
+                    std::thread::Builder::new()
+                        .name("nexus-audit-flush".into())
+                        .spawn(move || flushed.flush_periodically(max_delay))
+                        .map_err(Error::io("cannot start the flush thread for", &shared.path))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Logger { shared, flusher })
+    }
+
+    /// The log's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The redactor every record goes through (for a caller that must redact text the
+    /// record's fields cannot hold as JSON, such as the proxy's undecodable arguments).
+    #[must_use]
+    pub fn redactor(&self) -> &Redactor {
+        self.shared.encoder.redactor()
+    }
+
+    /// Appends one event. See [`Logger::append_batch`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Logger::append_batch`].
+    pub fn append(&self, event: Event) -> Result<Receipt> {
+        let body = self.shared.encoder.encode(event)?;
+        self.shared.commit(vec![body])
+    }
+
+    /// Appends events as consecutive records, written with one `write` under one lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] for an event that cannot be encoded (nothing is written then),
+    /// [`Error::Io`] when the write or sync fails (the file is rolled back to its previous
+    /// length, so no partial line is left), [`Error::BadHead`] when the log's last line is not
+    /// a chained record, [`Error::GroupWrite`] when a write shared with other threads failed,
+    /// and, in buffered mode, the error of an earlier background write.
+    pub fn append_batch(&self, events: Vec<Event>) -> Result<Receipt> {
+        let encoder = &self.shared.encoder;
+        let bodies = if events.len() >= 64 {
+            events
+                .into_par_iter()
+                .map(|e| encoder.encode(e))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            events
+                .into_iter()
+                .map(|e| encoder.encode(e))
+                .collect::<Result<Vec<_>>>()?
+        };
+        if bodies.is_empty() {
+            return Ok(Receipt::Written {
+                records: Vec::new(),
+            });
+        }
+        self.shared.commit(bodies)
+    }
+
+    /// Redacts and serialises an event with this log's rules, without writing it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`] for an event that cannot be encoded.
+    pub fn encode(&self, event: Event) -> Result<Encoded> {
+        self.shared.encoder.encode(event).map(Encoded)
+    }
+
+    /// Appends records encoded by [`Logger::encode`] (of this logger: another logger's
+    /// redaction rules may differ), as [`Logger::append_batch`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Logger::append_batch`].
+    pub fn append_encoded(&self, records: Vec<Encoded>) -> Result<Receipt> {
+        if records.is_empty() {
+            return Ok(Receipt::Written {
+                records: Vec::new(),
+            });
+        }
+        self.shared
+            .commit(records.into_iter().map(|Encoded(body)| body).collect())
+    }
+
+    /// Makes every record appended so far durable: in buffered mode writes the queued records
+    /// and returns once they are synced; with [`Durability::SyncOnClose`] syncs what was
+    /// written since the last flush. Nothing to do in the other modes.
+    ///
+    /// # Errors
+    ///
+    /// The write's or sync's error, or that of an earlier background write.
+    pub fn flush(&self) -> Result<()> {
+        match self.shared.durability {
+            Durability::Buffered { .. } => self.shared.wait_for(Vec::new()).map(drop),
+            Durability::SyncOnClose => self.shared.sync_written(),
+            Durability::Sync | Durability::None => Ok(()),
+        }
+    }
+
+    /// Flushes and stops the background writer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Logger::flush`].
+    pub fn close(mut self) -> Result<()> {
+        self.stop_flusher();
+        self.flush()
+    }
+
+    fn stop_flusher(&mut self) {
+        if let Some(handle) = self.flusher.take() {
+            lock(&self.shared.queue).shutdown = true;
+            self.shared.wake.notify_all();
+            // NOTE: the flush thread only returns or panics on a bug; either way we go on.
+            let _ = handle.join();
+        }
+    }
+
+    /// The current head of the log, read under a shared lock: `None` for an empty log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read, [`Error::BadHead`] when its last line is
+    /// not a chained record.
+    pub fn head(&self) -> Result<Option<Head>> {
+        let path = self.shared.path.as_path();
+        let mut log = lock(&self.shared.log);
+        if log.file.is_none() {
+            // Another process may have created it since.
+            log.file = open_existing_log_file(path)?;
+        }
+        let Some(file) = &log.file else {
+            return Ok(None);
+        };
+        let _guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
+        let len = file_len(file, path)?;
+        let tail = read_tail(file, len, path)?;
+        tail.head(path)
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        self.stop_flusher();
+        // NOTE: nothing can report an error from drop; call `close` to see it.
+        let _ = self.flush();
+    }
+}
