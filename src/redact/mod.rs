@@ -1,0 +1,808 @@
+//! Redaction: what never reaches the log (SPEC §5).
+//!
+//! Everything a caller hands the writer passes through a [`Redactor`] before it is hashed, so the
+//! log never holds the secret and the chain still verifies. Two kinds of rules apply.
+//!
+//! # Key rule
+//!
+//! An object key is split into words at `_`, `-`, `.`, whitespace, digits, any other
+//! non-letter, and camelCase boundaries (`apiKey` → `api` `key`, and acronym ends: `APIKey` →
+//! `api` `key`), then lowercased. The key is sensitive when one word, or several adjacent words
+//! joined, is a sensitive word:
+//!
+//! | group | words |
+//! |---|---|
+//! | secrets | password, passwd, pwd, passphrase, secret, token, credential, credentials, otp |
+//! | keys | apikey, accesskey, privatekey, secretkey |
+//! | auth | auth, authorization, cookie |
+//! | identity | ssn, dob, dateofbirth, birthdate |
+//! | payment | card, cardnumber, cvv, cvc, pin, accountnumber, iban |
+//! | plurals | passwords, passphrases, secrets, cookies, apikeys, accesskeys, privatekeys, secretkeys |
+//!
+//! So `apiKey`, `API_KEY`, `x-auth-token`, `db.password`, `user_password2`, `SessionToken`,
+//! `set-cookie` and `date_of_birth` are sensitive, while `author`, `authority`, `shipping`,
+//! `tokenizer`, `mapping`, `pinned`, `cardinality` and `keyboard` are not: a word must equal a
+//! sensitive word, not merely contain one.
+//!
+//! NOTE: `tokens` is deliberately *not* sensitive. MCP payloads are full of model usage counters
+//! (`tokens_used`, `max_tokens`, `input_tokens`) and redacting them would hide useful numbers
+//! without protecting anything. The other plurals in the table name secrets, so they are added.
+//!
+//! The value under a sensitive key, whatever its type, becomes the string [`REDACTED`]. Keys in
+//! [`RedactionRules::allow_keys`] are never redacted by name, but the strings under them are
+//! still scanned by the value rule.
+//!
+//! # Value rule
+//!
+//! Every other string, at any depth (inside objects and arrays alike), is scanned for these
+//! shapes; the matched span becomes [`REDACTED`] and the rest of the string is kept:
+//!
+//! | shape | what is replaced |
+//! |---|---|
+//! | PEM private key block (`-----BEGIN … PRIVATE KEY-----` … `-----END … PRIVATE KEY-----`) | the block; an unterminated block to the end of the string |
+//! | JWT (`eyJ…` three base64url segments) | the token |
+//! | password in a URL (`scheme://user:pass@host`) | `pass` |
+//! | `password=…`, `token: …`, `api_key=…`, `secret=…` and similar pairs in free text, also at the end of a longer key (`access_token=`, `X-Api-Key:`, `"password": "…"`) | the value, up to whitespace, `&`, `,`, `;` or a quote (after an optional `Bearer`/`Basic`/`token` scheme, which is kept) |
+//! | `Bearer <token>` / `Basic <base64>` (any case) | the credential |
+//! | AWS access key id (`AKIA`, `ASIA`, … + 16 upper-case letters or digits) | the id |
+//! | GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`), Slack (`xoxb-`, `xoxp-`, `xoxa-`, `xoxr-`, `xoxs-`), Stripe (`sk_live_`, `rk_test_`, …), Google (`AIza` + 35) keys | the key |
+//! | card number: 13–19 digits, single spaces or dashes allowed between them, passing the Luhn check, first digit 2–6 | the number |
+//! | US SSN `ddd-dd-dddd` (area not 000, 666 or 9xx; group not 00; serial not 0000) | the number |
+//! | each of [`RedactionRules::extra_patterns`] | every match |
+//!
+//! Object keys are never rewritten. `error_message` goes through
+//! [`Redactor::sanitize_error_message`]: the value rule, then a cut to
+//! [`MAX_ERROR_MESSAGE_CHARS`] characters.
+//!
+//! # Limits: what is not caught
+//!
+//! Redaction is a safety net, not a guarantee. It does not catch:
+//!
+//! - secrets with no recognisable shape under a non-sensitive key: a random password in a
+//!   `"note"` string, an AWS *secret* access key, a generic high-entropy string;
+//! - a secret used as an object key, or stored as a JSON number (only strings are scanned;
+//!   a card number as a number under a non-sensitive key is kept);
+//! - keys whose words only resemble a sensitive word: plurals such as `tokens` or `pins`, or
+//!   `PINs` (split as `pi` `ns`, like any acronym followed by a lower-case letter);
+//! - in `key=value` pairs, the part of a value after a space, `&`, `,`, `;` or quote;
+//! - `Bearer`/`Basic` credentials shorter than 8 characters, or made only of lower-case letters
+//!   (so prose such as "basic authentication" is kept);
+//! - card numbers starting with 0, 1, 7, 8 or 9 (this keeps millisecond timestamps, which pass
+//!   the Luhn check one time in ten), or with other separators; SSNs written without dashes;
+//! - a password in a connection string without a scheme (`user:pass@host`);
+//! - encoded secrets (base64, percent-encoding, escaped JSON beyond `\"`), and a secret split
+//!   across several strings.
+//!
+//! # Cost
+//!
+//! Nearly every string is clean, so that case is the fast one. A single pass over the bytes
+//! first looks for the anchors the built-in shapes need (a run of 9 digits, `eyJ`, `://` then
+//! `@`, a key word before `:` or `=`, …); a string with none is done, returned borrowed without
+//! allocating. Otherwise all built-in shapes are one compiled [`regex::Regex`], so the string is
+//! scanned once more, and the checks a regex cannot express (Luhn, SSN areas, "looks like a
+//! credential") run on candidates only. Extra patterns add one scan of a [`regex::RegexSet`].
+
+mod gate;
+mod keys;
+mod values;
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+use keys::{BUILTIN_KEYS, KeyTrie, Letters};
+use values::{BUILTIN_PATTERNS, BuiltinPatterns, ExtraPatterns};
+
+/// The text that replaces every redacted value or span.
+pub const REDACTED: &str = "**REDACTED**";
+
+/// The longest `error_message` kept, in characters (not bytes).
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 500;
+
+/// User configuration on top of the built-in rules.
+///
+/// | field | default | effect |
+/// |---|---|---|
+/// | `extra_keys` | none | more sensitive key words |
+/// | `extra_patterns` | none | more value patterns |
+/// | `allow_keys` | none | keys never redacted by name |
+#[derive(Clone, Debug, Default)]
+pub struct RedactionRules {
+    /// Extra sensitive key words, matched like the built-in words: after splitting the key into
+    /// words. A multi-word entry such as `"session_key"` or `"sessionKey"` matches those words
+    /// adjacent (`session_key`, `SessionKey`, `x-session-key`, and also the single word
+    /// `sessionkey`). An entry must contain letters and no digits, since digits split keys.
+    pub extra_keys: Vec<String>,
+    /// Extra value patterns (syntax of the `regex` crate); every match becomes [`REDACTED`].
+    /// A pattern that matches the empty string is refused.
+    pub extra_patterns: Vec<String>,
+    /// Keys never redacted by key name (compared case-insensitively, whole key). Values under
+    /// them are still scanned by value patterns.
+    pub allow_keys: Vec<String>,
+}
+
+/// Applies the redaction rules of SPEC §5 to JSON values and strings.
+///
+/// Built once (the regexes are compiled in [`Redactor::new`]), then shared: it is `Send + Sync`
+/// and cheap to put behind an `Arc`. [`Redactor::default`] holds the built-in rules only.
+///
+/// # Example
+///
+/// ```
+/// use nexus_audit::redact::{Redactor, REDACTED};
+/// use serde_json::json;
+///
+/// let redactor = Redactor::default();
+/// let mut args = json!({
+///     "apiKey": "abc",
+///     "query": "connect to postgres://app:hunter2@db:5432/prod",
+///     "tokens_used": 42,
+/// });
+/// redactor.redact_value(&mut args);
+/// assert_eq!(args["apiKey"], REDACTED);
+/// assert_eq!(args["query"], "connect to postgres://app:**REDACTED**@db:5432/prod");
+/// assert_eq!(args["tokens_used"], 42);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Redactor {
+    keys: KeyTrie,
+    /// Lower-cased allow-listed keys.
+    allow_keys: Vec<String>,
+    builtin: BuiltinPatterns,
+    extra: Option<ExtraPatterns>,
+}
+
+impl Default for Redactor {
+    /// A redactor with the built-in rules only.
+    fn default() -> Self {
+        Redactor {
+            keys: BUILTIN_KEYS.clone(),
+            allow_keys: Vec::new(),
+            builtin: BUILTIN_PATTERNS.clone(),
+            extra: None,
+        }
+    }
+}
+
+impl Redactor {
+    /// Builds a redactor from the built-in rules plus `rules`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when an extra pattern is not a valid regex or matches the empty
+    /// string, or when an extra key has no letters or contains a digit.
+    pub fn new(rules: &RedactionRules) -> Result<Self> {
+        let mut keys = BUILTIN_KEYS.clone();
+        for entry in &rules.extra_keys {
+            if entry.chars().any(char::is_numeric) {
+                return Err(Error::InvalidConfig(format!(
+                    "extra sensitive key {entry:?} contains a digit; digits split keys into \
+                     words, so give the words only"
+                )));
+            }
+            let word: String = Letters::new(entry)
+                .flat_map(|l| l.ch.to_lowercase())
+                .collect();
+            if word.is_empty() {
+                return Err(Error::InvalidConfig(format!(
+                    "extra sensitive key {entry:?} has no letters"
+                )));
+            }
+            keys.insert(&word);
+        }
+        let allow_keys = rules.allow_keys.iter().map(|k| k.to_lowercase()).collect();
+        let extra = if rules.extra_patterns.is_empty() {
+            None
+        } else {
+            Some(ExtraPatterns::new(&rules.extra_patterns)?)
+        };
+        Ok(Redactor {
+            keys,
+            allow_keys,
+            builtin: BUILTIN_PATTERNS.clone(),
+            extra,
+        })
+    }
+
+    /// True when the key's value must be replaced wholesale: one of its words, or several
+    /// adjacent words joined, is a sensitive word, and the key is not allow-listed.
+    #[must_use]
+    pub fn is_sensitive_key(&self, key: &str) -> bool {
+        if self.is_allowed_key(key) {
+            return false;
+        }
+        if key.is_ascii() {
+            self.keys.matches_ascii_key(key.as_bytes())
+        } else {
+            self.keys.matches_key(key)
+        }
+    }
+
+    /// Redacts `v` in place, at any depth, in objects and arrays alike.
+    ///
+    /// The value under a sensitive key (see [`Redactor::is_sensitive_key`]), whatever its type,
+    /// becomes the string [`REDACTED`]; every other string goes through
+    /// [`Redactor::redact_str`]. Object keys are never rewritten, and numbers, booleans and
+    /// nulls outside sensitive keys are kept.
+    pub fn redact_value(&self, v: &mut Value) {
+        // NOTE: an explicit stack rather than recursion, so a deeply nested value built in code
+        // (serde_json's parser stops at 128 levels, `json!` does not) cannot overflow the stack.
+        let mut stack: Vec<&mut Value> = Vec::new();
+        self.redact_children(v, &mut stack);
+        while let Some(v) = stack.pop() {
+            self.redact_children(v, &mut stack);
+        }
+    }
+
+    /// Value-based redaction of one string: every matched span becomes [`REDACTED`].
+    ///
+    /// Returns the input borrowed, without allocating, when nothing matched (or when every
+    /// match is already [`REDACTED`], so redacting twice changes nothing).
+    #[must_use]
+    pub fn redact_str<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        self.builtin.find_spans(s, &mut spans);
+        if let Some(extra) = &self.extra {
+            extra.find_spans(s, &mut spans);
+        }
+        if spans.is_empty() {
+            return Cow::Borrowed(s);
+        }
+        Cow::Owned(replace_spans(s, &mut spans))
+    }
+
+    /// The `error_message` sanitiser: [`Redactor::redact_str`], then a cut to at most
+    /// [`MAX_ERROR_MESSAGE_CHARS`] characters (not bytes), on a character boundary.
+    ///
+    /// Redaction comes first so that a secret straddling the cut is still recognised whole.
+    #[must_use]
+    pub fn sanitize_error_message(&self, s: &str) -> String {
+        let redacted = self.redact_str(s);
+        truncate_chars(&redacted, MAX_ERROR_MESSAGE_CHARS).to_owned()
+    }
+
+    fn is_allowed_key(&self, key: &str) -> bool {
+        if key.is_ascii() {
+            // NOTE: `allowed` is lower-cased already, so ignoring ASCII case is enough here.
+            return self
+                .allow_keys
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(key));
+        }
+        self.allow_keys
+            .iter()
+            .any(|allowed| key.chars().flat_map(char::to_lowercase).eq(allowed.chars()))
+    }
+
+    /// Redacts the direct children of a container; nested containers go on `stack`.
+    fn redact_children<'v>(&self, v: &'v mut Value, stack: &mut Vec<&'v mut Value>) {
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if self.is_sensitive_key(key) {
+                        if child.as_str() != Some(REDACTED) {
+                            *child = Value::String(REDACTED.to_owned());
+                        }
+                    } else {
+                        self.redact_child(child, stack);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for child in items {
+                    self.redact_child(child, stack);
+                }
+            }
+            other => self.redact_child(other, stack),
+        }
+    }
+
+    fn redact_child<'v>(&self, v: &'v mut Value, stack: &mut Vec<&'v mut Value>) {
+        match v {
+            Value::String(s) => {
+                let redacted = match self.redact_str(s) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(new) => Some(new),
+                };
+                if let Some(new) = redacted {
+                    *s = new;
+                }
+            }
+            Value::Object(_) | Value::Array(_) => stack.push(v),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+/// Replaces each span (merged where they overlap or touch) with [`REDACTED`].
+fn replace_spans(s: &str, spans: &mut [Range<usize>]) -> String {
+    spans.sort_unstable_by_key(|span| span.start);
+    let mut out = String::with_capacity(s.len());
+    let mut kept_from = 0;
+    let mut current: Option<Range<usize>> = None;
+    for span in spans.iter().cloned() {
+        match &mut current {
+            Some(cur) if span.start <= cur.end => cur.end = cur.end.max(span.end),
+            _ => {
+                if let Some(done) = current.replace(span) {
+                    out.push_str(&s[kept_from..done.start]);
+                    out.push_str(REDACTED);
+                    kept_from = done.end;
+                }
+            }
+        }
+    }
+    if let Some(done) = current {
+        out.push_str(&s[kept_from..done.start]);
+        out.push_str(REDACTED);
+        kept_from = done.end;
+    }
+    out.push_str(&s[kept_from..]);
+    out
+}
+
+/// The longest prefix of `s` with at most `max` characters.
+fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => &s[..cut],
+        None => s,
+    }
+}
+
+/// The byte index just after the character that starts at `i` (or `i + 1` at the end).
+fn next_char_boundary(s: &str, i: usize) -> usize {
+    i + s[i..].chars().next().map_or(1, char::len_utf8)
+}
+
+#[cfg(test)]
+pub(super) mod test_support {
+    //! Secrets and helpers shared by the tests of every redaction module.
+    use super::*;
+
+    /// Builds test secrets from pieces, so that no literal in this file trips a secret scanner.
+    pub(super) fn joined(parts: &[&str]) -> String {
+        parts.concat()
+    }
+
+    pub(super) fn github_token() -> String {
+        joined(&["ghp", "_", "R8kq2LmN4pX7vT1sW9yZ3bC6dF0gH5jK2aQe"])
+    }
+
+    pub(super) fn slack_token() -> String {
+        joined(&["xoxb", "-", "2048-77551123-Qm9RkT2xYw7Lp3Vn"])
+    }
+
+    pub(super) fn stripe_key() -> String {
+        joined(&["sk", "_live_", "4eC39HqLyjWDarjtT1zdp7dc"])
+    }
+
+    pub(super) fn google_key() -> String {
+        joined(&["AIza", "SyD-8fK2mQ9xL4vN7pR1tW3yB6cE0gH5jZa"])
+    }
+
+    pub(super) fn aws_key_id() -> String {
+        joined(&["AKIA", "IOSFODNN7EXAMPLE"])
+    }
+
+    pub(super) fn jwt() -> String {
+        joined(&[
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+            ".eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkphbmUifQ",
+            ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        ])
+    }
+
+    pub(super) fn pem() -> String {
+        joined(&[
+            "-----BEGIN RSA ",
+            "PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq2\nx9Lm3Qw==\n",
+            "-----END RSA ",
+            "PRIVATE KEY-----",
+        ])
+    }
+
+    /// Every value-rule secret of the tests, with the text the test embeds it in.
+    pub(super) fn secrets() -> Vec<String> {
+        vec![
+            github_token(),
+            slack_token(),
+            stripe_key(),
+            google_key(),
+            aws_key_id(),
+            jwt(),
+            pem(),
+        ]
+    }
+
+    pub(super) fn redact(s: &str) -> String {
+        Redactor::default().redact_str(s).into_owned()
+    }
+
+    pub(super) fn assert_kept(s: &str) {
+        let redactor = Redactor::default();
+        assert!(
+            matches!(redactor.redact_str(s), Cow::Borrowed(_)),
+            "{s:?} was redacted to {:?}",
+            redactor.redact_str(s)
+        );
+    }
+
+    /// Strings that match a built-in rule (each generator is a simplified copy of its rule),
+    /// with random text around them.
+    pub(super) fn near_builtin_match() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        use proptest::string::string_regex;
+        let cores = [
+            "-----BEGIN[A-Z ]{0,4}PRIVATE KEY-----[a-z0-9\n]{0,5}(-----END[A-Z ]{0,4}PRIVATE KEY-----)?",
+            r"eyJ[A-Za-z0-9_-]{10,14}\.[A-Za-z0-9_-]{10,14}\.[A-Za-z0-9_-]{0,5}",
+            r"[A-Za-z][a-z0-9+.-]{0,5}://[a-z]{0,4}:[^\s/?#]{1,6}@",
+            concat!(
+                r"[A-Za-z0-9_.-]{0,3}(?i:password|passwd|pwd|passphrase|secret|token|api[_-]?key",
+                r"|access[_-]?key|private[_-]?key|auth|authorization|credentials?)",
+                r#"(\\?["'])?[ \t]{0,2}[:=][ \t]{0,2}(\\?["'])?((?i:bearer|basic|token)[ \t]+)?"#,
+                r"[a-zA-Z0-9]{1,5}",
+            ),
+            r"(?i:bearer|basic)[ \t]{1,2}[A-Za-z0-9._~+/-]{8,12}=*",
+            r"(A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}",
+            r"gh[pousr]_[A-Za-z0-9]{20,24}|github_pat_[A-Za-z0-9_]{20,24}",
+            r"xox[abprs]-[A-Za-z0-9-]{10,14}",
+            r"[rsp]k_(live|test)_[A-Za-z0-9]{10,14}",
+            r"AIza[0-9A-Za-z_-]{35}",
+            r"[0-9]([ -]?[0-9]){12,18}",
+            r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
+        ];
+        let cores: Vec<_> = cores
+            .iter()
+            .map(|core| string_regex(core).expect("generator regexes are valid"))
+            .collect();
+        let around = || string_regex(r#"[a-zA-Z0-9 _.:=/@'"\\-]{0,4}"#).expect("valid");
+        (around(), proptest::strategy::Union::new(cores), around())
+            .prop_map(|(before, core, after)| format!("{before}{core}{after}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sensitive_key_value_of_any_type_becomes_redacted() {
+        let mut v = json!({
+            "password": "hunter2",
+            "pin": 1234,
+            "token": {"nested": "x"},
+            "card": ["4111", "1111"],
+            "otp": null,
+            "auth": true,
+        });
+        Redactor::default().redact_value(&mut v);
+        for key in ["password", "pin", "token", "card", "otp", "auth"] {
+            assert_eq!(v[key], REDACTED, "{key}");
+        }
+    }
+
+    #[test]
+    fn sensitive_key_is_redacted_in_object_in_array_in_object() {
+        let mut v =
+            json!({"users": [{"name": "ann", "apiKey": "k1"}, {"name": "bob", "apiKey": "k2"}]});
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(
+            v,
+            json!({"users": [{"name": "ann", "apiKey": REDACTED}, {"name": "bob", "apiKey": REDACTED}]})
+        );
+    }
+
+    #[test]
+    fn sensitive_key_is_redacted_in_array_whose_first_element_is_a_number() {
+        let mut v = json!([1, "two", {"secret": "s"}, [{"db": {"password": "p"}}]]);
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(
+            v,
+            json!([1, "two", {"secret": REDACTED}, [{"db": {"password": REDACTED}}]])
+        );
+    }
+
+    #[test]
+    fn sensitive_key_is_redacted_in_arrays_of_arrays() {
+        let mut v = json!({"rows": [[[{"ssn": "x"}]], [[], [{"cvv": 123}]]]});
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(
+            v,
+            json!({"rows": [[[{"ssn": REDACTED}]], [[], [{"cvv": REDACTED}]]]})
+        );
+    }
+
+    #[test]
+    fn object_keys_are_not_rewritten() {
+        let key = github_token();
+        let mut v = json!({ key.clone(): "value" });
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v[key.as_str()], "value");
+    }
+
+    #[test]
+    fn non_sensitive_numbers_and_booleans_are_kept() {
+        let mut v = json!({"tokens_used": 42, "ok": true, "n": null, "ratio": 0.5});
+        let before = v.clone();
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, before);
+    }
+
+    #[test]
+    fn deeply_nested_value_does_not_overflow_the_stack() {
+        let mut v = json!("password=hunter2");
+        for _ in 0..100_000 {
+            v = Value::Array(vec![v]);
+        }
+        Redactor::default().redact_value(&mut v);
+        let mut inner = &v;
+        while let Value::Array(items) = inner {
+            let Some(first) = items.first() else {
+                panic!("empty array")
+            };
+            inner = first;
+        }
+        assert_eq!(inner, &json!("password=**REDACTED**"));
+        // NOTE: dropping a 100 000-deep value recurses in serde_json; take it apart level by level.
+        while let Value::Array(mut items) = v {
+            v = items.pop().unwrap_or(Value::Null);
+        }
+    }
+
+    #[test]
+    fn redacting_twice_changes_nothing() {
+        let redactor = Redactor::default();
+        let mut v = json!({"password": "p", "q": "token=abc and postgres://u:pw@h/db"});
+        redactor.redact_value(&mut v);
+        let once = v.clone();
+        redactor.redact_value(&mut v);
+        assert_eq!(v, once);
+        let Some(q) = once["q"].as_str() else {
+            panic!("q is a string")
+        };
+        assert!(matches!(redactor.redact_str(q), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn every_value_pattern_is_redacted_at_depth() {
+        let redactor = Redactor::default();
+        for secret in secrets() {
+            let text = format!("value {secret} end");
+            let mut v = json!({
+                "a": [{"b": {"c": text}}],
+                "list": ["x", text, "y"],
+                "grid": [[text], [[text]]],
+                "mixed": [7, {"note": text}, [text]],
+            });
+            redactor.redact_value(&mut v);
+            let expected = "value **REDACTED** end";
+            assert_eq!(v["a"][0]["b"]["c"], expected);
+            assert_eq!(v["list"], json!(["x", expected, "y"]));
+            assert_eq!(v["grid"], json!([[expected], [[expected]]]));
+            assert_eq!(v["mixed"], json!([7, {"note": expected}, [expected]]));
+        }
+    }
+
+    #[test]
+    fn serialised_redacted_value_holds_no_secret() -> Result<()> {
+        let redactor = Redactor::default();
+        let mut v = json!({
+            "query": format!("{} and {}", github_token(), stripe_key()),
+            "headers": [format!("Authorization: Bearer {}", jwt()), "Accept: */*".to_owned()],
+            "dsn": "postgres://app:Tr0ub4dor3@db/prod",
+            "blob": [1, {"pem": pem(), "aws": aws_key_id(), "slack": slack_token()}],
+            "apiKey": "plain-key-value",
+            "payment": {"details": "card 4111 1111 1111 1111, ssn 123-45-6789"},
+            "google": [[google_key()]],
+        });
+        redactor.redact_value(&mut v);
+        let out = serde_json::to_string(&v).map_err(|e| Error::InvalidEvent(e.to_string()))?;
+        let mut needles = secrets();
+        needles.extend(
+            [
+                "Tr0ub4dor3",
+                "plain-key-value",
+                "4111 1111",
+                "123-45-6789",
+                "MIIEow",
+                "SflKx",
+            ]
+            .map(str::to_owned),
+        );
+        for needle in needles {
+            assert!(!out.contains(&needle), "{needle} leaked into {out}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn look_alikes_at_depth_are_kept() {
+        let mut v = json!({
+            "id": "123e4567-e89b-12d3-a456-426614174000",
+            "sha": ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+            "at": [[{"ts": "2026-01-15T10:20:30Z"}]],
+            "contact": [1, {"phone": "+1 415-555-0100"}],
+            "order": "ORD-2026-000123",
+            "version": "1.2.3",
+            "n": "4111111111111112",
+            "link": "https://example.com/a?b=c",
+            "note": "reset your password please",
+        });
+        let before = v.clone();
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, before);
+    }
+
+    #[test]
+    fn redact_str_borrows_when_clean() {
+        let s = "nothing to see here: https://example.com/a?b=c";
+        match Redactor::default().redact_str(s) {
+            Cow::Borrowed(b) => assert!(std::ptr::eq(b, s)),
+            Cow::Owned(o) => panic!("allocated {o:?}"),
+        }
+    }
+
+    // --- configuration ------------------------------------------------------------------------
+
+    #[test]
+    fn allow_listed_key_is_not_redacted_by_name() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            allow_keys: vec!["Token_Count".into()],
+            ..RedactionRules::default()
+        })?;
+        assert!(!redactor.is_sensitive_key("token_count"));
+        assert!(!redactor.is_sensitive_key("TOKEN_COUNT"));
+        assert!(redactor.is_sensitive_key("token_counts"));
+        let mut v = json!({"token_count": 12});
+        redactor.redact_value(&mut v);
+        assert_eq!(v, json!({"token_count": 12}));
+        Ok(())
+    }
+
+    #[test]
+    fn allow_listed_key_value_is_still_scanned_by_value_patterns() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            allow_keys: vec!["auth_method".into()],
+            ..RedactionRules::default()
+        })?;
+        let mut v = json!({"auth_method": format!("oauth via {}", github_token())});
+        redactor.redact_value(&mut v);
+        assert_eq!(v, json!({"auth_method": "oauth via **REDACTED**"}));
+        Ok(())
+    }
+
+    #[test]
+    fn extra_keys_match_like_builtin_words() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            extra_keys: vec!["session_key".into(), "Salt".into()],
+            ..RedactionRules::default()
+        })?;
+        for key in [
+            "session_key",
+            "sessionKey",
+            "x-session-key",
+            "SESSIONKEY",
+            "salt",
+            "userSalt",
+        ] {
+            assert!(redactor.is_sensitive_key(key), "{key}");
+        }
+        for key in ["session", "key", "salty", "session_id_key"] {
+            assert!(!redactor.is_sensitive_key(key), "{key}");
+        }
+        assert!(!Redactor::default().is_sensitive_key("session_key"));
+        Ok(())
+    }
+
+    #[test]
+    fn extra_key_without_letters_or_with_digits_is_invalid_config() {
+        for entry in ["", "__", "x509"] {
+            let result = Redactor::new(&RedactionRules {
+                extra_keys: vec![entry.into()],
+                ..RedactionRules::default()
+            });
+            assert!(matches!(result, Err(Error::InvalidConfig(_))), "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn extra_patterns_redact_every_match() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            extra_patterns: vec![r"EMP-\d{6}".into(), r"(?i)internal-[a-z]+".into()],
+            ..RedactionRules::default()
+        })?;
+        assert_eq!(
+            redactor.redact_str("EMP-123456 met EMP-654321 at INTERNAL-zone"),
+            "**REDACTED** met **REDACTED** at **REDACTED**"
+        );
+        assert!(matches!(redactor.redact_str("EMP-12"), Cow::Borrowed(_)));
+        Ok(())
+    }
+
+    #[test]
+    fn extra_pattern_overlapping_a_builtin_match_is_merged() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            extra_patterns: vec![r"word=\S+".into()],
+            ..RedactionRules::default()
+        })?;
+        assert_eq!(
+            redactor.redact_str("password=abc tail"),
+            "pass**REDACTED** tail"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn extra_pattern_with_verbose_comment_works() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            extra_patterns: vec!["(?x) CASE- [0-9]+  # a case number".into()],
+            ..RedactionRules::default()
+        })?;
+        assert_eq!(redactor.redact_str("see CASE-42"), "see **REDACTED**");
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_extra_pattern_is_invalid_config() {
+        let result = Redactor::new(&RedactionRules {
+            extra_patterns: vec!["(unclosed".into()],
+            ..RedactionRules::default()
+        });
+        assert!(matches!(result, Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn extra_pattern_matching_the_empty_string_is_invalid_config() {
+        let result = Redactor::new(&RedactionRules {
+            extra_patterns: vec!["x*".into()],
+            ..RedactionRules::default()
+        });
+        assert!(matches!(result, Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn redactor_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Redactor>();
+    }
+
+    // --- error messages ---------------------------------------------------------------------
+
+    #[test]
+    fn error_message_is_redacted() {
+        assert_eq!(
+            Redactor::default().sanitize_error_message("connect failed: password=hunter2"),
+            "connect failed: password=**REDACTED**"
+        );
+    }
+
+    #[test]
+    fn short_error_message_is_kept_whole() {
+        let message = "é".repeat(MAX_ERROR_MESSAGE_CHARS);
+        assert_eq!(
+            Redactor::default().sanitize_error_message(&message),
+            message
+        );
+    }
+
+    #[test]
+    fn error_message_is_cut_at_500_chars_on_a_char_boundary() {
+        let message = format!("{}{}", "a", "é🚀".repeat(400));
+        let out = Redactor::default().sanitize_error_message(&message);
+        assert_eq!(out.chars().count(), MAX_ERROR_MESSAGE_CHARS);
+        assert!(message.starts_with(&out));
+        assert!(out.len() > MAX_ERROR_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn error_message_is_redacted_before_it_is_cut() {
+        let message = format!("{} {}", "x".repeat(495), pem());
+        let out = Redactor::default().sanitize_error_message(&message);
+        assert_eq!(out, format!("{} **RE", "x".repeat(495)));
+    }
+}
