@@ -531,22 +531,21 @@ impl Encoder {
             key(&mut out, "mock_mode");
             out.extend_from_slice(if b { b"true" } else { b"false" });
         }
-        for (name, mut value) in e.extra {
-            if FIELD_ORDER.contains(&name.as_str()) {
-                continue;
-            }
-            if r.is_sensitive_key(&name) {
-                value = Value::String(crate::redact::REDACTED.to_owned());
-            } else {
-                r.redact_value(&mut value);
-            }
+        // NOTE: the extra fields are redacted as one object, so that the key rule, the pair
+        // rules and the rewriting of keys that hold secrets (which keeps keys distinct) apply
+        // to them as to any object.
+        let mut extra = e.extra;
+        extra.retain(|name, _| !FIELD_ORDER.contains(&name.as_str()));
+        let mut extra = Value::Object(extra);
+        r.redact_value(&mut extra);
+        for (name, value) in extra.as_object().into_iter().flatten() {
             if !first {
                 out.push(b',');
             }
             first = false;
-            write_str(&mut out, &r.redact_str(&name));
+            write_str(&mut out, name);
             out.push(b':');
-            write_value(&mut out, &value);
+            write_value(&mut out, value);
         }
         out.push(b'}');
         Ok(out)

@@ -1,8 +1,37 @@
 //! The gate: a cheap pass over a string's bytes that proves no built-in value rule can match,
 //! so that nearly every string skips the regex.
 
-/// A necessary condition for any of [`RULES`] to match `s`, checked in one cheap pass: each rule
-/// needs an anchor (a run of 9 digits, `eyJ`, `://` then `@`, a key word's last two letters
+use super::values::NAME_REST;
+
+/// The key words the `key_value_pair` rule starts at (lower case; matched in any case). Every
+/// built-in sensitive key word holds one of them, so a name that the key rule finds sensitive
+/// holds one too (`api_key` holds `key`, `date_of_birth` holds `birth`).
+pub(super) const KEY_ANCHORS: &[&[u8]] = &[
+    b"pass",
+    b"pwd",
+    b"secret",
+    b"token",
+    b"key",
+    b"auth",
+    b"credential",
+    b"cookie",
+    b"ssn",
+    b"dob",
+    b"birth",
+    b"card",
+    b"cvv",
+    b"cvc",
+    b"pin",
+    b"account",
+    b"iban",
+    b"otp",
+];
+
+/// The longest of [`KEY_ANCHORS`].
+const LONGEST_ANCHOR: usize = 10;
+
+/// A necessary condition for any of the built-in rules to match `s`, checked in one cheap pass:
+/// each rule needs an anchor (a run of 9 digits, `eyJ`, `://` then `:`, a key word in the name
 /// before `:` or `=`, …), and a string with none cannot match.
 ///
 /// NOTE: a regex call costs tens of nanoseconds even on a short string, and the lazy DFA a
@@ -42,14 +71,19 @@ pub(super) fn may_match_builtin(s: &[u8]) -> bool {
             b'B' => before.ends_with(b"-----"),
             // `eyJ` (JWT)
             b'J' => before.ends_with(b"ey"),
-            // `://` then `@` (password in a URL)
+            // `://` (then `:`: a password in a URL), `hooks.slack.com/` (Slack webhook)
             b'/' => {
                 scheme_seen |= before.ends_with(b":");
-                false
+                before.ends_with(b"hooks.slack.com")
             }
-            b'@' => scheme_seen,
-            // `password=`, `token: ` …
-            b':' | b'=' => ends_with_key_word(before),
+            // `://user:`, `password=`, `"token": `, `"DB_PASSWORD", "value":` …
+            b':' => scheme_seen || key_value_anchor(before),
+            // `password=`, `X-Amz-Signature=`, `sig=` …
+            b'=' => {
+                key_value_anchor(before)
+                    || ends_with_ignore_ascii_case(before, b"signature")
+                    || ends_with_ignore_ascii_case(before, b"sig")
+            }
             // `Bearer `, `basic ` …
             b' ' | b'\t' => {
                 ends_with_ignore_ascii_case(before, b"bearer")
@@ -63,14 +97,20 @@ pub(super) fn may_match_builtin(s: &[u8]) -> bool {
                         && (rest.starts_with(b"A3T")
                             || AWS_KEY_ID_PREFIXES.iter().any(|p| rest.starts_with(p))))
             }
-            // `ghp_` … `github_` (GitHub), `sk_` … (Stripe)
+            // `ghp_` … `github_` (GitHub), `sk_` … (Stripe), `whsec_` (Stripe webhooks)
             b'_' => {
                 matches!(before, [.., b'g', b'h', c] if b"pousr".contains(c))
                     || before.ends_with(b"github")
                     || matches!(before, [.., c, b'k'] if b"rsp".contains(c))
+                    || before.ends_with(b"whsec")
             }
-            // `xoxb-` … (Slack)
-            b'-' => matches!(before, [.., b'x', b'o', b'x', c] if b"abprs".contains(c)),
+            // `xoxb-`, `xapp-` (Slack), `sk-` (OpenAI, Anthropic), `glpat-` … (GitLab)
+            b'-' => {
+                matches!(before, [.., b'x', b'o', b'x', c] if b"abeoprs".contains(c))
+                    || before.ends_with(b"xapp")
+                    || before.ends_with(b"sk")
+                    || GITLAB_PREFIXES.iter().any(|p| before.ends_with(p))
+            }
             _ => false,
         };
         if anchor {
@@ -84,7 +124,7 @@ pub(super) fn may_match_builtin(s: &[u8]) -> bool {
 /// lets every other byte through fast.
 const ANCHOR_BYTES: [bool; 256] = {
     let mut table = [false; 256];
-    let anchors = b"BJ/@:= \tA_-";
+    let anchors = b"BJ/:= \tA_-";
     let mut i = 0;
     while i < anchors.len() {
         table[anchors[i] as usize] = true;
@@ -98,29 +138,61 @@ const AWS_KEY_ID_PREFIXES: [&[u8]; 10] = [
     b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA", b"ABIA", b"ACCA",
 ];
 
-/// True when `before` (the text before a `:` or `=`) ends with a key word of the
-/// `key_value_pair` rule, possibly followed by a quote and blanks: its last two letters are
-/// checked, which is enough for a gate.
-fn ends_with_key_word(before: &[u8]) -> bool {
-    let mut end = before.len();
-    while end > 0 && matches!(before[end - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
+/// The token prefixes of the `gitlab_token` rule, before their `-`.
+const GITLAB_PREFIXES: [&[u8]; 13] = [
+    b"glpat", b"gldt", b"glrt", b"glcbt", b"glptt", b"glft", b"glimt", b"glagent", b"gloas",
+    b"glsoat", b"glffct", b"gltst", b"glwt",
+];
+
+/// True when `before` (the text before a `:` or `=`) could end the name of a `key_value_pair`
+/// match: past blanks, quotes and backslashes, the run of name characters before them holds a
+/// key word in its last [`NAME_REST`] + [`LONGEST_ANCHOR`] bytes. For `"name", "value":`, the
+/// name before `, "value"` is checked the same way.
+fn key_value_anchor(before: &[u8]) -> bool {
+    let end = skip_back(before, before.len());
+    let start = name_start(before, end);
+    if holds_anchor(&before[start..end]) {
+        return true;
+    }
+    let name = &before[start..end];
+    if !(name.eq_ignore_ascii_case(b"value") || name.eq_ignore_ascii_case(b"val")) {
+        return false;
+    }
+    let comma = skip_back(before, start);
+    if comma == 0 || before[comma - 1] != b',' {
+        return false;
+    }
+    let end = skip_back(before, comma - 1);
+    holds_anchor(&before[name_start(before, end)..end])
+}
+
+/// Where the blanks, quotes and backslashes that end `s[..end]` begin.
+fn skip_back(s: &[u8], mut end: usize) -> usize {
+    while end > 0 && matches!(s[end - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
         end -= 1;
     }
-    let [.., a, b] = &before[..end] else {
-        return false;
-    };
-    matches!(
-        [a.to_ascii_lowercase(), b.to_ascii_lowercase()],
-        // password, passwd/pwd, passphrase, secret, token, …key, auth, authorization,
-        // credential, credentials
-        [b'r' | b'w', b'd']
-            | [b's', b'e']
-            | [b'e', b't' | b'n' | b'y']
-            | [b't', b'h']
-            | [b'o', b'n']
-            | [b'a', b'l']
-            | [b'l', b's']
-    )
+    end
+}
+
+/// Where the run of name characters (`A-Z a-z 0-9 _ . -`) that ends `s[..end]` begins.
+fn name_start(s: &[u8], mut end: usize) -> usize {
+    while end > 0 && (s[end - 1].is_ascii_alphanumeric() || b"_.-".contains(&s[end - 1])) {
+        end -= 1;
+    }
+    end
+}
+
+/// True when the last [`NAME_REST`] + [`LONGEST_ANCHOR`] bytes of `name` hold a key word.
+fn holds_anchor(name: &[u8]) -> bool {
+    let window = &name[name.len().saturating_sub(NAME_REST + LONGEST_ANCHOR)..];
+    let mut lower = [0_u8; NAME_REST + LONGEST_ANCHOR];
+    for (l, c) in lower.iter_mut().zip(window) {
+        *l = c.to_ascii_lowercase();
+    }
+    let lower = &lower[..window.len()];
+    KEY_ANCHORS
+        .iter()
+        .any(|anchor| lower.windows(anchor.len()).any(|w| w == *anchor))
 }
 
 /// `s.ends_with(suffix)`, ignoring ASCII case.
@@ -145,6 +217,31 @@ mod tests {
             "cargo test --lib -- --nocapture",
         ] {
             assert!(!may_match_builtin(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn gate_sees_a_key_word_followed_by_the_longest_name_rest() {
+        for anchor in KEY_ANCHORS {
+            let anchor = String::from_utf8_lossy(anchor);
+            for upper in [false, true] {
+                let word = if upper {
+                    anchor.to_uppercase()
+                } else {
+                    anchor.to_string()
+                };
+                let s = format!("x {word}{}= v", "_".repeat(NAME_REST));
+                assert!(BUILTIN_PATTERNS.regex.is_match(&s), "{s}");
+                assert!(may_match_builtin(s.as_bytes()), "{s}");
+                let s = format!(
+                    "x \\\"{word}{}\\\", \\\"Value\\\": v",
+                    "_".repeat(NAME_REST)
+                );
+                assert!(BUILTIN_PATTERNS.regex.is_match(&s), "{s}");
+                assert!(may_match_builtin(s.as_bytes()), "{s}");
+            }
+            let longer = format!("x {anchor}{}= v", "_".repeat(NAME_REST + 1));
+            assert!(!BUILTIN_PATTERNS.regex.is_match(&longer), "{longer}");
         }
     }
 

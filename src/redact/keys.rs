@@ -3,8 +3,10 @@
 
 use std::sync::LazyLock;
 
+use serde_json::Value;
+
 /// The built-in sensitive key words, as joined lower-case letters (see the module docs).
-const SENSITIVE_KEY_WORDS: &[&str] = &[
+pub(super) const SENSITIVE_KEY_WORDS: &[&str] = &[
     "password",
     "passwd",
     "pwd",
@@ -229,10 +231,468 @@ impl KeyTrie {
     }
 }
 
+/// Sensitive words whose secret is itself a date: a date under them is never descriptive.
+const DATE_VALUED_WORDS: &[&str] = &["dob", "dateofbirth", "birthdate"];
+
+/// The kinds of value a metadata word describes (a set of bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Kinds(u8);
+
+impl Kinds {
+    const NONE: Kinds = Kinds(0);
+    /// A count, a size, a limit: a number.
+    const NUMBER: Kinds = Kinds(1);
+    /// A flag: a boolean.
+    const FLAG: Kinds = Kinds(2);
+    /// A moment: a timestamp, a date, an epoch number, a duration.
+    const TIME: Kinds = Kinds(4);
+    /// A kind, a method, a scheme: a short label.
+    const LABEL: Kinds = Kinds(8);
+    /// An identifier: a number, a UUID, a short id without spaces.
+    const ID: Kinds = Kinds(16);
+    /// Where: a URL or a host, without spaces.
+    const PLACE: Kinds = Kinds(32);
+
+    const fn or(self, other: Kinds) -> Kinds {
+        Kinds(self.0 | other.0)
+    }
+
+    fn has(self, other: Kinds) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+/// Metadata words: a key with a sensitive word *and* one of these (outside the sensitive word)
+/// names something about the secret, not the secret. Its value is kept when it is of a kind the
+/// word describes (see [`KeyRule::redacts`]).
+const METADATA_WORDS: &[(&str, Kinds)] = {
+    const N: Kinds = Kinds::NUMBER;
+    const F: Kinds = Kinds::FLAG;
+    const T: Kinds = Kinds::TIME;
+    const L: Kinds = Kinds::LABEL;
+    const I: Kinds = Kinds::ID;
+    const P: Kinds = Kinds::PLACE;
+    &[
+        // How many, how long, how big.
+        ("count", N),
+        ("counts", N),
+        ("length", N),
+        ("len", N),
+        ("size", N),
+        ("total", N),
+        ("num", N),
+        ("max", N),
+        ("min", N),
+        ("limit", N),
+        ("limits", N),
+        ("attempts", N),
+        ("attempt", N),
+        ("retries", N),
+        ("tries", N),
+        ("remaining", N),
+        ("used", N),
+        ("usage", N),
+        ("quota", N),
+        ("bits", N),
+        ("index", N),
+        ("idx", N),
+        ("version", N.or(L)),
+        ("ttl", N.or(T)),
+        ("age", N.or(T)),
+        ("lifetime", N.or(T)),
+        ("timeout", N.or(T)),
+        ("duration", N.or(T)),
+        ("seconds", N.or(T)),
+        ("secs", N.or(T)),
+        ("ms", N.or(T)),
+        ("minutes", N.or(T)),
+        ("hours", N.or(T)),
+        ("days", N.or(T)),
+        // Whether.
+        ("required", F),
+        ("require", F),
+        ("requires", F),
+        ("enabled", F),
+        ("enable", F),
+        ("disabled", F),
+        ("disable", F),
+        ("valid", F),
+        ("invalid", F),
+        ("verified", F),
+        ("present", F),
+        ("missing", F),
+        ("exists", F),
+        ("set", F),
+        ("is", F),
+        ("has", F),
+        ("use", F),
+        ("needs", F),
+        ("allowed", F),
+        ("allow", F),
+        ("supported", F),
+        ("optional", F),
+        ("configured", F),
+        ("provided", F),
+        ("mandatory", F),
+        // When.
+        ("at", T),
+        ("on", T),
+        ("time", T),
+        ("timestamp", T),
+        ("ts", T),
+        ("date", T),
+        ("changed", F.or(T)),
+        ("change", T),
+        ("updated", F.or(T)),
+        ("created", F.or(T)),
+        ("modified", F.or(T)),
+        ("rotated", F.or(T)),
+        ("expires", F.or(T)),
+        ("expire", T),
+        ("expired", F.or(T)),
+        ("expiry", T),
+        ("expiration", T),
+        ("issued", T),
+        ("since", T),
+        ("until", T),
+        // What sort.
+        ("type", L),
+        ("types", L),
+        ("kind", L),
+        ("method", L),
+        ("methods", L),
+        ("scheme", L),
+        ("format", L),
+        ("mode", L),
+        ("status", L),
+        ("state", L),
+        ("algorithm", L),
+        ("alg", L),
+        ("provider", L),
+        ("source", L),
+        ("brand", L),
+        ("network", L),
+        ("scope", L),
+        ("scopes", L),
+        ("category", L),
+        ("level", L),
+        ("class", L),
+        ("strategy", L),
+        ("flow", L),
+        ("grant", L),
+        ("policy", L),
+        ("purpose", L),
+        ("label", L),
+        ("field", L),
+        ("name", L.or(I)),
+        ("names", L.or(I)),
+        // Which.
+        ("id", I),
+        ("ids", I),
+        ("uuid", I),
+        ("ref", I),
+        ("arn", I),
+        ("kid", I),
+        ("jti", I),
+        // Where.
+        ("url", P),
+        ("uri", P),
+        ("endpoint", P),
+        ("host", P),
+        ("domain", P),
+        ("server", P),
+        ("issuer", P.or(L)),
+        ("path", P),
+        ("file", P),
+        ("location", P.or(L)),
+    ]
+};
+
+/// What the key rule says about a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KeyClass {
+    /// No sensitive word: the value goes through the value rule.
+    Plain,
+    /// A sensitive word and no metadata word: the value is redacted, whatever it is.
+    Sensitive,
+    /// A sensitive word qualified by metadata words: the value is kept when it is of one of
+    /// `kinds` (and, under a date-valued word such as `dob`, not a date).
+    Descriptive { kinds: Kinds, date_valued: bool },
+}
+
+/// The key rule: the sensitive words, the metadata words and the allow-list.
+#[derive(Clone, Debug)]
+pub(super) struct KeyRule {
+    trie: KeyTrie,
+    /// Lower-cased allow-listed keys.
+    allow: Vec<String>,
+}
+
+impl Default for KeyRule {
+    fn default() -> Self {
+        KeyRule {
+            trie: BUILTIN_KEYS.clone(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+impl KeyRule {
+    /// Adds a sensitive word (lower-case letters).
+    pub(super) fn insert(&mut self, word: &str) {
+        self.trie.insert(word);
+    }
+
+    /// Adds a key never redacted by name (the whole key, compared case-insensitively).
+    pub(super) fn allow(&mut self, key: &str) {
+        self.allow.push(key.to_lowercase());
+    }
+
+    /// True when the key names a secret: one of its words, or several adjacent words joined,
+    /// is a sensitive word, and the key is not allow-listed (metadata words aside).
+    pub(super) fn is_sensitive(&self, key: &str) -> bool {
+        !self.is_allowed(key) && self.trie.matches(key)
+    }
+
+    /// What the rule says about `key`.
+    pub(super) fn classify(&self, key: &str) -> KeyClass {
+        if !self.is_sensitive(key) {
+            return KeyClass::Plain;
+        }
+        self.trie.classify_sensitive(key)
+    }
+
+    /// True when the value under `key` must be replaced wholesale.
+    pub(super) fn redacts(&self, key: &str, value: &Value) -> bool {
+        match self.classify(key) {
+            KeyClass::Plain => false,
+            KeyClass::Sensitive => true,
+            KeyClass::Descriptive { kinds, date_valued } => {
+                !value_is_described(value, kinds, date_valued)
+            }
+        }
+    }
+
+    /// [`KeyRule::redacts`] for a value written as text (`key=value` in a string).
+    pub(super) fn redacts_text(&self, key: &str, value: &str) -> bool {
+        match self.classify(key) {
+            KeyClass::Plain => false,
+            KeyClass::Sensitive => true,
+            KeyClass::Descriptive { kinds, date_valued } => {
+                !text_is_described(value, kinds, date_valued)
+            }
+        }
+    }
+
+    fn is_allowed(&self, key: &str) -> bool {
+        if key.is_ascii() {
+            // NOTE: `allowed` is lower-cased already, so ignoring ASCII case is enough here.
+            return self
+                .allow
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(key));
+        }
+        self.allow
+            .iter()
+            .any(|allowed| key.chars().flat_map(char::to_lowercase).eq(allowed.chars()))
+    }
+}
+
+impl KeyTrie {
+    /// [`KeyTrie::matches_key`], through the ASCII fast path when it applies.
+    fn matches(&self, key: &str) -> bool {
+        if key.is_ascii() {
+            self.matches_ascii_key(key.as_bytes())
+        } else {
+            self.matches_key(key)
+        }
+    }
+
+    /// The class of a key that holds a sensitive word: which words are covered by sensitive
+    /// words, and what the other words say.
+    ///
+    /// NOTE: only keys with a sensitive word get here (a few in a record), so collecting the
+    /// words costs nothing that matters.
+    fn classify_sensitive(&self, key: &str) -> KeyClass {
+        let words = split_words(key);
+        let mut covered = vec![false; words.len()];
+        let mut date_valued = false;
+        for i in 0..words.len() {
+            let mut node = 0;
+            let mut joined = String::new();
+            'words: for j in i..words.len() {
+                for ch in words[j].chars() {
+                    match self.child(node, ch) {
+                        Some(next) => node = next,
+                        None => break 'words,
+                    }
+                }
+                joined.push_str(&words[j]);
+                if self.nodes[node].terminal {
+                    covered[i..=j].fill(true);
+                    date_valued |= DATE_VALUED_WORDS.contains(&joined.as_str());
+                }
+            }
+        }
+        let kinds = words
+            .iter()
+            .zip(&covered)
+            .filter(|(_, covered)| !**covered)
+            .filter_map(|(word, _)| {
+                METADATA_WORDS
+                    .iter()
+                    .find_map(|(w, kinds)| (w == word).then_some(*kinds))
+            })
+            .fold(Kinds::NONE, Kinds::or);
+        if kinds == Kinds::NONE {
+            KeyClass::Sensitive
+        } else {
+            KeyClass::Descriptive { kinds, date_valued }
+        }
+    }
+}
+
+/// The words of a key, lower-cased, split at the boundaries of SPEC §5.
+fn split_words(key: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for letter in Letters::new(key) {
+        if letter.start {
+            out.push(String::new());
+        }
+        if let Some(word) = out.last_mut() {
+            word.extend(letter.ch.to_lowercase());
+        }
+    }
+    out
+}
+
+/// True when a JSON value is plainly of one of `kinds`, so not a secret: null, a boolean, a
+/// number (not a card number), or a string that [`text_is_described`] accepts.
+fn value_is_described(value: &Value, kinds: Kinds, date_valued: bool) -> bool {
+    match value {
+        Value::Null | Value::Bool(_) => true,
+        Value::Number(n) => {
+            let text = n.to_string();
+            kinds.has(Kinds::NUMBER.or(Kinds::TIME).or(Kinds::ID))
+                && !(date_valued && kinds.has(Kinds::TIME))
+                && !is_card_number(&text)
+        }
+        Value::String(s) => text_is_described(s, kinds, date_valued),
+        Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
+/// True when `text` is plainly a value of one of `kinds`:
+///
+/// | kind | text |
+/// |---|---|
+/// | any | `true`, `false`, `yes`, `no`, `on`, `off`, `null`, `none` (any case) |
+/// | number, time, id | a decimal number of at most 15 digits |
+/// | time | an ISO 8601 date or date-time; a duration such as `30s`, `15m`, `1h`, `7d` |
+/// | label | 1 to 32 letters, digits, spaces and `_ . + / -`, starting with a letter, at most 4 digits |
+/// | id | 1 to 128 letters, digits and `_ . : / @ + -` |
+/// | place | a URL or host: 1 to 2048 characters, no whitespace or quotes |
+///
+/// A card number (13–19 digits passing the Luhn check) is never accepted, nor, under a
+/// date-valued sensitive word (`dob`), a date.
+fn text_is_described(text: &str, kinds: Kinds, date_valued: bool) -> bool {
+    let t = text.trim();
+    if ["true", "false", "yes", "no", "on", "off", "null", "none"]
+        .iter()
+        .any(|w| t.eq_ignore_ascii_case(w))
+    {
+        return true;
+    }
+    let date = is_date_time(t);
+    if (date && date_valued) || is_card_number(t) {
+        return false;
+    }
+    if is_decimal(t) {
+        return kinds.has(Kinds::NUMBER.or(Kinds::TIME).or(Kinds::ID));
+    }
+    (kinds.has(Kinds::TIME) && (date || is_duration(t)))
+        || (kinds.has(Kinds::LABEL) && is_label(t))
+        || (kinds.has(Kinds::ID) && is_id(t))
+        || (kinds.has(Kinds::PLACE) && is_place(t))
+}
+
+/// `-12`, `3.5`: at most 15 digits before the point.
+fn is_decimal(t: &str) -> bool {
+    let t = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = t.split_once('.').unwrap_or((t, "0"));
+    (1..=15).contains(&int.len())
+        && !frac.is_empty()
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+}
+
+/// 13 to 19 digits, the first 2 to 6, passing the Luhn check (the card-number value rule).
+fn is_card_number(t: &str) -> bool {
+    (13..=19).contains(&t.len())
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && t.as_bytes()
+            .first()
+            .is_some_and(|d| (b'2'..=b'6').contains(d))
+        && super::values::luhn_valid(t)
+}
+
+/// `2026-01-15`, `2026-01-15T10:20:30Z`, `2026-01-15 10:20:30.5+02:00`.
+fn is_date_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 10
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+    {
+        return false;
+    }
+    let rest = &b[10..];
+    rest.is_empty()
+        || (matches!(rest[0], b'T' | b't' | b' ')
+            && rest.len() >= 6
+            && rest[1..]
+                .iter()
+                .all(|c| c.is_ascii_digit() || b":.+-Zz".contains(c)))
+}
+
+/// `30s`, `15m`, `500ms`, `1h`, `7d`, `2w`.
+fn is_duration(t: &str) -> bool {
+    let unit_at = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    (1..=9).contains(&unit_at) && ["ms", "s", "m", "h", "d", "w"].contains(&&t[unit_at..])
+}
+
+/// `visa`, `Bearer`, `client_credentials`, `RS256`, `SHA-256`.
+fn is_label(t: &str) -> bool {
+    (1..=32).contains(&t.len())
+        && t.as_bytes()[0].is_ascii_alphabetic()
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" _.+/-".contains(&b))
+        && t.bytes().filter(u8::is_ascii_digit).count() <= 4
+}
+
+/// `42`, `3f2b8c1e-9d4a-4f6b-8e2c-7a1d5b9c0e4f`, `tok_1Mz`, `arn:aws:…`.
+fn is_id(t: &str) -> bool {
+    (1..=128).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:/@+-".contains(&b))
+}
+
+/// `https://login.example.com/oauth2/token`, `vault.internal`.
+fn is_place(t: &str) -> bool {
+    (1..=2048).contains(&t.len())
+        && !t
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"'<>`".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::redact::Redactor;
+    use serde_json::json;
 
     // --- keys ---------------------------------------------------------------------------
 
@@ -347,9 +807,115 @@ mod tests {
         assert!(!redactor.is_sensitive_key("Straße"));
     }
 
+    // --- metadata words -------------------------------------------------------------------
+
+    fn rule() -> KeyRule {
+        KeyRule::default()
+    }
+
+    #[test]
+    fn sensitive_word_qualified_by_a_metadata_word_is_descriptive() {
+        for key in [
+            "token_count",
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "auth_required",
+            "password_changed_at",
+            "card_type",
+            "tokenType",
+            "secret_version",
+            "has_password",
+            "is_token_valid",
+            "PIN_ATTEMPTS_REMAINING",
+            "card_number_type",
+            "oauth_token_url",
+        ] {
+            assert!(
+                matches!(rule().classify(key), KeyClass::Descriptive { .. }),
+                "{key}: {:?}",
+                rule().classify(key)
+            );
+        }
+        for key in [
+            "password",
+            "cardNumber",
+            "card_number",
+            "api_key",
+            "ssn_last4",
+            "pin_code",
+        ] {
+            assert_eq!(rule().classify(key), KeyClass::Sensitive, "{key}");
+        }
+        for key in ["count", "type", "max_tokens", "author_id"] {
+            assert_eq!(rule().classify(key), KeyClass::Plain, "{key}");
+        }
+    }
+
+    #[test]
+    fn descriptive_key_keeps_a_value_of_the_kind_it_describes() {
+        for (key, value) in [
+            ("token_count", json!(42)),
+            ("promptTokenCount", json!(1_234)),
+            ("token_count", json!("42")),
+            ("auth_required", json!(true)),
+            ("auth_required", json!("false")),
+            ("password_changed_at", json!("2026-01-15T10:20:30Z")),
+            ("password_changed_at", json!(1_736_937_600_003_u64)),
+            ("password_changed_at", json!(null)),
+            ("card_type", json!("visa")),
+            ("token_type", json!("Bearer")),
+            ("token_ttl", json!("15m")),
+            ("token_id", json!("3f2b8c1e-9d4a-4f6b-8e2c-7a1d5b9c0e4f")),
+            (
+                "token_endpoint",
+                json!("https://login.example.com/oauth2/v2.0/token"),
+            ),
+        ] {
+            assert!(!rule().redacts(key, &value), "{key}: {value}");
+        }
+    }
+
+    #[test]
+    fn descriptive_key_redacts_a_value_of_another_kind() {
+        for (key, value) in [
+            ("token_count", json!("sk9Qx1Lm")),
+            ("token_count", json!({"a": 1})),
+            ("auth_required", json!("hunter2")),
+            ("password_changed_at", json!("yesterday, to hunter2")),
+            ("card_type", json!(["visa"])),
+            ("card_type", json!("correct horse battery staple plus")),
+            ("card_id", json!(4_111_111_111_111_111_u64)),
+            ("card_id", json!("4111111111111111")),
+            ("token_endpoint", json!("hunter2 with spaces")),
+        ] {
+            assert!(rule().redacts(key, &value), "{key}: {value}");
+        }
+    }
+
+    #[test]
+    fn date_valued_words_never_keep_a_date() {
+        for key in [
+            "dob_updated_at",
+            "birth_date_changed",
+            "dateOfBirthTimestamp",
+        ] {
+            assert!(rule().redacts(key, &json!("1980-04-01")), "{key}");
+            assert!(rule().redacts(key, &json!("1980-04-01T00:00:00Z")), "{key}");
+        }
+        assert!(!rule().redacts("dob_verified", &json!(true)));
+    }
+
+    #[test]
+    fn allow_listed_key_is_plain_whatever_its_words() {
+        let mut keys = rule();
+        keys.allow("Token_Count");
+        assert_eq!(keys.classify("TOKEN_COUNT"), KeyClass::Plain);
+        assert!(!keys.redacts("token_count", &json!("anything")));
+    }
+
     #[test]
     fn ascii_fast_path_agrees_with_the_unicode_path() {
-        let trie = &Redactor::default().keys;
+        let trie = &*BUILTIN_KEYS;
         let parts = [
             "api", "API", "Key", "key", "_", "-", ".", " ", "2", "pass", "Word", "WORD", "date",
             "Of", "birth", "PIN", "pinned", "token", "s", "X", "auth", "or", "Card", "Number",

@@ -89,11 +89,13 @@ mod values;
 use std::borrow::Cow;
 use std::ops::Range;
 
-use serde_json::Value;
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
-use keys::{BUILTIN_KEYS, KeyTrie, Letters};
+use keys::{KeyRule, Letters};
 use values::{BUILTIN_PATTERNS, BuiltinPatterns, ExtraPatterns};
 
 /// The text that replaces every redacted value or span.
@@ -148,9 +150,7 @@ pub struct RedactionRules {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Redactor {
-    keys: KeyTrie,
-    /// Lower-cased allow-listed keys.
-    allow_keys: Vec<String>,
+    keys: KeyRule,
     builtin: BuiltinPatterns,
     extra: Option<ExtraPatterns>,
 }
@@ -159,8 +159,7 @@ impl Default for Redactor {
     /// A redactor with the built-in rules only.
     fn default() -> Self {
         Redactor {
-            keys: BUILTIN_KEYS.clone(),
-            allow_keys: Vec::new(),
+            keys: KeyRule::default(),
             builtin: BUILTIN_PATTERNS.clone(),
             extra: None,
         }
@@ -175,7 +174,7 @@ impl Redactor {
     /// [`Error::InvalidConfig`] when an extra pattern is not a valid regex or matches the empty
     /// string, or when an extra key has no letters or contains a digit.
     pub fn new(rules: &RedactionRules) -> Result<Self> {
-        let mut keys = BUILTIN_KEYS.clone();
+        let mut keys = KeyRule::default();
         for entry in &rules.extra_keys {
             if entry.chars().any(char::is_numeric) {
                 return Err(Error::InvalidConfig(format!(
@@ -193,7 +192,9 @@ impl Redactor {
             }
             keys.insert(&word);
         }
-        let allow_keys = rules.allow_keys.iter().map(|k| k.to_lowercase()).collect();
+        for key in &rules.allow_keys {
+            keys.allow(key);
+        }
         let extra = if rules.extra_patterns.is_empty() {
             None
         } else {
@@ -201,24 +202,29 @@ impl Redactor {
         };
         Ok(Redactor {
             keys,
-            allow_keys,
             builtin: BUILTIN_PATTERNS.clone(),
             extra,
         })
     }
 
-    /// True when the key's value must be replaced wholesale: one of its words, or several
-    /// adjacent words joined, is a sensitive word, and the key is not allow-listed.
+    /// True when the key names a secret: one of its words, or several adjacent words joined,
+    /// is a sensitive word, and the key is not allow-listed.
+    ///
+    /// Whether the value under it is redacted also depends on metadata words and on the value:
+    /// see [`Redactor::redacts_field`].
     #[must_use]
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        if self.is_allowed_key(key) {
-            return false;
-        }
-        if key.is_ascii() {
-            self.keys.matches_ascii_key(key.as_bytes())
-        } else {
-            self.keys.matches_key(key)
-        }
+        self.keys.is_sensitive(key)
+    }
+
+    /// True when the value under `key` is replaced wholesale by [`Redactor::redact_value`]: the
+    /// key is sensitive, and unless a metadata word qualifies the sensitive word
+    /// (`token_count`, `auth_required`, `password_changed_at`, `card_type`), whatever the
+    /// value is; when one does, unless the value is plainly of the kind that word describes (a
+    /// number, a boolean, a timestamp, a short label). See the module docs.
+    #[must_use]
+    pub fn redacts_field(&self, key: &str, value: &Value) -> bool {
+        self.keys.redacts(key, value)
     }
 
     /// Redacts `v` in place, at any depth, in objects and arrays alike.
@@ -244,7 +250,7 @@ impl Redactor {
     #[must_use]
     pub fn redact_str<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let mut spans: Vec<Range<usize>> = Vec::new();
-        self.builtin.find_spans(s, &mut spans);
+        self.builtin.find_spans(s, &mut spans, &self.keys);
         if let Some(extra) = &self.extra {
             extra.find_spans(s, &mut spans);
         }
@@ -264,25 +270,17 @@ impl Redactor {
         truncate_chars(&redacted, MAX_ERROR_MESSAGE_CHARS).to_owned()
     }
 
-    fn is_allowed_key(&self, key: &str) -> bool {
-        if key.is_ascii() {
-            // NOTE: `allowed` is lower-cased already, so ignoring ASCII case is enough here.
-            return self
-                .allow_keys
-                .iter()
-                .any(|allowed| allowed.eq_ignore_ascii_case(key));
-        }
-        self.allow_keys
-            .iter()
-            .any(|allowed| key.chars().flat_map(char::to_lowercase).eq(allowed.chars()))
-    }
-
     /// Redacts the direct children of a container; nested containers go on `stack`.
     fn redact_children<'v>(&self, v: &'v mut Value, stack: &mut Vec<&'v mut Value>) {
         match v {
             Value::Object(map) => {
+                self.redact_keys(map);
+                let pair_names = pair_names(map);
                 for (key, child) in map.iter_mut() {
-                    if self.is_sensitive_key(key) {
+                    let redact = self.keys.redacts(key, child)
+                        || (is_pair_value_key(key)
+                            && pair_names.iter().any(|name| self.keys.redacts(name, child)));
+                    if redact {
                         if child.as_str() != Some(REDACTED) {
                             *child = Value::String(REDACTED.to_owned());
                         }
@@ -292,11 +290,56 @@ impl Redactor {
                 }
             }
             Value::Array(items) => {
+                if is_pair_list(items) {
+                    for item in items.iter_mut() {
+                        if let Value::Array(pair) = item
+                            && let [Value::String(name), value] = pair.as_mut_slice()
+                            && self.keys.redacts(name, value)
+                            && value.as_str() != Some(REDACTED)
+                        {
+                            *value = Value::String(REDACTED.to_owned());
+                        }
+                    }
+                }
                 for child in items {
                     self.redact_child(child, stack);
                 }
             }
             other => self.redact_child(other, stack),
+        }
+    }
+
+    /// Runs every key of `map` through the value rule (a secret can sit in a key too). A key
+    /// that changes keeps its place; when it becomes equal to another key, ` (2)`, ` (3)`, …
+    /// is added to it, so the object never holds two equal keys. The value under a key that was
+    /// sensitive before the change is redacted first, so no secret moves out from under its key.
+    fn redact_keys(&self, map: &mut Map<String, Value>) {
+        let mut renamed: Vec<(usize, String)> = Vec::new();
+        for (i, key) in map.keys().enumerate() {
+            if let Cow::Owned(new) = self.redact_str(key) {
+                renamed.push((i, new));
+            }
+        }
+        if renamed.is_empty() {
+            return;
+        }
+        let old = std::mem::take(map);
+        let mut taken: HashSet<String> = old
+            .keys()
+            .enumerate()
+            .filter(|(i, _)| renamed.binary_search_by_key(i, |(j, _)| *j).is_err())
+            .map(|(_, key)| key.clone())
+            .collect();
+        let mut renamed = renamed.into_iter().peekable();
+        for (i, (key, mut value)) in old.into_iter().enumerate() {
+            let Some((_, new)) = renamed.next_if(|(j, _)| *j == i) else {
+                map.insert(key, value);
+                continue;
+            };
+            if self.keys.redacts(&key, &value) {
+                value = Value::String(REDACTED.to_owned());
+            }
+            map.insert(unique_key(new, &mut taken), value);
         }
     }
 
@@ -355,6 +398,101 @@ fn truncate_chars(s: &str, max: usize) -> &str {
 /// The byte index just after the character that starts at `i` (or `i + 1` at the end).
 fn next_char_boundary(s: &str, i: usize) -> usize {
     i + s[i..].chars().next().map_or(1, char::len_utf8)
+}
+
+/// `name`, or `name (2)`, `name (3)`, … : the first not in `taken`, which it joins.
+fn unique_key(name: String, taken: &mut HashSet<String>) -> String {
+    if !taken.contains(&name) {
+        taken.insert(name.clone());
+        return name;
+    }
+    let mut n = 2_u64;
+    loop {
+        let candidate = format!("{name} ({n})");
+        if taken.insert(candidate.clone()) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// The keys that name the pair in a name/value object (`{"name": K, "value": V}`), compared
+/// after lower-casing and dropping `_`, `-` and spaces.
+const PAIR_NAME_KEYS: &[&str] = &[
+    "name",
+    "key",
+    "k",
+    "field",
+    "param",
+    "parameter",
+    "parametername",
+    "parameterkey",
+    "optionname",
+    "variable",
+    "var",
+    "env",
+    "attribute",
+    "attr",
+    "property",
+    "prop",
+    "setting",
+    "header",
+    "label",
+    "tag",
+    "tagkey",
+];
+
+/// The keys that hold the pair's value.
+const PAIR_VALUE_KEYS: &[&str] = &[
+    "value",
+    "val",
+    "v",
+    "values",
+    "parametervalue",
+    "optionvalue",
+    "tagvalue",
+];
+
+/// True when `key`, lower-cased without `_`, `-` and spaces, is one of `list`.
+fn normalized_key_in(key: &str, list: &[&str]) -> bool {
+    if key.len() > 16 {
+        return false;
+    }
+    let mut buf = [0_u8; 16];
+    let mut n = 0;
+    for b in key.bytes() {
+        if matches!(b, b'_' | b'-' | b' ') {
+            continue;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    list.iter().any(|w| w.as_bytes() == &buf[..n])
+}
+
+fn is_pair_value_key(key: &str) -> bool {
+    normalized_key_in(key, PAIR_VALUE_KEYS)
+}
+
+/// The names of a name/value object: the strings under its name keys, when it also has a value
+/// key; none otherwise.
+fn pair_names(map: &Map<String, Value>) -> Vec<String> {
+    if !map.keys().any(|k| is_pair_value_key(k)) {
+        return Vec::new();
+    }
+    map.iter()
+        .filter(|(k, _)| normalized_key_in(k, PAIR_NAME_KEYS))
+        .filter_map(|(_, v)| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// True when `items` is a list of `[name, value]` pairs: not empty, and every item an array of
+/// two whose first is a string.
+fn is_pair_list(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items.iter().all(
+            |item| matches!(item, Value::Array(pair) if pair.len() == 2 && pair[0].is_string()),
+        )
 }
 
 #[cfg(test)]
@@ -438,18 +576,27 @@ pub(super) mod test_support {
         let cores = [
             "-----BEGIN[A-Z ]{0,4}PRIVATE KEY-----[a-z0-9\n]{0,5}(-----END[A-Z ]{0,4}PRIVATE KEY-----)?",
             r"eyJ[A-Za-z0-9_-]{10,14}\.[A-Za-z0-9_-]{10,14}\.[A-Za-z0-9_-]{0,5}",
-            r"[A-Za-z][a-z0-9+.-]{0,5}://[a-z]{0,4}:[^\s/?#]{1,6}@",
+            r"[A-Za-z][a-z0-9+.-]{0,5}://[a-z.]{0,4}:[^\n]{0,8}(@[a-z]{1,3})?",
+            r"[?&](?i:x-amz-signature|x-goog-signature|signature|sig)=[A-Za-z0-9%]{1,5}",
             concat!(
-                r"[A-Za-z0-9_.-]{0,3}(?i:password|passwd|pwd|passphrase|secret|token|api[_-]?key",
-                r"|access[_-]?key|private[_-]?key|auth|authorization|credentials?)",
-                r#"(\\?["'])?[ \t]{0,2}[:=][ \t]{0,2}(\\?["'])?((?i:bearer|basic|token)[ \t]+)?"#,
-                r"[a-zA-Z0-9]{1,5}",
+                r"[A-Za-z0-9_. -]{0,3}(?i:pass|pwd|secret|token|key|auth|credential|cookie|ssn",
+                r"|dob|birth|card|cvv|cvc|pin|account|iban|otp)[A-Za-z0-9_.-]{0,34}",
+                r#"(\\{0,3}["'])?[ \t]{0,2}(=>|:=|[:=])[ \t]{0,2}(\r?\n[ \t]{0,2})?"#,
+                r#"(\\{0,3}["'])?((?i:bearer|basic|token)[ \t]+)?[a-zA-Z0-9\[{]{0,5}"#,
+            ),
+            concat!(
+                r#"\\{0,3}"[A-Za-z_]{0,3}(?i:password|token|secret|key)[A-Za-z0-9_]{0,3}"#,
+                r#"\\{0,3}"[ \t]?,[ \t]?\\{0,3}"(?i:value|val)\\{0,3}"[ \t]?:[ \t]?[a-z"]{0,4}"#,
             ),
             r"(?i:bearer|basic)[ \t]{1,2}[A-Za-z0-9._~+/-]{8,12}=*",
             r"(A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}",
             r"gh[pousr]_[A-Za-z0-9]{20,24}|github_pat_[A-Za-z0-9_]{20,24}",
-            r"xox[abprs]-[A-Za-z0-9-]{10,14}",
+            r"gl(pat|dt|rt|cbt|ptt|ft|imt|agent|oas|soat|ffct|tst|wt)-[A-Za-z0-9_-]{20,24}(\.[a-z0-9]{1,3})?",
+            r"sk-((proj|svcacct|admin|ant|None)-)?[A-Za-z0-9_-]{20,24}",
+            r"(xox[abeoprs]|xapp)-[A-Za-z0-9-]{10,14}",
+            r"hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9/]{1,8}",
             r"[rsp]k_(live|test)_[A-Za-z0-9]{10,14}",
+            r"whsec_[A-Za-z0-9+/=]{16,20}",
             r"AIza[0-9A-Za-z_-]{35}",
             r"[0-9]([ -]?[0-9]){12,18}",
             r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
@@ -518,11 +665,176 @@ mod tests {
     }
 
     #[test]
-    fn object_keys_are_not_rewritten() {
+    fn object_keys_go_through_the_value_rule() {
         let key = github_token();
-        let mut v = json!({ key.clone(): "value" });
+        let mut v = json!({ key.clone(): "value", "plain key": 1 });
         Redactor::default().redact_value(&mut v);
-        assert_eq!(v[key.as_str()], "value");
+        assert_eq!(v, json!({REDACTED: "value", "plain key": 1}));
+    }
+
+    // --- name/value pairs -------------------------------------------------------------------
+
+    #[test]
+    fn name_value_pairs_in_every_common_casing_are_redacted() {
+        for (name_key, value_key) in [
+            ("name", "value"),
+            ("Name", "Value"),
+            ("NAME", "VALUE"),
+            ("key", "value"),
+            ("Key", "Value"),
+            ("key", "val"),
+            ("k", "v"),
+            ("ParameterKey", "ParameterValue"),
+            ("parameter_name", "parameter_value"),
+            ("OptionName", "Value"),
+            ("header", "value"),
+            ("TagKey", "TagValue"),
+        ] {
+            let mut v = json!({"env": [
+                {name_key: "DB_PASSWORD", value_key: "hunter2"},
+                {name_key: "region", value_key: "eu-west-1"},
+                {name_key: "apiToken", value_key: {"nested": "x"}},
+            ]});
+            Redactor::default().redact_value(&mut v);
+            assert_eq!(
+                v,
+                json!({"env": [
+                    {name_key: "DB_PASSWORD", value_key: REDACTED},
+                    {name_key: "region", value_key: "eu-west-1"},
+                    {name_key: "apiToken", value_key: REDACTED},
+                ]}),
+                "{name_key}/{value_key}"
+            );
+        }
+    }
+
+    #[test]
+    fn name_value_pair_with_extra_fields_or_alone_is_redacted() {
+        let mut v = json!({
+            "containers": [{"env": [{"name": "SECRET_KEY", "value": "s3", "valueFrom": null}]}],
+            "header": {"name": "Cookie", "value": "sid=1", "comment": ""},
+        });
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v["containers"][0]["env"][0]["value"], REDACTED);
+        assert_eq!(v["containers"][0]["env"][0]["valueFrom"], json!(null));
+        assert_eq!(v["header"]["value"], REDACTED);
+        assert_eq!(v["header"]["comment"], "");
+    }
+
+    #[test]
+    fn name_value_pair_with_a_descriptive_name_keeps_a_plain_value() {
+        let mut v = json!([
+            {"name": "token_count", "value": 42},
+            {"name": "auth_required", "value": true},
+            {"name": "token_count", "value": "tok-9QzX"},
+        ]);
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(
+            v,
+            json!([
+                {"name": "token_count", "value": 42},
+                {"name": "auth_required", "value": true},
+                {"name": "token_count", "value": REDACTED},
+            ])
+        );
+    }
+
+    #[test]
+    fn name_value_pair_name_follows_the_allow_list_and_extra_keys() -> Result<()> {
+        let redactor = Redactor::new(&RedactionRules {
+            extra_keys: vec!["badge".into()],
+            allow_keys: vec!["auth_method".into()],
+            ..RedactionRules::default()
+        })?;
+        let mut v = json!([
+            {"name": "auth_method", "value": "saml"},
+            {"name": "BADGE_NO", "value": "b-7"},
+        ]);
+        redactor.redact_value(&mut v);
+        assert_eq!(
+            v,
+            json!([
+                {"name": "auth_method", "value": "saml"},
+                {"name": "BADGE_NO", "value": REDACTED},
+            ])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn pair_tuples_are_redacted_by_their_first_element() {
+        let mut v = json!({
+            "headers": [["Authorization", "Negotiate abc"], ["Accept", "*/*"], ["set-cookie", ["a", "b"]]],
+            "params": [["password", 1234], ["user", "ann"], ["token_count", 3]],
+        });
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "headers": [["Authorization", REDACTED], ["Accept", "*/*"], ["set-cookie", REDACTED]],
+                "params": [["password", REDACTED], ["user", "ann"], ["token_count", 3]],
+            })
+        );
+    }
+
+    #[test]
+    fn lists_that_are_not_all_pairs_are_left_to_the_other_rules() {
+        let mut v = json!({
+            "fields": ["password", "email"],
+            "mixed": [["password", "p"], "x"],
+            "triples": [["password", "p", "q"]],
+        });
+        let before = v.clone();
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, before);
+    }
+
+    // --- keys rewritten by the value rule ------------------------------------------------
+
+    #[test]
+    fn keys_that_redact_to_the_same_text_stay_distinct() {
+        let mut v = json!({
+            "password=a1": 1,
+            "password=b2": 2,
+            "password=**REDACTED** (2)": 3,
+            "note": "n",
+        });
+        Redactor::default().redact_value(&mut v);
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "password=**REDACTED**",
+                "password=**REDACTED** (3)",
+                "password=**REDACTED** (2)",
+                "note",
+            ]
+        );
+        // The values under keys that were sensitive before the rewrite are redacted too.
+        assert_eq!(v["password=**REDACTED**"], REDACTED);
+        let once = v.clone();
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, once, "a second pass changes nothing");
+    }
+
+    #[test]
+    fn a_rewritten_key_never_takes_the_name_of_a_later_key() {
+        let token = github_token();
+        let mut v = json!({ format!("k {token}"): 1, "k **REDACTED**": 2 });
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, json!({"k **REDACTED** (2)": 1, "k **REDACTED**": 2}));
+    }
+
+    #[test]
+    fn a_secret_that_moves_out_of_a_sensitive_key_is_still_redacted() {
+        // The Slack rule swallows the word `token`; the value must not survive the rename.
+        let key = joined(&["xoxb", "-token-", "1234567890-abcdef"]);
+        let mut v = json!({ key: "the-secret-value" });
+        Redactor::default().redact_value(&mut v);
+        assert_eq!(v, json!({REDACTED: REDACTED}));
     }
 
     #[test]
