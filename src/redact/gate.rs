@@ -109,7 +109,8 @@ pub(super) fn may_match_builtin(s: &[u8]) -> bool {
                 matches!(before, [.., b'x', b'o', b'x', c] if b"abeoprs".contains(c))
                     || before.ends_with(b"xapp")
                     || before.ends_with(b"sk")
-                    || GITLAB_PREFIXES.iter().any(|p| before.ends_with(p))
+                    || (matches!(before.last(), Some(b't' | b's'))
+                        && GITLAB_PREFIXES.iter().any(|p| before.ends_with(p)))
             }
             _ => false,
         };

@@ -262,151 +262,51 @@ impl Kinds {
     }
 }
 
-/// Metadata words: a key with a sensitive word *and* one of these (outside the sensitive word)
-/// names something about the secret, not the secret. Its value is kept when it is of a kind the
-/// word describes (see [`KeyRule::redacts`]).
-const METADATA_WORDS: &[(&str, Kinds)] = {
-    const N: Kinds = Kinds::NUMBER;
-    const F: Kinds = Kinds::FLAG;
-    const T: Kinds = Kinds::TIME;
-    const L: Kinds = Kinds::LABEL;
-    const I: Kinds = Kinds::ID;
-    const P: Kinds = Kinds::PLACE;
-    &[
-        // How many, how long, how big.
-        ("count", N),
-        ("counts", N),
-        ("length", N),
-        ("len", N),
-        ("size", N),
-        ("total", N),
-        ("num", N),
-        ("max", N),
-        ("min", N),
-        ("limit", N),
-        ("limits", N),
-        ("attempts", N),
-        ("attempt", N),
-        ("retries", N),
-        ("tries", N),
-        ("remaining", N),
-        ("used", N),
-        ("usage", N),
-        ("quota", N),
-        ("bits", N),
-        ("index", N),
-        ("idx", N),
-        ("version", N.or(L)),
-        ("ttl", N.or(T)),
-        ("age", N.or(T)),
-        ("lifetime", N.or(T)),
-        ("timeout", N.or(T)),
-        ("duration", N.or(T)),
-        ("seconds", N.or(T)),
-        ("secs", N.or(T)),
-        ("ms", N.or(T)),
-        ("minutes", N.or(T)),
-        ("hours", N.or(T)),
-        ("days", N.or(T)),
-        // Whether.
-        ("required", F),
-        ("require", F),
-        ("requires", F),
-        ("enabled", F),
-        ("enable", F),
-        ("disabled", F),
-        ("disable", F),
-        ("valid", F),
-        ("invalid", F),
-        ("verified", F),
-        ("present", F),
-        ("missing", F),
-        ("exists", F),
-        ("set", F),
-        ("is", F),
-        ("has", F),
-        ("use", F),
-        ("needs", F),
-        ("allowed", F),
-        ("allow", F),
-        ("supported", F),
-        ("optional", F),
-        ("configured", F),
-        ("provided", F),
-        ("mandatory", F),
-        // When.
-        ("at", T),
-        ("on", T),
-        ("time", T),
-        ("timestamp", T),
-        ("ts", T),
-        ("date", T),
-        ("changed", F.or(T)),
-        ("change", T),
-        ("updated", F.or(T)),
-        ("created", F.or(T)),
-        ("modified", F.or(T)),
-        ("rotated", F.or(T)),
-        ("expires", F.or(T)),
-        ("expire", T),
-        ("expired", F.or(T)),
-        ("expiry", T),
-        ("expiration", T),
-        ("issued", T),
-        ("since", T),
-        ("until", T),
-        // What sort.
-        ("type", L),
-        ("types", L),
-        ("kind", L),
-        ("method", L),
-        ("methods", L),
-        ("scheme", L),
-        ("format", L),
-        ("mode", L),
-        ("status", L),
-        ("state", L),
-        ("algorithm", L),
-        ("alg", L),
-        ("provider", L),
-        ("source", L),
-        ("brand", L),
-        ("network", L),
-        ("scope", L),
-        ("scopes", L),
-        ("category", L),
-        ("level", L),
-        ("class", L),
-        ("strategy", L),
-        ("flow", L),
-        ("grant", L),
-        ("policy", L),
-        ("purpose", L),
-        ("label", L),
-        ("field", L),
-        ("name", L.or(I)),
-        ("names", L.or(I)),
-        // Which.
-        ("id", I),
-        ("ids", I),
-        ("uuid", I),
-        ("ref", I),
-        ("arn", I),
-        ("kid", I),
-        ("jti", I),
-        // Where.
-        ("url", P),
-        ("uri", P),
-        ("endpoint", P),
-        ("host", P),
-        ("domain", P),
-        ("server", P),
-        ("issuer", P.or(L)),
-        ("path", P),
-        ("file", P),
-        ("location", P.or(L)),
-    ]
-};
+/// The kinds a metadata word describes, if `word` (lower case) is one. A key with a sensitive
+/// word *and* a metadata word outside it names something about the secret, not the secret: its
+/// value is kept when it is plainly of a kind the word describes (see [`KeyRule::redacts`]).
+///
+/// | kinds | words |
+/// |---|---|
+/// | number | count, counts, length, len, size, total, num, max, min, limit, limits, attempts, attempt, retries, tries, remaining, used, usage, quota, bits, index, idx |
+/// | number or label | version |
+/// | number or time | ttl, age, lifetime, timeout, duration, seconds, secs, ms, minutes, hours, days |
+/// | flag | required, require, requires, enabled, enable, disabled, disable, valid, invalid, verified, present, missing, exists, set, is, has, use, needs, allowed, allow, supported, optional, configured, provided, mandatory |
+/// | time | at, on, time, timestamp, ts, date, change, expire, expiry, expiration, issued, since, until |
+/// | flag or time | changed, updated, created, modified, rotated, expires, expired |
+/// | label | type, types, kind, method, methods, scheme, format, mode, status, state, algorithm, alg, provider, source, brand, network, scope, scopes, category, level, class, strategy, flow, grant, policy, purpose, label, field |
+/// | label or id | name, names |
+/// | id | id, ids, uuid, ref, arn, kid, jti |
+/// | place | url, uri, endpoint, host, domain, server, path, file |
+/// | place or label | issuer, location |
+fn metadata_kinds(word: &str) -> Option<Kinds> {
+    Some(match word {
+        "count" | "counts" | "length" | "len" | "size" | "total" | "num" | "max" | "min"
+        | "limit" | "limits" | "attempts" | "attempt" | "retries" | "tries" | "remaining"
+        | "used" | "usage" | "quota" | "bits" | "index" | "idx" => Kinds::NUMBER,
+        "version" => Kinds::NUMBER.or(Kinds::LABEL),
+        "ttl" | "age" | "lifetime" | "timeout" | "duration" | "seconds" | "secs" | "ms"
+        | "minutes" | "hours" | "days" => Kinds::NUMBER.or(Kinds::TIME),
+        "required" | "require" | "requires" | "enabled" | "enable" | "disabled" | "disable"
+        | "valid" | "invalid" | "verified" | "present" | "missing" | "exists" | "set" | "is"
+        | "has" | "use" | "needs" | "allowed" | "allow" | "supported" | "optional"
+        | "configured" | "provided" | "mandatory" => Kinds::FLAG,
+        "at" | "on" | "time" | "timestamp" | "ts" | "date" | "change" | "expire" | "expiry"
+        | "expiration" | "issued" | "since" | "until" => Kinds::TIME,
+        "changed" | "updated" | "created" | "modified" | "rotated" | "expires" | "expired" => {
+            Kinds::FLAG.or(Kinds::TIME)
+        }
+        "type" | "types" | "kind" | "method" | "methods" | "scheme" | "format" | "mode"
+        | "status" | "state" | "algorithm" | "alg" | "provider" | "source" | "brand"
+        | "network" | "scope" | "scopes" | "category" | "level" | "class" | "strategy" | "flow"
+        | "grant" | "policy" | "purpose" | "label" | "field" => Kinds::LABEL,
+        "name" | "names" => Kinds::LABEL.or(Kinds::ID),
+        "id" | "ids" | "uuid" | "ref" | "arn" | "kid" | "jti" => Kinds::ID,
+        "url" | "uri" | "endpoint" | "host" | "domain" | "server" | "path" | "file" => Kinds::PLACE,
+        "issuer" | "location" => Kinds::PLACE.or(Kinds::LABEL),
+        _ => return None,
+    })
+}
 
 /// What the key rule says about a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -514,6 +414,11 @@ impl KeyTrie {
     /// NOTE: only keys with a sensitive word get here (a few in a record), so collecting the
     /// words costs nothing that matters.
     fn classify_sensitive(&self, key: &str) -> KeyClass {
+        // Nearly every sensitive key has no metadata word at all: find that out without
+        // collecting anything.
+        if !has_metadata_word(key) {
+            return KeyClass::Sensitive;
+        }
         let words = split_words(key);
         let mut covered = vec![false; words.len()];
         let mut date_valued = false;
@@ -538,11 +443,7 @@ impl KeyTrie {
             .iter()
             .zip(&covered)
             .filter(|(_, covered)| !**covered)
-            .filter_map(|(word, _)| {
-                METADATA_WORDS
-                    .iter()
-                    .find_map(|(w, kinds)| (w == word).then_some(*kinds))
-            })
+            .filter_map(|(word, _)| metadata_kinds(word))
             .fold(Kinds::NONE, Kinds::or);
         if kinds == Kinds::NONE {
             KeyClass::Sensitive
@@ -550,6 +451,80 @@ impl KeyTrie {
             KeyClass::Descriptive { kinds, date_valued }
         }
     }
+}
+
+/// True when one of the words of `key` is a metadata word.
+fn has_metadata_word(key: &str) -> bool {
+    if key.is_ascii() {
+        return has_ascii_metadata_word(key.as_bytes());
+    }
+    let mut word = [0_u8; 16];
+    let mut len = 0;
+    let mut fits = true;
+    for letter in Letters::new(key) {
+        if letter.start {
+            len = 0;
+            fits = true;
+        }
+        match u8::try_from(letter.ch) {
+            Ok(b) if fits && b.is_ascii() && len < word.len() => {
+                word[len] = b.to_ascii_lowercase();
+                len += 1;
+            }
+            _ => fits = false,
+        }
+        if letter.end
+            && fits
+            && std::str::from_utf8(&word[..len]).is_ok_and(|w| metadata_kinds(w).is_some())
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// [`has_metadata_word`] for an ASCII key, on bytes, with the word boundaries of
+/// [`KeyTrie::matches_ascii_key`]: several times faster than walking [`Letters`].
+fn has_ascii_metadata_word(key: &[u8]) -> bool {
+    let mut word = [0_u8; 16];
+    let mut len = 0;
+    let mut fits = true;
+    for (i, &b) in key.iter().enumerate() {
+        if !b.is_ascii_alphabetic() {
+            continue;
+        }
+        let starts = i == 0
+            || !key[i - 1].is_ascii_alphabetic()
+            || (b.is_ascii_uppercase()
+                && (key[i - 1].is_ascii_lowercase()
+                    || (key[i - 1].is_ascii_uppercase()
+                        && key.get(i + 1).is_some_and(u8::is_ascii_lowercase))));
+        if starts {
+            len = 0;
+            fits = true;
+        }
+        if fits && len < word.len() {
+            word[len] = b.to_ascii_lowercase();
+            len += 1;
+        } else {
+            fits = false;
+        }
+        let next = key.get(i + 1).copied();
+        let ends = next.is_none_or(|n| {
+            !n.is_ascii_alphabetic()
+                || (n.is_ascii_uppercase()
+                    && (b.is_ascii_lowercase()
+                        || (b.is_ascii_uppercase()
+                            && key.get(i + 2).is_some_and(u8::is_ascii_lowercase))))
+        });
+        if ends
+            && fits
+            && std::str::from_utf8(&word[..len]).is_ok_and(|w| metadata_kinds(w).is_some())
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The words of a key, lower-cased, split at the boundaries of SPEC §5.
@@ -911,6 +886,25 @@ mod tests {
         keys.allow("Token_Count");
         assert_eq!(keys.classify("TOKEN_COUNT"), KeyClass::Plain);
         assert!(!keys.redacts("token_count", &json!("anything")));
+    }
+
+    #[test]
+    fn ascii_metadata_word_search_agrees_with_the_word_split() {
+        let parts = [
+            "token", "Token", "_", "-", "Count", "count", "COUNT", "At", "at", "ID", "Id", "x",
+            "2", "URL", "url", "Type", "PIN", "s",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let key = format!("{a}{b}{c}");
+                    let by_words = split_words(&key)
+                        .iter()
+                        .any(|w| metadata_kinds(w).is_some());
+                    assert_eq!(has_ascii_metadata_word(key.as_bytes()), by_words, "{key}");
+                }
+            }
+        }
     }
 
     #[test]
