@@ -146,7 +146,7 @@ const GITLAB_PREFIXES: [&[u8]; 13] = [
 ];
 
 /// True when `before` (the text before a `:` or `=`) could end the name of a `key_value_pair`
-/// match: past blanks, quotes and backslashes, the run of name characters before them holds a
+/// match: past blanks, quotes, backslashes and `]`, the run of name characters before them holds a
 /// key word in its last [`NAME_REST`] + [`LONGEST_ANCHOR`] bytes. For `"name", "value":`, the
 /// name before `, "value"` is checked the same way.
 fn key_value_anchor(before: &[u8]) -> bool {
@@ -167,9 +167,9 @@ fn key_value_anchor(before: &[u8]) -> bool {
     holds_anchor(&before[name_start(before, end)..end])
 }
 
-/// Where the blanks, quotes and backslashes that end `s[..end]` begin.
+/// Where the blanks, quotes, backslashes and `]` that end `s[..end]` begin.
 fn skip_back(s: &[u8], mut end: usize) -> usize {
-    while end > 0 && matches!(s[end - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
+    while end > 0 && matches!(s[end - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\' | b']') {
         end -= 1;
     }
     end
@@ -218,6 +218,22 @@ mod tests {
             "cargo test --lib -- --nocapture",
         ] {
             assert!(!may_match_builtin(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn gate_sees_the_smallest_match_of_each_new_rule() {
+        // What the proptest found when each of these anchors was left out of the gate.
+        for s in [
+            "a://:",
+            "whsec_AAA0=a0=aA+0aAA=",
+            "glpat-a_-Aa-Aa0_0AAA_Aa_A0",
+            "hooks.slack.com/services/A",
+            "x&sig=a",
+            "\"key\",\"VAL\":",
+        ] {
+            assert!(BUILTIN_PATTERNS.regex.is_match(s), "{s}");
+            assert!(may_match_builtin(s.as_bytes()), "{s}");
         }
     }
 

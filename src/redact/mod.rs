@@ -581,7 +581,7 @@ pub(super) mod test_support {
             concat!(
                 r"[A-Za-z0-9_. -]{0,3}(?i:pass|pwd|secret|token|key|auth|credential|cookie|ssn",
                 r"|dob|birth|card|cvv|cvc|pin|account|iban|otp)[A-Za-z0-9_.-]{0,34}",
-                r#"(\\{0,3}["'])?[ \t]{0,2}(=>|:=|[:=])[ \t]{0,2}(\r?\n[ \t]{0,2})?"#,
+                r#"(\\{0,3}["'])?\]?[ \t]{0,2}(=>|:=|[:=])[ \t]{0,2}(\r?\n[ \t]{0,2})?"#,
                 r#"(\\{0,3}["'])?((?i:bearer|basic|token)[ \t]+)?[a-zA-Z0-9\[{]{0,5}"#,
             ),
             concat!(

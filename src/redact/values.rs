@@ -80,7 +80,7 @@ const RULES: &[Rule] = &[
         name: "key_value_pair",
         pattern: concat!(
             r"(?P<name>(?i-u:{ANCHORS})[A-Za-z0-9_.-]{0,32})",
-            r#"(?:(?P<quote>\\{0,3}["'])?[ \t]*(?:=>|:=|[:=])"#,
+            r#"(?:(?P<quote>\\{0,3}["'])?\]?[ \t]*(?:=>|:=|[:=])"#,
             r#"|(?P<pairquote>\\{0,3}")[ \t]*,[ \t]*\\{0,3}"(?i-u:value|val)\\{0,3}"[ \t]*:)"#,
             r"[ \t]*(?:\r?\n[ \t]*)?",
         ),
