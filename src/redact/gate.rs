@@ -184,16 +184,37 @@ fn name_start(s: &[u8], mut end: usize) -> usize {
 }
 
 /// True when the last [`NAME_REST`] + [`LONGEST_ANCHOR`] bytes of `name` hold a key word.
+///
+/// NOTE: called at every `:` and `=` (a time, a URL, every `key: value` in text), so it looks at
+/// each byte once and compares only the key words that start with it.
 fn holds_anchor(name: &[u8]) -> bool {
     let window = &name[name.len().saturating_sub(NAME_REST + LONGEST_ANCHOR)..];
-    let mut lower = [0_u8; NAME_REST + LONGEST_ANCHOR];
-    for (l, c) in lower.iter_mut().zip(window) {
-        *l = c.to_ascii_lowercase();
+    (0..window.len()).any(|i| {
+        let rest = &window[i..];
+        anchors_starting_with(rest[0].to_ascii_lowercase())
+            .iter()
+            .any(|anchor| {
+                rest.len() >= anchor.len() && rest[..anchor.len()].eq_ignore_ascii_case(anchor)
+            })
+    })
+}
+
+/// The [`KEY_ANCHORS`] that start with the lower-case letter `first`
+/// (`anchors_by_first_letter_are_the_key_anchors` checks the two agree).
+fn anchors_starting_with(first: u8) -> &'static [&'static [u8]] {
+    match first {
+        b'p' => &[b"pass", b"pwd", b"pin"],
+        b's' => &[b"secret", b"ssn"],
+        b't' => &[b"token"],
+        b'k' => &[b"key"],
+        b'a' => &[b"auth", b"account"],
+        b'c' => &[b"credential", b"cookie", b"card", b"cvv", b"cvc"],
+        b'd' => &[b"dob"],
+        b'b' => &[b"birth"],
+        b'i' => &[b"iban"],
+        b'o' => &[b"otp"],
+        _ => &[],
     }
-    let lower = &lower[..window.len()];
-    KEY_ANCHORS
-        .iter()
-        .any(|anchor| lower.windows(anchor.len()).any(|w| w == *anchor))
 }
 
 /// `s.ends_with(suffix)`, ignoring ASCII case.
@@ -216,9 +237,25 @@ mod tests {
             "SELECT id FROM users WHERE created_at > '2026-01-01' LIMIT 100",
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             "cargo test --lib -- --nocapture",
+            "workday-mcp:workday_get_worker",
+            "Content-Type: application/json; charset=utf-8",
+            "upstream identity-mcp timed out after 30s (request 17)",
+            "{\"query\": \"item 7\", \"limit\": 7, \"filters\": [{\"field\": \"dept\"}]}",
         ] {
             assert!(!may_match_builtin(s.as_bytes()), "{s}");
         }
+    }
+
+    #[test]
+    fn anchors_by_first_letter_are_the_key_anchors() {
+        let mut by_letter: Vec<&[u8]> = (b'a'..=b'z')
+            .flat_map(|c| anchors_starting_with(c).iter().copied())
+            .collect();
+        let mut all = KEY_ANCHORS.to_vec();
+        by_letter.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(by_letter, all);
+        assert!(KEY_ANCHORS.iter().all(|a| a.len() <= LONGEST_ANCHOR));
     }
 
     #[test]
