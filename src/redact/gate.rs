@@ -189,15 +189,33 @@ fn name_start(s: &[u8], mut end: usize) -> usize {
 /// each byte once and compares only the key words that start with it.
 fn holds_anchor(name: &[u8]) -> bool {
     let window = &name[name.len().saturating_sub(NAME_REST + LONGEST_ANCHOR)..];
-    (0..window.len()).any(|i| {
+    window.windows(2).enumerate().any(|(i, pair)| {
+        let (a, b) = (pair[0].to_ascii_lowercase(), pair[1].to_ascii_lowercase());
+        if !a.is_ascii_lowercase()
+            || !b.is_ascii_lowercase()
+            || ANCHOR_SECOND_LETTERS[usize::from(a - b'a')] & (1 << (b - b'a')) == 0
+        {
+            return false;
+        }
         let rest = &window[i..];
-        anchors_starting_with(rest[0].to_ascii_lowercase())
-            .iter()
-            .any(|anchor| {
-                rest.len() >= anchor.len() && rest[..anchor.len()].eq_ignore_ascii_case(anchor)
-            })
+        anchors_starting_with(a).iter().any(|anchor| {
+            rest.len() >= anchor.len() && rest[..anchor.len()].eq_ignore_ascii_case(anchor)
+        })
     })
 }
+
+/// For each first letter of a key word (`a`..=`z`), the set of its second letters, as bits:
+/// two table lookups turn away nearly every position of a name.
+const ANCHOR_SECOND_LETTERS: [u32; 26] = {
+    let mut table = [0_u32; 26];
+    let mut i = 0;
+    while i < KEY_ANCHORS.len() {
+        let anchor = KEY_ANCHORS[i];
+        table[(anchor[0] - b'a') as usize] |= 1 << (anchor[1] - b'a');
+        i += 1;
+    }
+    table
+};
 
 /// The [`KEY_ANCHORS`] that start with the lower-case letter `first`
 /// (`anchors_by_first_letter_are_the_key_anchors` checks the two agree).

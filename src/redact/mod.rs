@@ -274,8 +274,12 @@ impl Redactor {
     fn redact_children<'v>(&self, v: &'v mut Value, stack: &mut Vec<&'v mut Value>) {
         match v {
             Value::Object(map) => {
-                self.redact_keys(map);
-                let pair_names = pair_names(map);
+                let has_value_key = self.redact_keys(map);
+                let pair_names = if has_value_key {
+                    pair_names(map)
+                } else {
+                    Vec::new()
+                };
                 for (key, child) in map.iter_mut() {
                     let redact = self.keys.redacts(key, child)
                         || (is_pair_value_key(key)
@@ -313,15 +317,20 @@ impl Redactor {
     /// that changes keeps its place; when it becomes equal to another key, ` (2)`, ` (3)`, …
     /// is added to it, so the object never holds two equal keys. The value under a key that was
     /// sensitive before the change is redacted first, so no secret moves out from under its key.
-    fn redact_keys(&self, map: &mut Map<String, Value>) {
+    ///
+    /// Returns whether the object has a value key of a name/value pair (on the same pass over
+    /// the keys, which are many).
+    fn redact_keys(&self, map: &mut Map<String, Value>) -> bool {
         let mut renamed: Vec<(usize, String)> = Vec::new();
+        let mut has_value_key = false;
         for (i, key) in map.keys().enumerate() {
+            has_value_key |= is_pair_value_key(key);
             if let Cow::Owned(new) = self.redact_str(key) {
                 renamed.push((i, new));
             }
         }
         if renamed.is_empty() {
-            return;
+            return has_value_key;
         }
         let old = std::mem::take(map);
         let mut taken: HashSet<String> = old
@@ -341,6 +350,7 @@ impl Redactor {
             }
             map.insert(unique_key(new, &mut taken), value);
         }
+        map.keys().any(|k| is_pair_value_key(k))
     }
 
     fn redact_child<'v>(&self, v: &'v mut Value, stack: &mut Vec<&'v mut Value>) {
@@ -471,15 +481,15 @@ fn normalized_key_in(key: &str, list: &[&str]) -> bool {
 }
 
 fn is_pair_value_key(key: &str) -> bool {
-    normalized_key_in(key, PAIR_VALUE_KEYS)
+    // NOTE: every value key starts with one of these letters; most keys are done here.
+    matches!(
+        key.as_bytes().first().map(u8::to_ascii_lowercase),
+        Some(b'v' | b'p' | b'o' | b't')
+    ) && normalized_key_in(key, PAIR_VALUE_KEYS)
 }
 
-/// The names of a name/value object: the strings under its name keys, when it also has a value
-/// key; none otherwise.
+/// The names of a name/value object (one with a value key): the strings under its name keys.
 fn pair_names(map: &Map<String, Value>) -> Vec<String> {
-    if !map.keys().any(|k| is_pair_value_key(k)) {
-        return Vec::new();
-    }
     map.iter()
         .filter(|(k, _)| normalized_key_in(k, PAIR_NAME_KEYS))
         .filter_map(|(_, v)| v.as_str().map(str::to_owned))
@@ -706,6 +716,16 @@ mod tests {
                 "{name_key}/{value_key}"
             );
         }
+    }
+
+    #[test]
+    fn every_pair_value_key_passes_the_first_letter_shortcut() {
+        for key in PAIR_VALUE_KEYS {
+            assert!(is_pair_value_key(key), "{key}");
+            assert!(is_pair_value_key(&key.to_uppercase()), "{key}");
+        }
+        assert!(is_pair_value_key("Parameter_Value"));
+        assert!(!is_pair_value_key("valid"));
     }
 
     #[test]
