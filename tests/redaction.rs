@@ -829,6 +829,7 @@ fn name_value_text_forms_are_redacted_through_the_binary() {
         ("{'client_secret' => \"{}\"}", "py dict"),
         ("refresh_token:\n    {}", "rT0k3nLine"),
         ("password =\r\n\t{} rest", "crlfPw77"),
+        ("db_passwords:\n  - {}\nhost: db", "yaml-item-1"),
     ]);
     assert_texts_redacted(&cases, &secrets);
 }

@@ -583,14 +583,35 @@ fn pair_value_span(
     let key = pair_name(s, &name, keys)?;
     let backslashes = quote.map_or(0, |q| q.len() - 1);
     let cookie = key.to_ascii_lowercase().contains("cookie");
-    let span = value_extent(s, p, quote.is_some(), backslashes, cookie)?;
+    let next_line = s[name.end..p].contains('\n');
+    let span = if next_line && s[p..].starts_with("- ") {
+        yaml_list_span(s, p)?
+    } else {
+        value_extent(s, p, quote.is_some(), backslashes, cookie)?
+    };
     let text = &s[span.clone()];
     // NOTE: after a line break, `name:` is the next key of a YAML mapping, not a value.
-    let next_line_key = s[name.end..p].contains('\n') && text.ends_with(':');
+    let next_line_key = next_line && text.ends_with(':');
     if next_line_key || text.starts_with(REDACTED) || !keys.redacts_text(key, text) {
         return None;
     }
     Some(span)
+}
+
+/// The items of the YAML list whose first `- ` is at `p`: from the first item to the end of the
+/// last line that starts, with the same indentation, with `- `.
+fn yaml_list_span(s: &str, p: usize) -> Option<Range<usize>> {
+    let line_start = s[..p].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &s[line_start..p];
+    let start = p + 2 + s[p + 2..].len() - s[p + 2..].trim_start_matches([' ', '\t']).len();
+    let mut end = line_end(s, start);
+    while let Some(next) = s[end..].strip_prefix('\n') {
+        let Some(item) = next.strip_prefix(indent).and_then(|l| l.strip_prefix("- ")) else {
+            break;
+        };
+        end = line_end(s, s.len() - item.len());
+    }
+    nonempty(start, end)
 }
 
 /// The whole name around the key word at `name`, if the key rule finds it sensitive.
@@ -1206,6 +1227,11 @@ mod tests {
         }
         // A YAML mapping: the next line is a key, not the value.
         assert_kept("auth:\n  user: bob\n");
+        // A YAML list: its items are.
+        assert_eq!(
+            redact("passwords:\n  - hunter2\n  - x y\nuser: ann"),
+            "passwords:\n  - **REDACTED**\nuser: ann"
+        );
     }
 
     #[test]
