@@ -1,86 +1,45 @@
 //! Redaction: what never reaches the log (SPEC §5).
 //!
 //! Everything a caller hands the writer passes through a [`Redactor`] before it is hashed, so the
-//! log never holds the secret and the chain still verifies. Two kinds of rules apply.
+//! log never holds the secret and the chain still verifies. The rules are written down, in SPEC
+//! terms and with their limits, in `docs/REDACTION.md`; in short:
 //!
-//! # Key rule
-//!
-//! An object key is split into words at `_`, `-`, `.`, whitespace, digits, any other
-//! non-letter, and camelCase boundaries (`apiKey` → `api` `key`, and acronym ends: `APIKey` →
-//! `api` `key`), then lowercased. The key is sensitive when one word, or several adjacent words
-//! joined, is a sensitive word:
-//!
-//! | group | words |
-//! |---|---|
-//! | secrets | password, passwd, pwd, passphrase, secret, token, credential, credentials, otp |
-//! | keys | apikey, accesskey, privatekey, secretkey |
-//! | auth | auth, authorization, cookie |
-//! | identity | ssn, dob, dateofbirth, birthdate |
-//! | payment | card, cardnumber, cvv, cvc, pin, accountnumber, iban |
-//! | plurals | passwords, passphrases, secrets, cookies, apikeys, accesskeys, privatekeys, secretkeys |
-//!
-//! So `apiKey`, `API_KEY`, `x-auth-token`, `db.password`, `user_password2`, `SessionToken`,
-//! `set-cookie` and `date_of_birth` are sensitive, while `author`, `authority`, `shipping`,
-//! `tokenizer`, `mapping`, `pinned`, `cardinality` and `keyboard` are not: a word must equal a
-//! sensitive word, not merely contain one.
-//!
-//! NOTE: `tokens` is deliberately *not* sensitive. MCP payloads are full of model usage counters
-//! (`tokens_used`, `max_tokens`, `input_tokens`) and redacting them would hide useful numbers
-//! without protecting anything. The other plurals in the table name secrets, so they are added.
-//!
-//! The value under a sensitive key, whatever its type, becomes the string [`REDACTED`]. Keys in
-//! [`RedactionRules::allow_keys`] are never redacted by name, but the strings under them are
-//! still scanned by the value rule.
-//!
-//! # Value rule
-//!
-//! Every other string, at any depth (inside objects and arrays alike), is scanned for these
-//! shapes; the matched span becomes [`REDACTED`] and the rest of the string is kept:
-//!
-//! | shape | what is replaced |
-//! |---|---|
-//! | PEM private key block (`-----BEGIN … PRIVATE KEY-----` … `-----END … PRIVATE KEY-----`) | the block; an unterminated block to the end of the string |
-//! | JWT (`eyJ…` three base64url segments) | the token |
-//! | password in a URL (`scheme://user:pass@host`) | `pass` |
-//! | `password=…`, `token: …`, `api_key=…`, `secret=…` and similar pairs in free text, also at the end of a longer key (`access_token=`, `X-Api-Key:`, `"password": "…"`) | the value, up to whitespace, `&`, `,`, `;` or a quote (after an optional `Bearer`/`Basic`/`token` scheme, which is kept) |
-//! | `Bearer <token>` / `Basic <base64>` (any case) | the credential |
-//! | AWS access key id (`AKIA`, `ASIA`, … + 16 upper-case letters or digits) | the id |
-//! | GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`), Slack (`xoxb-`, `xoxp-`, `xoxa-`, `xoxr-`, `xoxs-`), Stripe (`sk_live_`, `rk_test_`, …), Google (`AIza` + 35) keys | the key |
-//! | card number: 13–19 digits, single spaces or dashes allowed between them, passing the Luhn check, first digit 2–6 | the number |
-//! | US SSN `ddd-dd-dddd` (area not 000, 666 or 9xx; group not 00; serial not 0000) | the number |
-//! | each of [`RedactionRules::extra_patterns`] | every match |
-//!
-//! Object keys are never rewritten. `error_message` goes through
-//! [`Redactor::sanitize_error_message`]: the value rule, then a cut to
-//! [`MAX_ERROR_MESSAGE_CHARS`] characters.
-//!
-//! # Limits: what is not caught
-//!
-//! Redaction is a safety net, not a guarantee. It does not catch:
-//!
-//! - secrets with no recognisable shape under a non-sensitive key: a random password in a
-//!   `"note"` string, an AWS *secret* access key, a generic high-entropy string;
-//! - a secret used as an object key, or stored as a JSON number (only strings are scanned;
-//!   a card number as a number under a non-sensitive key is kept);
-//! - keys whose words only resemble a sensitive word: plurals such as `tokens` or `pins`, or
-//!   `PINs` (split as `pi` `ns`, like any acronym followed by a lower-case letter);
-//! - in `key=value` pairs, the part of a value after a space, `&`, `,`, `;` or quote;
-//! - `Bearer`/`Basic` credentials shorter than 8 characters, or made only of lower-case letters
-//!   (so prose such as "basic authentication" is kept);
-//! - card numbers starting with 0, 1, 7, 8 or 9 (this keeps millisecond timestamps, which pass
-//!   the Luhn check one time in ten), or with other separators; SSNs written without dashes;
-//! - a password in a connection string without a scheme (`user:pass@host`);
-//! - encoded secrets (base64, percent-encoding, escaped JSON beyond `\"`), and a secret split
-//!   across several strings.
+//! - **Key rule** (`keys.rs`). A key is split into words (at `_ - .`, whitespace, digits, other
+//!   non-letters and camelCase boundaries) and is *sensitive* when one word, or several adjacent
+//!   words joined, is a sensitive word (password, secret, token, apikey, auth, cookie, ssn, dob,
+//!   card, pin, iban, otp, …; not `tokens`). The value under a sensitive key becomes
+//!   [`REDACTED`], whatever its type, unless a *metadata word* outside the sensitive word
+//!   qualifies it (`token_count`, `promptTokenCount`, `auth_required`, `password_changed_at`,
+//!   `card_type`) and the value is plainly of the kind that word describes (a number, a boolean,
+//!   a timestamp, a short label, an id, a URL; never a card number, never a date under `dob`).
+//!   [`RedactionRules::allow_keys`] are never sensitive; [`RedactionRules::extra_keys`] add words.
+//! - **Pair rules** (this module). In a name/value object (`{"name": K, "value": V}` in the
+//!   common casings and spellings: `Key`/`Value`, `key`/`val`, `ParameterKey`/`ParameterValue`,
+//!   …) and in a list of `[K, V]` pairs, `V` is redacted when the key rule redacts it under `K`.
+//! - **Keys are scanned** (this module). Every key goes through the value rule like a string; a
+//!   key that becomes equal to another key of its object gets ` (2)`, ` (3)`, … so that no
+//!   record holds duplicate keys.
+//! - **Value rule** (`values.rs`). Every other string, at any depth, and `error_message`, is
+//!   scanned for the shapes of secrets (PEM private keys, JWTs, URL passwords, presigned-URL
+//!   signatures, `name=value` pairs whose name the key rule redacts, `Bearer`/`Basic`
+//!   credentials, AWS, GitHub, GitLab, OpenAI, Anthropic, Slack, Stripe and Google keys, Slack
+//!   webhook URLs, Luhn-valid card numbers, US SSNs, and [`RedactionRules::extra_patterns`]);
+//!   each matched span becomes [`REDACTED`] and the rest of the string is kept.
+//!   [`Redactor::sanitize_error_message`] then cuts `error_message` to
+//!   [`MAX_ERROR_MESSAGE_CHARS`] characters.
 //!
 //! # Cost
 //!
 //! Nearly every string is clean, so that case is the fast one. A single pass over the bytes
-//! first looks for the anchors the built-in shapes need (a run of 9 digits, `eyJ`, `://` then
-//! `@`, a key word before `:` or `=`, …); a string with none is done, returned borrowed without
-//! allocating. Otherwise all built-in shapes are one compiled [`regex::Regex`], so the string is
-//! scanned once more, and the checks a regex cannot express (Luhn, SSN areas, "looks like a
-//! credential") run on candidates only. Extra patterns add one scan of a [`regex::RegexSet`].
+//! (`gate.rs`) first looks for the anchors the built-in shapes need (a run of 9 digits, `eyJ`,
+//! `://` then `:`, a key word in the name before `:` or `=`, a token prefix, …); a string with
+//! none is done, returned borrowed without allocating. Otherwise all built-in shapes are one
+//! compiled [`regex::Regex`], so the string is scanned once more, and the checks a regex cannot
+//! express (the key rule on a pair's name, the extent of its value, the `@` that ends a URL
+//! password, Luhn, SSN areas, "looks like a credential") run on candidates only, each bounded so
+//! that time stays linear in the length of the string, whatever its content. Extra patterns add
+//! one scan of a [`regex::RegexSet`]. A key costs one gate pass, and a key with a sensitive word
+//! a look for metadata words.
 
 mod gate;
 mod keys;
