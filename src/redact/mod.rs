@@ -188,10 +188,12 @@ impl Redactor {
 
     /// Redacts `v` in place, at any depth, in objects and arrays alike.
     ///
-    /// The value under a sensitive key (see [`Redactor::is_sensitive_key`]), whatever its type,
-    /// becomes the string [`REDACTED`]; every other string goes through
-    /// [`Redactor::redact_str`]. Object keys are never rewritten, and numbers, booleans and
-    /// nulls outside sensitive keys are kept.
+    /// The value under a key that [`Redactor::redacts_field`] says so of, whatever its type,
+    /// becomes the string [`REDACTED`], as does the value of a name/value object or `[K, V]`
+    /// pair whose name it says so of; every other string goes through
+    /// [`Redactor::redact_str`], and numbers, booleans and nulls are kept. Object keys go
+    /// through [`Redactor::redact_str`] too, in place; a key that becomes equal to another key
+    /// of its object gets ` (2)`, ` (3)`, … appended, so no object holds two equal keys.
     pub fn redact_value(&self, v: &mut Value) {
         // NOTE: an explicit stack rather than recursion, so a deeply nested value built in code
         // (serde_json's parser stops at 128 levels, `json!` does not) cannot overflow the stack.
