@@ -1163,3 +1163,11 @@ fn keys_that_redact_to_the_same_text_never_duplicate_a_key_through_the_binary() 
     }
     assert_absent(&log, &[k1, k2, k3, "dupA1".into(), "dupB2".into()]);
 }
+
+#[test]
+fn a_token_used_as_a_url_user_is_redacted_with_the_password_through_the_binary() {
+    let token = joined(&["ghp", "_", "Us3rT0kenInUrlAbCdEfGhIjKlMnOpQr12"]);
+    let text = format!("git clone https://{token}:x-oauth-basic@github.com/o/r.git");
+    let want = "git clone https://**REDACTED**:**REDACTED**@github.com/o/r.git".to_owned();
+    assert_texts_redacted(&[(text, want)], &[token, "x-oauth-basic".into()]);
+}

@@ -224,31 +224,46 @@ impl BuiltinPatterns {
         if !may_match_builtin(s.as_bytes()) {
             return;
         }
-        let mut locations: Option<CaptureLocations> = None;
-        let mut at = 0;
+        let mut locations = self.regex.capture_locations();
+        self.scan(s, 0, spans, keys, &mut locations);
+    }
+
+    /// Pushes the spans of the accepted matches in `s[at..]`.
+    fn scan(
+        &self,
+        s: &str,
+        mut at: usize,
+        spans: &mut Vec<Range<usize>>,
+        keys: &KeyRule,
+        locs: &mut CaptureLocations,
+    ) {
         while at <= s.len() {
             let Some(found) = self.regex.find_at(s, at) else {
                 break;
             };
+            let after_start = next_char_boundary(s, found.start());
             let accepted = if s.as_bytes()[found.start()].is_ascii_digit() {
                 digit_candidate_span(s, found.range())
             } else {
-                let locs = locations.get_or_insert_with(|| self.regex.capture_locations());
                 self.accepted_span(s, found.start(), locs, keys)
             };
-            match accepted {
-                Some(span) => {
-                    let next = span.end.max(next_char_boundary(s, found.start()));
-                    if !s[span.clone()].starts_with(REDACTED) {
-                        spans.push(span);
-                    }
-                    // NOTE: from the end of the span, not of the match: a card number may be
-                    // a prefix of its match, and an SSN may follow it.
-                    at = next;
-                }
+            let Some(span) = accepted else {
                 // A rejected candidate may hide a real match that starts inside it.
-                None => at = next_char_boundary(s, found.start()),
+                at = after_start;
+                continue;
+            };
+            // NOTE: the part of the match before its span (a pair's name and separator, a
+            // URL's user) is kept, so it is scanned on its own: it may hold a secret too
+            // (`https://ghp_…:x@github.com`). It is short or a URL's user, and scanned once.
+            if span.start > after_start {
+                self.scan(&s[..span.start], after_start, spans, keys, locs);
             }
+            if !s[span.clone()].starts_with(REDACTED) {
+                spans.push(span.clone());
+            }
+            // NOTE: from the end of the span, not of the match: a card number may be a prefix
+            // of its match, and an SSN may follow it.
+            at = span.end.max(after_start);
         }
     }
 
@@ -458,9 +473,17 @@ fn url_password_span(s: &str, p: usize) -> Option<Range<usize>> {
     {
         return nonempty(p, p + at);
     }
+    // The quote that ends the window, with the backslashes escaping it (`\"` in escaped JSON).
     let quote = region[word_end..]
         .find(is_quote_char)
-        .map_or(region.len(), |q| word_end + q);
+        .map_or(region.len(), |q| {
+            word_end + q
+                - region.as_bytes()[word_end..word_end + q]
+                    .iter()
+                    .rev()
+                    .take_while(|c| **c == b'\\')
+                    .count()
+        });
     let mut window_end = quote.min(word_end + URL_PASSWORD_SPACES_WINDOW);
     while !region.is_char_boundary(window_end) {
         window_end -= 1;
@@ -1166,6 +1189,19 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_in_the_kept_part_of_a_match_is_redacted_too() {
+        let token = github_token();
+        assert_eq!(
+            redact(&format!("https://{token}:x-oauth-basic@github.com/o/r")),
+            "https://**REDACTED**:**REDACTED**@github.com/o/r"
+        );
+        assert_eq!(
+            redact("password-123-45-6789: x"),
+            "password-**REDACTED**: **REDACTED**"
+        );
+    }
+
+    #[test]
     fn url_with_a_port_and_an_address_later_is_kept() {
         assert_kept("http://localhost:3000/invite?email=bob@x.example");
         assert_kept("see http://h.example:8080 then mail a@b.example");
@@ -1527,6 +1563,46 @@ mod tests {
         assert!(compiled.is_ok(), "{:?}", compiled.err());
         if let Ok(patterns) = compiled {
             assert_eq!(patterns.rules.len(), RULES.len());
+        }
+    }
+
+    /// Text made of the pieces the new rules look at, with multi-byte characters among them.
+    fn rule_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("password".to_owned()),
+            Just("token_count".to_owned()),
+            Just("Cookie".to_owned()),
+            Just("://u:".to_owned()),
+            Just("@h".to_owned()),
+            Just("\\\"".to_owned()),
+            Just("- ".to_owned()),
+            Just("123-45-6789".to_owned()),
+            Just("4111 1111 1111 1111".to_owned()),
+            Just("sk-proj-".to_owned()),
+            Just("&sig=".to_owned()),
+            proptest::string::string_regex(r#"[a-z0-9 :=>/@?#\[\]{}"'\\\n\r\t,;&_.-]{1,4}|é|🚀"#)
+                .expect("valid"),
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn any_text_is_redacted_without_panic_and_a_second_pass_only_redacts_more(s in rule_soup()) {
+            let redactor = crate::redact::Redactor::default();
+            let once = redactor.redact_str(&s).into_owned();
+            let twice = redactor.redact_str(&once).into_owned();
+            // A second pass may redact more (a span that only now looks like a secret), never
+            // bring anything back: what it keeps of the first pass's output is in order.
+            let mut rest = once.as_str();
+            for piece in twice.split(REDACTED) {
+                let found = rest.find(piece);
+                proptest::prop_assert!(found.is_some(), "{:?} -> {:?} -> {:?}", s, once, twice);
+                rest = &rest[found.unwrap_or(0) + piece.len()..];
+            }
         }
     }
 
