@@ -224,7 +224,8 @@ impl BuiltinPatterns {
         if !may_match_builtin(s.as_bytes()) {
             return;
         }
-        let mut locations = self.regex.capture_locations();
+        // NOTE: made on first need: digit runs, the commonest candidates, do without.
+        let mut locations: Option<CaptureLocations> = None;
         self.scan(s, 0, spans, keys, &mut locations);
     }
 
@@ -235,7 +236,7 @@ impl BuiltinPatterns {
         mut at: usize,
         spans: &mut Vec<Range<usize>>,
         keys: &KeyRule,
-        locs: &mut CaptureLocations,
+        locations: &mut Option<CaptureLocations>,
     ) {
         while at <= s.len() {
             let Some(found) = self.regex.find_at(s, at) else {
@@ -245,6 +246,7 @@ impl BuiltinPatterns {
             let accepted = if s.as_bytes()[found.start()].is_ascii_digit() {
                 digit_candidate_span(s, found.range())
             } else {
+                let locs = locations.get_or_insert_with(|| self.regex.capture_locations());
                 self.accepted_span(s, found.start(), locs, keys)
             };
             let Some(span) = accepted else {
@@ -256,7 +258,7 @@ impl BuiltinPatterns {
             // URL's user) is kept, so it is scanned on its own: it may hold a secret too
             // (`https://ghp_…:x@github.com`). It is short or a URL's user, and scanned once.
             if span.start > after_start {
-                self.scan(&s[..span.start], after_start, spans, keys, locs);
+                self.scan(&s[..span.start], after_start, spans, keys, locations);
             }
             if !s[span.clone()].starts_with(REDACTED) {
                 spans.push(span.clone());
