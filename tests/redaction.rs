@@ -703,3 +703,471 @@ fn an_invalid_configured_pattern_refuses_to_open_the_log() {
         assert!(result.is_err(), "{pattern:?} was accepted");
     }
 }
+
+// --- issue 9, item 7: the classes the attack showed ---------------------------------------
+
+/// Appends each object with `append --json`, one process each, and returns the records.
+fn append_json_each(path: &Path, objects: &[Value]) -> Vec<Value> {
+    for o in objects {
+        let out = cli(path)
+            .args(["append", "--durability", "none", "--json"])
+            .arg(o.to_string())
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    records(path)
+}
+
+/// Strings and what each must become in the log, appended through `--stdin` inside
+/// `args_summary`, `details`, `error_message` and an extra field; then every `secret` is checked
+/// to be absent from the file's bytes and the chain to verify.
+fn assert_texts_redacted(cases: &[(String, String)], secrets: &[String]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let events: Vec<Value> = cases
+        .iter()
+        .map(|(text, _)| {
+            json!({
+                "tool": "t",
+                "args_summary": {"q": text, "list": [{"deep": text}]},
+                "details": {"why": [text]},
+                "error_message": text,
+                "comment": text,
+            })
+        })
+        .collect();
+    append_stdin(&log, &events);
+    let stored = records(&log);
+    assert_eq!(stored.len(), cases.len());
+    for (r, (text, want)) in stored.iter().zip(cases) {
+        assert_eq!(r["args_summary"]["q"], want.as_str(), "{text:?}");
+        assert_eq!(
+            r["args_summary"]["list"][0]["deep"],
+            want.as_str(),
+            "{text:?}"
+        );
+        assert_eq!(r["details"]["why"][0], want.as_str(), "{text:?}");
+        assert_eq!(r["error_message"], want.as_str(), "{text:?}");
+        assert_eq!(r["comment"], want.as_str(), "{text:?}");
+    }
+    assert_absent(&log, secrets);
+}
+
+/// `(text with {} for the secret, secret)` → `(text, text with REDACTED)`.
+fn cases(pairs: &[(&str, &str)]) -> (Vec<(String, String)>, Vec<String>) {
+    let cases = pairs
+        .iter()
+        .map(|(t, s)| (t.replace("{}", s), t.replace("{}", REDACTED)))
+        .collect();
+    let secrets = pairs.iter().map(|(_, s)| (*s).to_owned()).collect();
+    (cases, secrets)
+}
+
+#[test]
+fn ssn_beside_other_digit_groups_is_redacted_through_the_binary() {
+    let (cases, secrets) = cases(&[
+        ("member {} 7781", "078-05-1120"),
+        ("ids 45 {} 0042 11", "219-09-9999"),
+        ("ssn:{};ref 8 8 8 8", "536-22-1234"),
+        ("2026 11 29 {}", "401-36-8870"),
+        ("{}, 7 7 7 7 7", "401-36-8871"),
+    ]);
+    assert_texts_redacted(&cases, &secrets);
+}
+
+#[test]
+fn url_passwords_with_reserved_characters_and_spaces_are_redacted_through_the_binary() {
+    let (cases, secrets) = cases(&[
+        ("amqps://svc:{}@broker.internal:5671/vh", "Zq/7?x#w"),
+        ("sftp://ann:{}@files.corp.example/in ok", "s@fe/P4ss"),
+        (
+            "jdbc:postgresql://app:{}@pg.local:5432/db",
+            "with space@and/slash",
+        ),
+        (
+            "mongodb+srv://u:{}@cluster0.x.mongodb.net/?retryWrites=true",
+            "a#b@c?d",
+        ),
+        ("url=\"https://u:{}@h.example\"", "q w e r"),
+    ]);
+    assert_texts_redacted(&cases, &secrets);
+}
+
+#[test]
+fn urls_without_a_password_are_kept_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let kept = [
+        "http://127.0.0.1:8080/reset?user=ann@corp.example",
+        "https://grafana.corp.example:3000 is down, ping ops@corp.example",
+        "ssh://git@github.com/org/repo.git",
+    ];
+    let events: Vec<Value> = kept
+        .iter()
+        .map(|t| json!({"tool": "t", "args_summary": {"q": t}}))
+        .collect();
+    append_stdin(&log, &events);
+    for (r, t) in records(&log).iter().zip(kept) {
+        assert_eq!(r["args_summary"]["q"], t);
+    }
+}
+
+#[test]
+fn name_value_text_forms_are_redacted_through_the_binary() {
+    let (cases, secrets) = cases(&[
+        ("GITHUB_TOKEN_RO={} make", "tkRo81QzvB"),
+        ("env OPENAI_API_KEY_2={}", "keyTwo72Lm"),
+        ("passphrase2: {}", "Pp2WwQ81"),
+        ("Secrets_Manager_Secret_Value={}", "smv-91-Xq"),
+        ("config[:db_password] => '{}'", "ru by pw"),
+        ("user[password]={}&commit=Save", "form-pw-9"),
+        ("{'client_secret' => \"{}\"}", "py dict"),
+        ("refresh_token:\n    {}", "rT0k3nLine"),
+        ("password =\r\n\t{} rest", "crlfPw77"),
+        ("db_passwords:\n  - {}\nhost: db", "yaml-item-1"),
+    ]);
+    assert_texts_redacted(&cases, &secrets);
+}
+
+#[test]
+fn serialized_json_with_an_array_or_object_secret_is_redacted_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let texts = [
+        (
+            r#"{"apiKeys": ["ak-one-11", "ak-two-22"], "region": "eu"}"#,
+            r#"{"apiKeys": **REDACTED**, "region": "eu"}"#,
+        ),
+        (
+            r#"{"credentials":{"user":"svc","pass":"cr-obj-33"},"n":2}"#,
+            r#"{"credentials":**REDACTED**,"n":2}"#,
+        ),
+        (
+            r#"{\"private_key\": {\"d\": \"pk-esc-44\", \"k\": [\"]\"]}, \"kid\": \"k1\"}"#,
+            r#"{\"private_key\": **REDACTED**, \"kid\": \"k1\"}"#,
+        ),
+    ];
+    let events: Vec<Value> = texts
+        .iter()
+        .map(|(t, _)| json!({"tool": "t", "args_summary": {"body": t}}))
+        .collect();
+    append_stdin(&log, &events);
+    for (r, (_, want)) in records(&log).iter().zip(&texts) {
+        assert_eq!(r["args_summary"]["body"], *want);
+    }
+    assert_absent(
+        &log,
+        &[
+            "ak-one-11".into(),
+            "ak-two-22".into(),
+            "cr-obj-33".into(),
+            "pk-esc-44".into(),
+        ],
+    );
+}
+
+#[test]
+fn name_value_pair_arrays_are_redacted_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let stored = append_json_each(
+        &log,
+        &[
+            json!({"tool": "ecs_register_task", "args_summary": {"environment": [
+                {"name": "DATABASE_PASSWORD", "value": "nv-pw-01"},
+                {"name": "LOG_LEVEL", "value": "debug"},
+            ]}}),
+            json!({"tool": "ec2_create_tags", "args_summary": {"Tags": [
+                {"Key": "SlackWebhookSecret", "Value": "nv-pw-02"},
+                {"Key": "team", "Value": "blue"},
+            ]}}),
+            json!({"tool": "cfn_create_stack", "args_summary": {"Parameters": [
+                {"ParameterKey": "DbMasterPassword", "ParameterValue": "nv-pw-03"},
+            ]}}),
+            json!({"tool": "har_replay", "args_summary": {"headers": [
+                {"NAME": "X-Auth-Token", "VALUE": ["nv-pw-04"]},
+                {"key": "stripeSecret", "val": {"live": "nv-pw-05"}},
+            ]}}),
+            json!({"tool": "http_call", "args_summary": {"headers": [
+                ["Authorization", "Token nv-pw-06"],
+                ["Content-Type", "application/json"],
+                ["cookie", "sid=nv-pw-07"],
+            ]}}),
+            json!({"tool": "metrics", "args_summary": {"series": [
+                {"name": "prompt_token_count", "value": 812},
+                {"name": "token_count", "value": "nv-pw-08"},
+            ]}}),
+        ],
+    );
+    let a = |i: usize| &stored[i]["args_summary"];
+    assert_eq!(
+        a(0)["environment"],
+        json!([{"name": "DATABASE_PASSWORD", "value": REDACTED}, {"name": "LOG_LEVEL", "value": "debug"}])
+    );
+    assert_eq!(
+        a(1)["Tags"],
+        json!([{"Key": "SlackWebhookSecret", "Value": REDACTED}, {"Key": "team", "Value": "blue"}])
+    );
+    assert_eq!(a(2)["Parameters"][0]["ParameterValue"], REDACTED);
+    assert_eq!(a(3)["headers"][0]["VALUE"], REDACTED);
+    assert_eq!(a(3)["headers"][1]["val"], REDACTED);
+    assert_eq!(
+        a(4)["headers"],
+        json!([
+            ["Authorization", REDACTED],
+            ["Content-Type", "application/json"],
+            ["cookie", REDACTED]
+        ])
+    );
+    assert_eq!(
+        a(5)["series"],
+        json!([{"name": "prompt_token_count", "value": 812}, {"name": "token_count", "value": REDACTED}])
+    );
+    let secrets: Vec<String> = (1..=8).map(|i| format!("nv-pw-0{i}")).collect();
+    assert_absent(&log, &secrets);
+}
+
+#[test]
+fn widely_used_token_shapes_are_redacted_through_the_binary() {
+    let openai = joined(&["sk-", "proj-", "R4nd0mPr0j3ctK3yV4lu3_9xQ-Lm2Zt7"]);
+    let openai_svc = joined(&["sk-", "svcacct-", "Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8"]);
+    let openai_legacy = joined(&["sk-", "Zx9Cv8Bn7Mm6Ll5Kk4Jj3Hh2Gg1Ff0Dd"]);
+    let anthropic = joined(&["sk-", "ant-", "admin01-", "Qq1Ww2Ee3Rr4Tt5Yy6Uu7Ii8Oo9Pp0"]);
+    let gitlab = joined(&["glpat-", "Yy7Uu6Ii5Oo4Pp3Aa2Ss1D"]);
+    let gitlab_deploy = joined(&["gldt-", "Mm2Nn3Bb4Vv5Cc6Xx7Zz8L"]);
+    let slack_app = joined(&["xapp-", "1-A07XYZ-6789012345-0f1e2d3c4b5a69788796"]);
+    let slack_hook_path = joined(&["T01ABCDEF/B02GHIJKL/", "q1W2e3R4t5Y6u7I8o9P0a1S2"]);
+    let whsec = joined(&["whsec_", "Nq8mZ3kP0wR6tY2uI4oA7sD9fG1hJ5kL"]);
+    let amz = "4f8d2a9c0b1e7f6a5d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e";
+    let goog = "7a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let sas = "Zk3mQ9%2Bp0wR6tY2uI4oA7sD9fG1hJ5%3D";
+    let (cases, secrets) = cases(&[
+        ("using {} for embeddings", &openai),
+        ("svc key {}", &openai_svc),
+        ("old key {}", &openai_legacy),
+        ("claude via {}", &anthropic),
+        (
+            "git clone https://oauth2:{}@gitlab.example.com/g/r.git",
+            &gitlab,
+        ),
+        ("deploy token {}.", &gitlab_deploy),
+        ("socket mode with {}", &slack_app),
+        (
+            "notify https://hooks.slack.com/services/{}",
+            &slack_hook_path,
+        ),
+        ("stripe listen --secret {}", &whsec),
+        (
+            "GET https://b.s3.us-east-1.amazonaws.com/o.pdf?X-Amz-Date=20261130T101010Z&X-Amz-Signature={}&X-Amz-Expires=900",
+            amz,
+        ),
+        (
+            "https://storage.googleapis.com/b/o.csv?X-Goog-Signature={}",
+            goog,
+        ),
+        (
+            "https://a.blob.core.windows.net/c/b.zip?sv=2024-05-04&sp=r&sig={}",
+            sas,
+        ),
+        ("Cookie: {}", "session=ck-val-1; theme=dark"),
+        (
+            "HTTP/1.1 200 OK\nSet-Cookie: {}\nServer: x",
+            "__Host-sid=ck-val-2; Secure; Path=/",
+        ),
+    ]);
+    assert_texts_redacted(&cases, &secrets);
+}
+
+#[test]
+fn metadata_about_secrets_is_kept_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let args = json!({
+        "usage": {"promptTokenCount": 812, "candidatesTokenCount": 96, "totalTokenCount": 908},
+        "token_count": 1024,
+        "auth_required": false,
+        "isPasswordSet": true,
+        "password_changed_at": "2026-11-02T08:15:00Z",
+        "password_expires_at": 1_767_225_600,
+        "card_type": "mastercard",
+        "card_brand": "Visa",
+        "secret_version": 7,
+        "token_type": "Bearer",
+        "auth_method": "oauth2",
+        "access_token_ttl": "15m",
+        "api_key_id": "3f2b8c1e-9d4a-4f6b-8e2c-7a1d5b9c0e4f",
+        "token_endpoint": "https://login.example.com/oauth2/v2.0/token",
+        "otp_length": 6,
+        "pin_attempts_remaining": 2,
+    });
+    let kept = args.clone();
+    let stored = append_json_each(
+        &log,
+        &[json!({"tool": "login", "args_summary": args, "token_count": 12, "auth_required": true})],
+    );
+    assert_eq!(stored[0]["args_summary"], kept);
+    assert_eq!(stored[0]["token_count"], 12);
+    assert_eq!(stored[0]["auth_required"], true);
+    assert!(!log_bytes(&log).contains(REDACTED));
+}
+
+#[test]
+fn metadata_names_with_a_secret_shaped_value_are_still_redacted_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let stored = append_json_each(
+        &log,
+        &[json!({"tool": "t", "args_summary": {
+            "token_count": "md-sec-1 x",
+            "auth_required": "md-sec-2",
+            "password_changed_at": {"value": "md-sec-3"},
+            "card_type": "4111111111111111",
+            "dob_updated_at": "1984-07-02",
+            "text": "token_count=md-sec-4 auth_required=md-sec-5",
+        }})],
+    );
+    let a = &stored[0]["args_summary"];
+    for key in [
+        "token_count",
+        "auth_required",
+        "password_changed_at",
+        "card_type",
+        "dob_updated_at",
+    ] {
+        assert_eq!(a[key], REDACTED, "{key}");
+    }
+    assert_eq!(
+        a["text"],
+        "token_count=**REDACTED** auth_required=**REDACTED**"
+    );
+    assert_absent(
+        &log,
+        &[
+            "md-sec-1".into(),
+            "md-sec-2".into(),
+            "md-sec-3".into(),
+            "md-sec-4".into(),
+            "md-sec-5".into(),
+            "4111111111111111".into(),
+            "1984-07-02".into(),
+        ],
+    );
+}
+
+/// Fails on an object with two equal keys anywhere in `line` (serde_json keeps the last).
+fn assert_no_duplicate_keys(line: &[u8]) {
+    use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+    struct Unique;
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(UniqueVisitor)
+        }
+    }
+    struct UniqueVisitor;
+    impl<'de> Visitor<'de> for UniqueVisitor {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("duplicate key {key:?}")));
+                }
+                map.next_value::<Unique>()?;
+            }
+            Ok(Unique)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+            while seq.next_element::<Unique>()?.is_some() {}
+            Ok(Unique)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+    }
+    if let Err(e) = serde_json::from_slice::<Unique>(line) {
+        panic!("{e}: {}", String::from_utf8_lossy(line));
+    }
+}
+
+#[test]
+fn keys_that_redact_to_the_same_text_never_duplicate_a_key_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let gh = |tail: &str| joined(&["ghp", "_", "Dup1icateK3yT0kenAbCdEf", tail]);
+    let (k1, k2, k3) = (gh("01"), gh("02"), gh("03"));
+    let event = json!({
+        "tool": "t",
+        format!("note {k1}"): 1,
+        format!("note {k2}"): 2,
+        "note **REDACTED**": 3,
+        "args_summary": {
+            "password=dupA1": "x",
+            "password=dupB2": "y",
+            "nested": [{ k1.clone(): "a", k2.clone(): "b", k3.clone(): "c" }],
+        },
+    });
+    append_json_each(&log, std::slice::from_ref(&event));
+    append_stdin(&log, &[event]);
+    let raw = lines(&log);
+    assert_eq!(raw.len(), 2);
+    for line in &raw {
+        assert_no_duplicate_keys(line);
+    }
+    for r in records(&log) {
+        let top: Vec<&str> = r
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("note"))
+            .collect();
+        assert_eq!(
+            top,
+            [
+                "note **REDACTED** (2)",
+                "note **REDACTED** (3)",
+                "note **REDACTED**"
+            ]
+        );
+        assert_eq!(r["note **REDACTED**"], 3);
+        let a = &r["args_summary"];
+        assert_eq!(a["password=**REDACTED**"], REDACTED);
+        assert_eq!(a["password=**REDACTED** (2)"], REDACTED);
+        assert_eq!(
+            a["nested"][0],
+            json!({REDACTED: "a", "**REDACTED** (2)": "b", "**REDACTED** (3)": "c"})
+        );
+    }
+    assert_absent(&log, &[k1, k2, k3, "dupA1".into(), "dupB2".into()]);
+}
+
+#[test]
+fn a_token_used_as_a_url_user_is_redacted_with_the_password_through_the_binary() {
+    let token = joined(&["ghp", "_", "Us3rT0kenInUrlAbCdEfGhIjKlMnOpQr12"]);
+    let text = format!("git clone https://{token}:x-oauth-basic@github.com/o/r.git");
+    let want = "git clone https://**REDACTED**:**REDACTED**@github.com/o/r.git".to_owned();
+    assert_texts_redacted(&[(text, want)], &[token, "x-oauth-basic".into()]);
+}

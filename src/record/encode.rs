@@ -173,27 +173,24 @@ impl Encoder {
                 _ => {}
             }
         }
-        for (name, mut value) in e.extra {
-            if crate::chain::field(&name).is_some() {
-                continue;
-            }
-            match redactor {
-                Some(r) if r.is_sensitive_key(&name) => {
-                    value = Value::String(crate::redact::REDACTED.to_owned());
-                }
-                Some(r) => {
-                    r.redact_value(&mut value);
-                    normalize_numbers(&mut value);
-                }
-                None => normalize_numbers(&mut value),
-            }
+        // NOTE: the extra fields are redacted as one object, so that the key rule, the pair
+        // rules and the rewriting of keys that hold secrets (which keeps keys distinct) apply
+        // to them as to any object.
+        let mut extra = e.extra;
+        extra.retain(|name, _| crate::chain::field(name).is_none());
+        let mut extra = Value::Object(extra);
+        if let Some(r) = redactor {
+            r.redact_value(&mut extra);
+        }
+        normalize_numbers(&mut extra);
+        for (name, value) in extra.as_object().into_iter().flatten() {
             if !first {
                 out.push(b',');
             }
             first = false;
-            write_str(&mut out, &redacted(redactor, &name));
+            write_str(&mut out, name);
             out.push(b':');
-            write_value(&mut out, &value);
+            write_value(&mut out, value);
         }
         out.push(b'}');
         Ok(out)
