@@ -2,9 +2,9 @@
 //! trusted keys, then its size and head against the log.
 
 use crate::chain::{self, Hash};
-use crate::checkpoint::Checkpoint;
-use crate::note::{self, NoteError, VerifierKey};
 use crate::reader::Snapshot;
+use crate::trust::checkpoint::Checkpoint;
+use crate::trust::note::{self, NoteError, VerifierKey};
 
 use super::report::{Problem, ProblemKind, Report};
 

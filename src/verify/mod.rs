@@ -43,11 +43,11 @@ mod walk;
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{DEFAULT_SAMPLES, State, check_sample_size};
 use crate::error::{Error, Result};
-use crate::note::VerifierKey;
 use crate::reader::Snapshot;
-use crate::seal::KeyFile;
+use crate::trust::note::VerifierKey;
+use crate::trust::seal_key::KeyFile;
+use crate::trust::state::{DEFAULT_SAMPLES, State, check_sample_size};
 use walk::WalkOptions;
 
 pub use report::{Problem, ProblemKind, Report};
@@ -228,7 +228,7 @@ impl Verifier {
     }
 
     /// How many records a full run samples at random into the new state, for later
-    /// incremental runs to check (1 to [`MAX_SAMPLES`](crate::checkpoint::MAX_SAMPLES));
+    /// incremental runs to check (1 to [`MAX_SAMPLES`](crate::trust::state::MAX_SAMPLES));
     /// incremental runs keep the state's number.
     #[must_use]
     pub fn samples(mut self, n: usize) -> Self {

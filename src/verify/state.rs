@@ -4,8 +4,8 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::chain;
-use crate::checkpoint::{State, line_at, starts_line};
 use crate::reader::{Lines, Snapshot};
+use crate::trust::state::{State, line_at, starts_line};
 
 use super::checkpoints::locate;
 use super::report::{Problem, ProblemKind};

@@ -2,7 +2,7 @@
 //! end through the library.
 
 use super::*;
-use crate::checkpoint::State;
+use crate::trust::state::State;
 use crate::{Durability, Event, LogOptions};
 
 fn write_log(path: &Path, n: u64) -> Vec<Vec<u8>> {
@@ -191,13 +191,14 @@ fn an_incremental_run_from_a_state_without_a_proof_is_refused() {
 
 #[test]
 fn a_verifier_checks_checkpoints_and_seals_in_the_same_report() {
-    use crate::checkpoint::Checkpoint;
-    use crate::note::SignerKey;
-    use crate::seal::SealOptions;
+    use crate::trust::checkpoint::Checkpoint;
+    use crate::trust::note::SignerKey;
+    use crate::writer::SealOptions;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.jsonl");
-    let (seal_key, seal_verify) = crate::seal::init(&dir.path().join("seal")).expect("seal");
+    let (seal_key, seal_verify) =
+        crate::trust::seal_key::init(&dir.path().join("seal")).expect("seal");
     let mut sealing = SealOptions::new(&seal_key);
     sealing.every = 10;
     let writer = LogOptions::new(&log)

@@ -147,7 +147,7 @@ impl LogOptions {
         self
     }
 
-    /// Seals the log with the forward-secure key in `seal.key_path` (see [`crate::seal`]).
+    /// Seals the log with the forward-secure key in `seal.key_path` (see [`crate::trust::seal_key`]).
     #[must_use]
     pub fn seal(mut self, seal: SealOptions) -> Self {
         self.seal = Some(seal);
@@ -242,7 +242,7 @@ impl Logger {
         let file = open_existing_log_file(&opts.path)?;
         if let Some(seal) = &opts.seal {
             // Read now, so a missing or broken key fails the open, before any file is created.
-            crate::seal::KeyFile::load(&seal.key_path)?;
+            crate::trust::seal_key::KeyFile::load(&seal.key_path)?;
         }
         let encoder = Encoder::new(Redactor::new(&opts.redaction)?, opts.taxonomy, opts.source);
         let shared = Arc::new(Shared {

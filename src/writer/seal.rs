@@ -1,4 +1,4 @@
-//! The writer's side of forward-secure sealing (see [`crate::seal`] for the scheme): when a seal
+//! The writer's side of forward-secure sealing (see [`crate::trust::seal_key`] for the scheme): when a seal
 //! falls due, its record, and moving the key file forward around the write that holds it.
 
 use std::path::{Path, PathBuf};
@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::chain::Hash;
 use crate::error::{Error, Result};
 use crate::record::{Encoder, Event};
-use crate::seal::{KeyFile, Pending, mac, next_key};
 use crate::time::{format_timestamp, parse_timestamp};
+use crate::trust::seal_key::{KeyFile, Pending, mac, next_key};
 
 /// How a writer seals.
 #[derive(Clone, Debug)]

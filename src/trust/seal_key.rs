@@ -1,4 +1,5 @@
-//! Forward-secure sealing, after journald's: the writer holds a key that only moves forward.
+//! The keys of forward-secure sealing, after journald's: the writer holds a key that only moves
+//! forward. The writer's side is in `writer/seal.rs`, the auditor's in `verify/seals.rs`.
 //!
 //! Every `every` records (and at least every `interval` while records arrive) the writer appends
 //! a `seal` record whose MAC is `HMAC-SHA256(key of epoch e, LABEL ‖ e ‖ seq ‖ prev_hash)`
@@ -23,12 +24,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chain::{self, Hash};
-use crate::checkpoint::write_atomically;
+use crate::error::{Error, Result};
 use crate::record::format_timestamp;
-use crate::{Error, Result};
 
-// NOTE: kept at its old path; the writer's sealing options live with the writer.
-pub use crate::writer::SealOptions;
+use super::state::write_atomically;
 
 /// The domain-separation label of MACs and key steps.
 pub const LABEL: &[u8] = b"nexus-audit seal v1";
