@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use crate::record::RecordView;
+use crate::taxonomy::Taxonomy;
 use crate::time::{format_timestamp, is_canonical, parse_timestamp};
 // NOTE: kept at their old path for the command line, which imports them from here.
 pub use crate::time::{parse_span, parse_time};
@@ -35,7 +36,7 @@ pub struct Matcher {
     filter: Filter,
     since: Option<String>,
     until: Option<String>,
-    taxonomy: crate::Taxonomy,
+    taxonomy: Taxonomy,
 }
 
 impl Filter {
@@ -62,7 +63,7 @@ impl Filter {
             filter: self.clone(),
             since: self.since.map(format_timestamp),
             until: self.until.map(format_timestamp),
-            taxonomy: crate::Taxonomy::default(),
+            taxonomy: Taxonomy::default(),
         }
     }
 }

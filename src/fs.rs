@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Mode of private files: exports, signer and seal keys, verifier state.
 pub const PRIVATE: u32 = 0o600;

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::error::{Error, Result};
 use crate::lock::FileLock;
 use crate::record::RecordView;
-use crate::{Error, Result};
 
 mod follow;
 pub use follow::{Follower, Update};

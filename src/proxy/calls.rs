@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::envelope::{Args, Id, Message, Obj};
 use super::{LogHealth, ProxyOptions};
-use crate::{Event, Logger};
+use crate::record::Event;
+use crate::writer::Logger;
 
 const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
 const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";

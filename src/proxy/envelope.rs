@@ -18,8 +18,8 @@ use std::ops::Range;
 use serde_json::Value;
 
 use super::lenient::{self, Quirk, Quirks, Scan};
-use crate::Redactor;
 use crate::redact::REDACTED;
+use crate::redact::Redactor;
 
 /// The longest text kept of an id that is not a string or a number.
 const MAX_ODD_ID: usize = 256;

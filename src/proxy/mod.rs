@@ -34,7 +34,9 @@ use serde_json::json;
 use self::calls::{Answered, INVALID_REQUEST, PARSE_ERROR, Recorder, Refusal};
 use self::envelope::{Id, Message};
 use self::frame::{Frame, Framer, Shape};
-use crate::{Error, Event, Logger, Result};
+use crate::error::{Error, Result};
+use crate::record::Event;
+use crate::writer::Logger;
 
 /// How the proxy records.
 #[derive(Clone, Default)]

@@ -23,9 +23,9 @@ use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::chain::{self, Hash};
+use crate::error::{Error, Result};
 use crate::lock::FileLock;
 use crate::reader::{Lines, Snapshot};
-use crate::{Error, Result};
 
 /// Lines handed out that the follower remembers, to find its place again after a change
 /// (few in unit tests, so they can go past it).

@@ -52,7 +52,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 use keys::{KeyRule, Letters};
 use values::{BUILTIN_PATTERNS, BuiltinPatterns, ExtraPatterns};

@@ -9,7 +9,7 @@ use regex::{CaptureLocations, Regex, RegexSet};
 use super::gate::{KEY_ANCHORS, may_match_builtin};
 use super::keys::{KeyClass, KeyRule};
 use super::{REDACTED, next_char_boundary};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A post-check a built-in pattern's candidate must pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

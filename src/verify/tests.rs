@@ -2,8 +2,9 @@
 //! end through the library.
 
 use super::*;
+use crate::record::Event;
 use crate::trust::state::State;
-use crate::{Durability, Event, LogOptions};
+use crate::writer::{Durability, LogOptions};
 
 fn write_log(path: &Path, n: u64) -> Vec<Vec<u8>> {
     let log = LogOptions::new(path)
