@@ -177,6 +177,54 @@ pub(crate) fn for_each_match<'a, T: Send, E>(
     Ok(())
 }
 
+/// Maps every line of `sources` (as one sequence, oldest first) with `map(offset, line)` in
+/// parallel, one window of `window` bytes at a time cut into jobs of `chunk` bytes, and hands
+/// the results to `consume` in order. `consume` runs on one thread while the next window is
+/// being mapped, so a sequential pass (the chain walk) overlaps the parallel work; memory is
+/// bounded by two windows' results. `progress` gets the number of bytes mapped so far.
+pub(crate) fn map_lines_in_order<'a, T: Send>(
+    pool: &rayon::ThreadPool,
+    sources: &[&'a [u8]],
+    chunk: usize,
+    window: usize,
+    map: &(dyn Fn(u64, &'a [u8]) -> T + Sync),
+    progress: &dyn Fn(u64),
+    mut consume: impl FnMut(T) + Send,
+) {
+    let chunk = chunk.max(1);
+    let map_window = |win: &Chunk<'a>| -> Vec<Vec<T>> {
+        chunks(&[win.bytes], chunk)
+            .par_iter()
+            .map(|c| {
+                Lines::new(c.bytes, win.offset + c.offset)
+                    .map(|(offset, line)| map(offset, line))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut mapped: Option<Vec<Vec<T>>> = None;
+    let mut done = 0u64;
+    for win in chunks(sources, window.max(1)) {
+        let (next, ()) = pool.install(|| {
+            rayon::join(
+                || map_window(&win),
+                || {
+                    mapped
+                        .take()
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .for_each(&mut consume)
+                },
+            )
+        });
+        mapped = Some(next);
+        done += win.bytes.len() as u64;
+        progress(done);
+    }
+    mapped.into_iter().flatten().flatten().for_each(consume);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +287,28 @@ mod tests {
         let mut reversed = expected;
         reversed.reverse();
         assert_eq!(collect(&[a, b"", b], true, usize::MAX), reversed);
+    }
+
+    #[test]
+    fn lines_are_mapped_in_parallel_and_consumed_in_order_across_sources() {
+        let data = sample();
+        let (a, b) =
+            data.split_at(memchr::memchr(b'\n', &data[5000..]).expect("a line end") + 5001);
+        let pool = build_pool(Some(2)).expect("pool");
+        for (chunk, window) in [(1, 1), (4 << 10, 16 << 10), (1 << 20, 8 << 20)] {
+            let mut got = Vec::new();
+            map_lines_in_order(
+                &pool,
+                &[a, b],
+                chunk,
+                window,
+                &|offset, line| (offset, line.len()),
+                &|n| assert!(n <= data.len() as u64),
+                |x| got.push(x),
+            );
+            let want: Vec<(u64, usize)> = Lines::new(&data, 0).map(|(o, l)| (o, l.len())).collect();
+            assert_eq!(got, want, "chunk {chunk}, window {window}");
+        }
     }
 
     #[test]
