@@ -23,12 +23,12 @@ use std::collections::{BTreeMap, HashMap};
 use foldhash::fast::RandomState;
 
 use chrono::{Datelike, NaiveDate};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::Result;
 use crate::filter::Matcher;
-use crate::reader::{Lines, NotRecord, Snapshot, read_record, split_lines};
+use crate::parallel::{self, Chunk};
+use crate::reader::{Lines, NotRecord, Snapshot, read_record};
 use crate::record::RecordView;
 
 /// Time buckets for the timeline.
@@ -589,8 +589,7 @@ impl Latencies {
 /// values; none for an ordinary log).
 fn resolve_percentiles(
     pool: &rayon::ThreadPool,
-    data: &[u8],
-    chunks: &[std::ops::Range<usize>],
+    chunks: &[Chunk<'_>],
     matcher: &Matcher,
     located: [Option<Result<u64, Unresolved>>; 4],
 ) -> [Option<u64>; 4] {
@@ -602,41 +601,42 @@ fn resolve_percentiles(
         let zero = || -> [Vec<u64>; 4] {
             std::array::from_fn(|i| vec![0; if open[i].is_some() { PARTS as usize } else { 0 }])
         };
-        let counts = pool.install(|| {
-            chunks
-                .par_iter()
-                .map(|c| {
-                    let mut counts = zero();
-                    for (_, line) in Lines::new(&data[c.clone()], 0) {
-                        let Ok(r) = read_record(line) else { continue };
-                        let Some(v) = r.latency() else { continue };
-                        if !matcher.matches(&r) {
-                            continue;
-                        }
-                        for (u, hist) in open.iter().zip(counts.iter_mut()) {
-                            if let Some(u) = u
-                                && (u.low..=u.last).contains(&v)
-                            {
-                                #[expect(
-                                    clippy::cast_possible_truncation,
-                                    reason = "below PARTS by construction"
-                                )]
-                                let part = ((v - u.low) / width(u)) as usize;
-                                hist[part] += 1;
-                            }
+        let counts = parallel::map_reduce(
+            pool,
+            chunks,
+            |c| {
+                let mut counts = zero();
+                for (_, line) in c.lines() {
+                    let Ok(r) = read_record(line) else { continue };
+                    let Some(v) = r.latency() else { continue };
+                    if !matcher.matches(&r) {
+                        continue;
+                    }
+                    for (u, hist) in open.iter().zip(counts.iter_mut()) {
+                        if let Some(u) = u
+                            && (u.low..=u.last).contains(&v)
+                        {
+                            #[expect(
+                                clippy::cast_possible_truncation,
+                                reason = "below PARTS by construction"
+                            )]
+                            let part = ((v - u.low) / width(u)) as usize;
+                            hist[part] += 1;
                         }
                     }
-                    counts
-                })
-                .reduce(zero, |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        for (p, q) in x.iter_mut().zip(y) {
-                            *p += q;
-                        }
+                }
+                counts
+            },
+            zero,
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    for (p, q) in x.iter_mut().zip(y) {
+                        *p += q;
                     }
-                    a
-                })
-        });
+                }
+                a
+            },
+        );
         for i in 0..4 {
             let Some(u) = open[i] else { continue };
             let w = width(&u);
@@ -687,6 +687,9 @@ fn bucket_of(ts: &str, interval: Interval) -> Option<String> {
     }
 }
 
+/// The size of the chunks the passes over the records are cut into.
+const CHUNK: usize = 2 << 20;
+
 /// Computes the summary of the records of `snapshot` that `matcher` keeps.
 ///
 /// # Errors
@@ -711,28 +714,29 @@ pub fn stats(
         data = &data[start..];
     }
     let base = (data.as_ptr() as usize - snapshot.data().as_ptr() as usize) as u64;
-    let chunks = split_lines(data, data.len().div_ceil(2 << 20).max(1));
+    let chunks = parallel::chunks(&[data], CHUNK);
     let interval = opts.interval;
     let cap = opts.max_distinct.unwrap_or(MAX_DISTINCT).max(1);
     let done = std::sync::atomic::AtomicU64::new(0);
-    let acc = pool.install(|| {
-        chunks
-            .par_iter()
-            .map(|c| {
-                let mut acc = Acc::default();
-                for (offset, line) in Lines::new(&data[c.clone()], base + c.start as u64) {
-                    match read_record(line) {
-                        Ok(r) if matcher.matches(&r) => acc.add(r, matcher, interval, cap),
-                        Ok(_) => {}
-                        Err(why) => acc.unreadable(offset, why),
-                    }
+    let acc = parallel::map_reduce(
+        &pool,
+        &chunks,
+        |c| {
+            let mut acc = Acc::default();
+            for (offset, line) in Lines::new(c.bytes, base + c.offset) {
+                match read_record(line) {
+                    Ok(r) if matcher.matches(&r) => acc.add(r, matcher, interval, cap),
+                    Ok(_) => {}
+                    Err(why) => acc.unreadable(offset, why),
                 }
-                let bytes = (c.end - c.start) as u64;
-                progress(done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes);
-                acc
-            })
-            .reduce(Acc::default, |a, b| a.merge(b, cap))
-    });
+            }
+            let bytes = c.bytes.len() as u64;
+            progress(done.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes);
+            acc
+        },
+        Acc::default,
+        |a, b| a.merge(b, cap),
+    );
     let timeline = interval.map(|_| {
         acc.timeline
             .iter()
@@ -744,13 +748,13 @@ pub fn stats(
             .collect()
     });
     let exact = if acc.tallies.iter().any(|t| t.summarised) {
-        exact_counts(&pool, data, &chunks, matcher, &acc.tallies)
+        exact_counts(&pool, &chunks, matcher, &acc.tallies)
     } else {
         Default::default()
     };
     let located = acc.latency.locate();
     let exact_latencies = if located.iter().flatten().any(std::result::Result::is_err) {
-        resolve_percentiles(&pool, data, &chunks, matcher, located)
+        resolve_percentiles(&pool, &chunks, matcher, located)
     } else {
         [None; 4]
     };
@@ -763,8 +767,7 @@ pub fn stats(
 /// survived in the summary.
 fn exact_counts(
     pool: &rayon::ThreadPool,
-    data: &[u8],
-    chunks: &[std::ops::Range<usize>],
+    chunks: &[Chunk<'_>],
     matcher: &Matcher,
     tallies: &[Tally<'_>; BREAKDOWNS],
 ) -> [Option<Vec<(String, u64)>>; BREAKDOWNS] {
@@ -781,35 +784,36 @@ fn exact_counts(
     let zero = || -> [Vec<u64>; BREAKDOWNS] {
         std::array::from_fn(|i| vec![0; index[i].as_ref().map_or(0, HashMap::len)])
     };
-    let counts = pool.install(|| {
-        chunks
-            .par_iter()
-            .map(|c| {
-                let mut counts = zero();
-                for (_, line) in Lines::new(&data[c.clone()], 0) {
-                    let Ok(r) = read_record(line) else { continue };
-                    if !matcher.matches(&r) {
-                        continue;
-                    }
-                    for (i, key) in keys_of(&r, matcher).into_iter().enumerate() {
-                        if let (Some(idx), Some(key)) = (&index[i], key)
-                            && let Some(&n) = idx.get(key.as_ref())
-                        {
-                            counts[i][n] += 1;
-                        }
+    let counts = parallel::map_reduce(
+        pool,
+        chunks,
+        |c| {
+            let mut counts = zero();
+            for (_, line) in c.lines() {
+                let Ok(r) = read_record(line) else { continue };
+                if !matcher.matches(&r) {
+                    continue;
+                }
+                for (i, key) in keys_of(&r, matcher).into_iter().enumerate() {
+                    if let (Some(idx), Some(key)) = (&index[i], key)
+                        && let Some(&n) = idx.get(key.as_ref())
+                    {
+                        counts[i][n] += 1;
                     }
                 }
-                counts
-            })
-            .reduce(zero, |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    for (p, q) in x.iter_mut().zip(y) {
-                        *p += q;
-                    }
+            }
+            counts
+        },
+        zero,
+        |mut a, b| {
+            for (x, y) in a.iter_mut().zip(b) {
+                for (p, q) in x.iter_mut().zip(y) {
+                    *p += q;
                 }
-                a
-            })
-    });
+            }
+            a
+        },
+    );
     std::array::from_fn(|i| {
         index[i].as_ref().map(|idx| {
             idx.iter()

@@ -50,8 +50,12 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
     let mut out = RecordWriter::new(format, BufWriter::with_capacity(1 << 20, sink), false)?;
     let data = snapshot.data();
     let progress = Progress::new(ctx, data.len() as u64, "exporting");
-    // Lines that are not records are kept too, to be counted in order below.
-    let keep = |line: &[u8]| read_record(line).map_or(true, |v| matcher.matches(&v));
+    // Lines that are not records are kept too, to be counted in order below; each line is
+    // parsed once, and the view travels with it.
+    let keep = |line| match read_record(line) {
+        Ok(view) if !matcher.matches(&view) => None,
+        parsed => Some(parsed),
+    };
     let skipped = Skipped::default();
     for_each_match(
         data,
@@ -59,9 +63,9 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
         None,
         &keep,
         &|done| progress.set(done),
-        |line| -> anyhow::Result<bool> {
+        |line, parsed| -> anyhow::Result<bool> {
             let offset = super::offset_in(data, line);
-            match read_record(line) {
+            match parsed {
                 Ok(view) => {
                     if let Err(why) = out.record(line, &view)? {
                         skipped.add(offset, why);

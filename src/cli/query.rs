@@ -41,8 +41,12 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     let data = snapshot.data();
     let progress = Progress::new(ctx, data.len() as u64, "searching");
-    // Lines that are not records are kept too, to be counted in order below.
-    let keep = |line: &[u8]| read_record(line).map_or(true, |v| matcher.matches(&v));
+    // Lines that are not records are kept too, to be counted in order below; each line is
+    // parsed once, and the view travels with it.
+    let keep = |line| match read_record(line) {
+        Ok(view) if !matcher.matches(&view) => None,
+        parsed => Some(parsed),
+    };
     let skipped = Skipped::default();
     let (mut passed, mut shown) = (0usize, 0usize);
     for_each_match(
@@ -51,9 +55,9 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
         None,
         &keep,
         &|done| progress.set(done),
-        |line| -> anyhow::Result<bool> {
+        |line, parsed| -> anyhow::Result<bool> {
             let offset = super::offset_in(data, line);
-            let view = match read_record(line) {
+            let view = match parsed {
                 Ok(view) => view,
                 Err(why) => {
                     skipped.add(offset, super::not_a_record(why));

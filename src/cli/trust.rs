@@ -117,12 +117,10 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
         data,
         false,
         None,
-        &|line| read_record(line).is_err(),
+        &|line| read_record(line).err(),
         &|_| {},
-        |line| -> anyhow::Result<bool> {
-            if let Err(why) = read_record(line) {
-                covered.add(super::offset_in(data, line), super::not_a_record(why));
-            }
+        |line, why| -> anyhow::Result<bool> {
+            covered.add(super::offset_in(data, line), super::not_a_record(why));
             Ok(true)
         },
     )?;

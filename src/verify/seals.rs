@@ -37,9 +37,13 @@ pub(crate) fn verify_seals(
     let mut report = SealReport::default();
     // The seal lines, found in parallel with the same scanner as `stats`.
     let mut seals: Vec<usize> = Vec::new();
-    let is_seal =
-        |line: &[u8]| RecordView::parse(line).is_ok_and(|v| v.action.as_deref() == Some("seal"));
-    crate::scan::for_each_match(data, false, threads, &is_seal, &|_| {}, |line| {
+    let is_seal = |line: &[u8]| {
+        RecordView::parse(line)
+            .is_ok_and(|v| v.action.as_deref() == Some("seal"))
+            .then_some(())
+    };
+    let pool = crate::parallel::build_pool(threads)?;
+    crate::parallel::for_each_match(&pool, &[data], false, &is_seal, &|_| {}, |line, ()| {
         seals.push(line.as_ptr() as usize - data.as_ptr() as usize);
         Ok::<_, Error>(true)
     })?;

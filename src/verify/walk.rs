@@ -4,11 +4,9 @@
 
 use std::collections::VecDeque;
 
-use rayon::prelude::*;
-
 use crate::chain::{self, ChainError, Hash};
 use crate::error::Result;
-use crate::reader::{Lines, Snapshot, split_lines};
+use crate::reader::Snapshot;
 use crate::record::RecordView;
 
 use super::diagnose::{Anchor, Diagnosis, Rec, diagnose};
@@ -78,39 +76,16 @@ pub(crate) fn walk(
     // then walked in order. The window bounds memory whatever the file's size.
     let chunk = opts.chunk_size.max(1);
     let window = chunk.saturating_mul(threads * 2);
-    let mut done = 0usize;
-    let lines_of = |win: &std::ops::Range<usize>| -> Vec<Vec<LineInfo>> {
-        let part = &data[win.clone()];
-        let chunks = split_lines(part, part.len().div_ceil(chunk).max(1));
-        chunks
-            .par_iter()
-            .map(|c| {
-                Lines::new(&part[c.clone()], (start + win.start + c.start) as u64)
-                    .map(|(offset, line)| LineInfo::of(offset, line))
-                    .collect()
-            })
-            .collect()
-    };
-    // The walk of one window (sequential) overlaps the hashing and parsing of the next.
-    let mut walked: Option<Vec<Vec<LineInfo>>> = None;
-    for win in split_lines(data, data.len().div_ceil(window).max(1)) {
-        let (infos, ()) = pool.install(|| {
-            rayon::join(
-                || lines_of(&win),
-                || {
-                    for info in walked.take().into_iter().flatten().flatten() {
-                        walker.push(info);
-                    }
-                },
-            )
-        });
-        walked = Some(infos);
-        done += win.len();
-        progress(done as u64);
-    }
-    for info in walked.take().into_iter().flatten().flatten() {
-        walker.push(info);
-    }
+    let base = start as u64;
+    crate::parallel::map_lines_in_order(
+        &pool,
+        &[data],
+        chunk,
+        window,
+        &|offset, line| LineInfo::of(base + offset, line),
+        progress,
+        |info| walker.push(info),
+    );
     walker.finish();
 
     let torn = snapshot.torn_tail();

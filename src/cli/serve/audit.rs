@@ -159,7 +159,11 @@ fn render(
     page: &Page,
     known: Option<(u64, u64)>,
 ) -> Result<Vec<u8>, ApiError> {
-    let keep = |line: &[u8]| RecordView::parse(line).is_ok_and(|v| matcher.matches(&v));
+    let keep = |line: &[u8]| {
+        RecordView::parse(line)
+            .is_ok_and(|v| matcher.matches(&v))
+            .then_some(())
+    };
     let newest_first = page.order == Order::Desc;
     let region = match page.cursor {
         None => 0..data.len(),
@@ -179,7 +183,7 @@ fn render(
         None,
         &keep,
         &|_| {},
-        |line| -> Result<bool, ApiError> {
+        |line, ()| -> Result<bool, ApiError> {
             total += 1;
             if seen >= page.offset as usize && found.len() <= page.limit as usize {
                 found.push(line);
@@ -199,7 +203,7 @@ fn render(
             }
             None => {
                 let mut n = 0u64;
-                for_each_match(data, false, None, &keep, &|_| {}, |_| {
+                for_each_match(data, false, None, &keep, &|_| {}, |_, ()| {
                     n += 1;
                     Ok::<_, ApiError>(true)
                 })?;

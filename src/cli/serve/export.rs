@@ -130,15 +130,20 @@ pub async fn handler(
         };
         let result = (|| -> anyhow::Result<()> {
             let mut out = RecordWriter::new(format, sink, false)?;
-            let keep = |line: &[u8]| RecordView::parse(line).is_ok_and(|v| matcher.matches(&v));
-            for_each_match(snapshot.data(), false, None, &keep, &|_| {}, |line| {
-                if let Ok(view) = RecordView::parse(line) {
+            let keep = |line| RecordView::parse(line).ok().filter(|v| matcher.matches(v));
+            for_each_match(
+                snapshot.data(),
+                false,
+                None,
+                &keep,
+                &|_| {},
+                |line, view| {
                     // A record csv cannot decode is left out whole, as `export` does (which
                     // names it on stderr; a download has no stderr).
                     let _left_out = out.record(line, &view)?;
-                }
-                Ok::<_, anyhow::Error>(true)
-            })?;
+                    Ok::<_, anyhow::Error>(true)
+                },
+            )?;
             out.finish()?;
             Ok(())
         })();
