@@ -58,7 +58,10 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     let fail_closed = args.fail_closed;
     let opts = ProxyOptions {
         server_id: args.server_id,
-        user_id: args.user,
+        user_id: args
+            .user
+            .or_else(|| std::env::var("NEXUS_AUDIT_USER").ok())
+            .filter(|u| !u.is_empty()),
         log_results: args.log_results,
         fail_closed,
         on_log_health: Some(HealthHook(Arc::new(move |health| {

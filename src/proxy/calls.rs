@@ -121,7 +121,6 @@ pub(crate) fn unwritable(id: Option<String>, made: bool) -> Refusal {
 pub(crate) struct Recorder {
     log: Logger,
     opts: ProxyOptions,
-    env_user: Option<String>,
     state: Mutex<State>,
 }
 
@@ -136,9 +135,6 @@ impl Recorder {
     pub(crate) fn new(log: Logger, opts: ProxyOptions) -> Self {
         Recorder {
             log,
-            env_user: std::env::var("NEXUS_AUDIT_USER")
-                .ok()
-                .filter(|u| !u.is_empty()),
             opts,
             state: Mutex::new(State::default()),
         }
@@ -485,7 +481,6 @@ impl Recorder {
             .opts
             .user_id
             .clone()
-            .or_else(|| self.env_user.clone())
             .or_else(|| call.client.clone())
             .or_else(|| st.client_name.clone());
         let server = self

@@ -43,7 +43,9 @@ use crate::writer::Logger;
 pub struct ProxyOptions {
     /// `server_id` of every record (default: the server's own name).
     pub server_id: Option<String>,
-    /// `user_id` of every record (default: `NEXUS_AUDIT_USER`, else the client's name).
+    /// `user_id` of every record (default: the client's name, from the request's `_meta` or
+    /// the handshake). The library reads no environment: the CLI fills this from `--user`,
+    /// else `NEXUS_AUDIT_USER`.
     pub user_id: Option<String>,
     /// Record the SHA-256 and size of each answer line as relayed (never its content).
     pub log_results: bool,
