@@ -9,7 +9,6 @@ use crate::record::RecordView;
 use crate::taxonomy::Taxonomy;
 use crate::time::{format_timestamp, is_canonical, parse_timestamp};
 // NOTE: kept at their old path for the command line, which imports them from here.
-pub use crate::time::{parse_span, parse_time};
 
 /// Which records to keep. Every given field must match; `None` matches anything.
 ///
@@ -150,6 +149,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::parse_time;
 
     #[test]
     fn filters_match_exact_prefix_and_time() -> Result<(), String> {

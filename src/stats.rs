@@ -672,9 +672,9 @@ fn bucket_of(ts: &str, interval: Interval) -> Option<String> {
     let canonical = if ts.len() >= 19 && ts.as_bytes()[10] == b'T' && ts.ends_with('Z') {
         Cow::Borrowed(ts)
     } else {
-        Cow::Owned(crate::record::format_timestamp(
-            crate::record::parse_timestamp(ts)?,
-        ))
+        Cow::Owned(crate::time::format_timestamp(crate::time::parse_timestamp(
+            ts,
+        )?))
     };
     match interval {
         Interval::Hour => Some(format!("{}:00:00Z", canonical.get(..13)?)),

@@ -344,9 +344,9 @@ fn signal_name(signal: usize) -> &'static str {
     }
 }
 
-/// A span for --seal-interval (see [`nexus_audit::filter::parse_span`]).
+/// A span for --seal-interval (see [`nexus_audit::time::parse_span`]).
 fn parse_span(text: &str) -> Result<std::time::Duration, String> {
-    nexus_audit::filter::parse_span(text)
+    nexus_audit::time::parse_span(text)
         .and_then(|d| d.to_std().ok())
         .ok_or_else(|| format!("'{text}' is not a span like 30s, 15m, 1h or 1d"))
 }

@@ -19,8 +19,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nexus_audit::Filter;
-use nexus_audit::filter::parse_time;
 use nexus_audit::reader::read_record;
+use nexus_audit::time::parse_time;
 
 /// Exit codes (SPEC §7).
 pub mod exit {

@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 use crate::chain::{FIELDS, FieldId};
 
 // NOTE: kept at their old path for the modules that still import them from here.
-pub use crate::time::{format_timestamp, parse_timestamp};
 pub(crate) use encode::Encoder;
 pub use encode::reduction_percent;
 pub use view::{NotARecord, RecordView};

@@ -60,7 +60,7 @@ impl Checkpoint {
             origin: origin.to_owned(),
             size,
             head: chain::hash_line(last),
-            time: Some(crate::record::format_timestamp(chrono::Utc::now())),
+            time: Some(crate::time::format_timestamp(chrono::Utc::now())),
         })
     }
 

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chain::{self, Hash};
 use crate::error::{Error, Result};
-use crate::record::format_timestamp;
+use crate::time::format_timestamp;
 
 use super::state::write_atomically;
 

@@ -256,7 +256,7 @@ impl State {
             size,
             head: hex::encode(chain::hash_line(head)),
             seq: chain::chain_prefix(head).map_or(size.saturating_sub(1), |f| f.seq),
-            verified_at: crate::record::format_timestamp(chrono::Utc::now()),
+            verified_at: crate::time::format_timestamp(chrono::Utc::now()),
             proof: Some(Proof {
                 bytes: bytes as u64,
                 head_offset: head_offset as u64,

@@ -145,7 +145,7 @@ fn key_of(r: &RecordView<'_>, m: &Matcher, group_by: &str) -> Option<String> {
         "shard" => text(m.shard_of(r).as_deref()),
         "category" => text(m.category_of(r).as_deref()),
         bucket => {
-            let t = nexus_audit::record::parse_timestamp(r.timestamp.as_deref()?)?;
+            let t = nexus_audit::time::parse_timestamp(r.timestamp.as_deref()?)?;
             Some(
                 bucket_start(t, bucket)?
                     .format("%Y-%m-%dT%H:%M:%SZ")
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn weeks_start_on_monday_and_keys_are_rfc3339() {
-        let t = nexus_audit::record::parse_timestamp("2026-11-22T09:05:04.123456Z").expect("time");
+        let t = nexus_audit::time::parse_timestamp("2026-11-22T09:05:04.123456Z").expect("time");
         let key = |b| bucket_start(t, b).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         assert_eq!(key("week").as_deref(), Some("2026-11-16T00:00:00Z"));
         assert_eq!(key("day").as_deref(), Some("2026-11-22T00:00:00Z"));

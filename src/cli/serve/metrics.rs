@@ -223,7 +223,7 @@ impl Counters {
         if let Some(ts) = t
             .last_timestamp
             .as_deref()
-            .and_then(nexus_audit::record::parse_timestamp)
+            .and_then(nexus_audit::time::parse_timestamp)
         {
             #[expect(
                 clippy::cast_precision_loss,

@@ -60,7 +60,7 @@ pub struct ServeArgs {
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
-    nexus_audit::filter::parse_span(s.trim())
+    nexus_audit::time::parse_span(s.trim())
         .and_then(|d| d.to_std().ok())
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
