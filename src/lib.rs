@@ -1,61 +1,109 @@
 //! nexus-audit: a tamper-evident, hash-chained JSONL audit log for MCP tool calls.
+//!
+//! Every record is one JSON line whose `prev_hash` is the SHA-256 of the line before, so
+//! changing, removing or reordering a line breaks a link that [`verify`] finds. The crate is
+//! layered, bottom to top (each layer imports only from those below it):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | format | `error`, `chain` (the chain rule and the one field table), `time`, `fs`, `json`, `lock` |
+//! | records | `record` (events, views, the encoder), `redact`, `taxonomy` |
+//! | files | `writer` (the [`Logger`]), `reader` ([`Snapshot`], [`Follower`]) |
+//! | queries | `parallel` (the one window engine), `filter`, `scan`, `stats`, `trust` (notes, checkpoints, state, seal keys) |
+//! | proof | `verify` (the [`Verifier`]) |
+//! | programs | `proxy` (the MCP stdio proxy), `cli` (the `nexus-audit` command, feature `cli`) |
+//!
+//! The modules are private; what a program (or the Python binding) calls is listed below.
+//!
+//! Write records with a [`Logger`]:
+//!
+//! ```
+//! use nexus_audit::{Event, LogOptions};
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("audit.jsonl");
+//! let log = LogOptions::new(&path).open()?;
+//! log.append(Event::new("mcp_call").tool("ad_get_user").user("alice@example.com"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! and prove the chain with a [`Verifier`]:
+//!
+//! ```
+//! # use nexus_audit::{Event, LogOptions};
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("audit.jsonl");
+//! # LogOptions::new(&path).open()?.append(Event::new("server_start"))?;
+//! let snapshot = nexus_audit::Snapshot::open(&path)?;
+//! let report = nexus_audit::Verifier::new().run(&snapshot)?;
+//! assert!(report.ok);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
-pub mod error;
-pub mod filter;
-pub mod fs;
-pub mod json;
-pub mod proxy;
-pub mod redact;
-
-pub use error::{Error, Result};
-pub mod chain;
+mod chain;
+#[cfg(feature = "cli")]
+mod cli;
+mod error;
+mod filter;
+// Parts of it serve only the command line (output guards, `--since` parsing, the search
+// `query` runs); a build without the `cli` feature leaves them unused.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+mod fs;
+mod json;
 mod lock;
 mod parallel;
-pub mod reader;
-pub mod record;
-pub mod scan;
-pub mod stats;
-pub mod taxonomy;
-pub mod time;
-pub mod trust;
-pub mod verify;
-pub mod writer;
+mod proxy;
+mod reader;
+mod record;
+mod redact;
+// Parts of it serve only the command line (output guards, `--since` parsing, the search
+// `query` runs); a build without the `cli` feature leaves them unused.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+mod scan;
+mod stats;
+mod taxonomy;
+// Parts of it serve only the command line (output guards, `--since` parsing, the search
+// `query` runs); a build without the `cli` feature leaves them unused.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+mod time;
+mod trust;
+mod verify;
+mod writer;
 
-pub use chain::Head;
-pub use filter::Filter;
-pub use reader::Snapshot;
-pub use record::{Event, RecordView};
-pub use redact::{RedactionRules, Redactor};
-pub use stats::{Stats, StatsOptions, stats};
+pub use chain::{ChainFields, FIELD_ORDER, GENESIS_HASH_HEX, Hash, Head, chain_prefix, hash_line};
+pub use error::{Error, Result};
+pub use filter::{Filter, Matcher};
+pub use json::is_valid as is_valid_json;
+pub use parallel::MAX_THREADS;
+pub use proxy::{HealthHook, LogHealth, ProxyOptions};
+pub use reader::{Follower, Snapshot, Update};
+pub use record::{Event, NotARecord, RecordView};
+pub use redact::{MAX_ERROR_MESSAGE_CHARS, REDACTED, RedactionRules, Redactor};
+pub use stats::{Interval, MAX_DISTINCT, Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
-pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
+pub use trust::checkpoint::Checkpoint;
+pub use trust::note::{NoteError, SignerKey, VerifierKey};
+pub use trust::seal_key::{KeyFile, init as init_seal_keys};
+pub use trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES, Proof, Sample, State, WINDOW_BYTES, Window};
+pub use verify::{
+    DEFAULT_CHUNK_SIZE, Problem, ProblemKind, Report, Resume, Verifier, VerifyOptions, verify,
+};
 pub use writer::{
     Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
+    SealOptions,
 };
 
-pub use parallel::MAX_THREADS;
+/// Runs the MCP stdio proxy: see [`ProxyOptions`].
+pub use proxy::run as run_proxy;
 
-// The trust modules at their old paths.
-pub use trust::note;
-
-/// Checkpoints and the verifier state, at their old path: see [`trust::checkpoint`] and
-/// [`trust::state`].
-pub mod checkpoint {
-    pub use crate::trust::checkpoint::*;
-    pub use crate::trust::state::{
-        DEFAULT_SAMPLES, MAX_SAMPLES, Proof, Sample, State, WINDOW_BYTES, Window,
-        check_sample_size, write_atomically,
-    };
-}
-
-/// Forward-secure sealing, at its old path: the keys are in [`trust::seal_key`], the writer's
-/// options in [`writer`].
-pub mod seal {
-    pub use crate::trust::seal_key::*;
-    pub use crate::writer::SealOptions;
+/// Runs the `nexus-audit` command line with the process's arguments and returns its exit
+/// code: what `main` of the `nexus-audit` binary does. Needs the `cli` feature (on by default).
+#[cfg(feature = "cli")]
+#[must_use]
+pub fn run_cli() -> std::process::ExitCode {
+    cli::main()
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -1,8 +1,6 @@
 //! The `nexus-audit` command: a thin layer over the library. See `nexus-audit --help`.
 #![deny(unsafe_code)]
 
-mod cli;
-
 /// mimalloc: `append --stdin` and the proxy allocate on rayon workers and free on the writer
 /// thread; glibc's arenas serialise that on a lock (7% of an append profile), mimalloc does
 /// not.
@@ -10,5 +8,5 @@ mod cli;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    nexus_audit::run_cli()
 }

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{cli, lines, verify_json};
-use nexus_audit::chain::hash_line;
+use nexus_audit::hash_line;
 use serde_json::{Value, json};
 
 /// Asserts exit code 2 and exactly one line on stderr without panic text; returns the line.

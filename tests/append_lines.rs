@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{cli, lines, verify_json};
-use nexus_audit::chain::hash_line;
+use nexus_audit::hash_line;
 use nexus_audit::{Durability, Error, Event, LinesEnd, LinesOptions, LogOptions, Receipt};
 use serde_json::{Value, json};
 

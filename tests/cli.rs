@@ -1218,7 +1218,7 @@ fn assert_csv_matches(csv_bytes: &[u8], want: &[Value]) {
         .iter()
         .map(str::to_owned)
         .collect();
-    let mut expected_headers: Vec<String> = nexus_audit::chain::FIELD_ORDER
+    let mut expected_headers: Vec<String> = nexus_audit::FIELD_ORDER
         .iter()
         .map(|s| (*s).to_owned())
         .collect();

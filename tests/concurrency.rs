@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{cli, lines, sample_event, verify_json};
-use nexus_audit::chain::{GENESIS_HASH_HEX, hash_line};
 use nexus_audit::{Durability, Event, LogOptions, Receipt, Snapshot, VerifyOptions};
+use nexus_audit::{GENESIS_HASH_HEX, hash_line};
 use serde_json::{Value, json};
 
 /// Set in a child copy of this test binary: the log it appends to.

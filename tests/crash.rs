@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{cli, lines, sample_event, verify_json, write_log};
-use nexus_audit::chain::hash_line;
+use nexus_audit::hash_line;
 use nexus_audit::{Durability, Event, LogOptions};
 use serde_json::{Value, json};
 
@@ -367,10 +367,7 @@ fn a_file_without_any_line_feed_is_quarantined_whole() {
         json!(0),
         "the recovery record starts the chain"
     );
-    assert_eq!(
-        recovered["prev_hash"],
-        json!(nexus_audit::chain::GENESIS_HASH_HEX)
-    );
+    assert_eq!(recovered["prev_hash"], json!(nexus_audit::GENESIS_HASH_HEX));
     assert_recovered(&log, &after[0], torn);
     assert_eq!(assert_verifies(&log), 2);
 }

@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use nexus_audit::chain::FIELD_ORDER;
-use nexus_audit::redact::REDACTED;
+use nexus_audit::FIELD_ORDER;
+use nexus_audit::REDACTED;
 use nexus_audit::{Durability, Event, LogOptions, RecordView, Redactor, VerifyOptions};
 use proptest::prelude::*;
 use proptest::sample::Index;

@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::{cli, lines, verify_json};
-use nexus_audit::redact::{MAX_ERROR_MESSAGE_CHARS, REDACTED};
 use nexus_audit::{Durability, Event, LogOptions, RedactionRules};
+use nexus_audit::{MAX_ERROR_MESSAGE_CHARS, REDACTED};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 

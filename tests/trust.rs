@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use common::{cli, lines, write_lines, write_log};
-use nexus_audit::chain;
+use nexus_audit::hash_line;
 use serde_json::Value;
 
 /// Runs `verify --output json` with extra arguments; returns (exit code, report).
@@ -87,7 +87,7 @@ fn rewrite(log: &Path, line: usize, from: &str, to: &str) {
     assert!(text.contains(from), "line {line} holds {from}");
     ls[line - 1] = text.replacen(from, to, 1).into_bytes();
     for i in line..ls.len() {
-        let prev = hex::encode(chain::hash_line(&ls[i - 1]));
+        let prev = hex::encode(hash_line(&ls[i - 1]));
         let text = String::from_utf8(ls[i].clone()).expect("utf8");
         let at = text.find("\"prev_hash\":\"").expect("prev_hash") + 13;
         ls[i] = format!("{}{prev}{}", &text[..at], &text[at + 64..]).into_bytes();
@@ -178,7 +178,7 @@ print('ok')
     let text = std::fs::read_to_string(&cp).expect("cp");
     let last = lines(&log).pop().expect("a line");
     use base64::Engine as _;
-    let head = base64::engine::general_purpose::STANDARD.encode(chain::hash_line(&last));
+    let head = base64::engine::general_purpose::STANDARD.encode(hash_line(&last));
     assert_eq!(text.lines().nth(2), Some(head.as_str()));
 }
 
@@ -515,14 +515,14 @@ fn the_state_keeps_a_random_sample_the_window_and_the_head_each_at_its_byte_offs
     for smp in samples {
         let line = smp["line"].as_u64().expect("line") as usize;
         assert_eq!(smp["offset"], offset[line - 1], "sample at line {line}");
-        assert_eq!(smp["sha256"], hex::encode(chain::hash_line(&ls[line - 1])));
+        assert_eq!(smp["sha256"], hex::encode(hash_line(&ls[line - 1])));
     }
     let w = &proof["window"];
     let w_at = w["offset"].as_u64().expect("window offset") as usize;
     let first = w["first_line"].as_u64().expect("first_line") as usize;
     assert_eq!(offset[first - 1], w_at as u64);
     assert!(bytes.len() - w_at <= 1 << 20 && bytes.len() - w_at > (1 << 20) - 2000);
-    assert_eq!(w["sha256"], hex::encode(chain::hash_line(&bytes[w_at..])));
+    assert_eq!(w["sha256"], hex::encode(hash_line(&bytes[w_at..])));
     assert_eq!(proof["head_offset"], offset[BIG as usize - 1]);
 
     // Drawn at random: two full runs pick other records, spread over the whole log.
@@ -737,7 +737,7 @@ fn incremental_runs_move_the_sample_forward_over_new_records() {
     let st = state_json(&state);
     for smp in st["proof"]["samples"].as_array().expect("samples") {
         let line = smp["line"].as_u64().expect("line") as usize;
-        assert_eq!(smp["sha256"], hex::encode(chain::hash_line(&ls[line - 1])));
+        assert_eq!(smp["sha256"], hex::encode(hash_line(&ls[line - 1])));
     }
     assert_eq!(st["size"], 2000);
     // --samples belongs to full runs.
@@ -768,7 +768,7 @@ fn an_old_state_file_is_read_by_a_full_run_and_refused_by_an_incremental_one() {
     let state = dir.path().join("state.json");
     let old = format!(
         "{{\n  \"size\": 50,\n  \"head\": \"{}\",\n  \"seq\": 49,\n  \"verified_at\": \"2026-11-01T00:00:00.000000Z\"\n}}",
-        hex::encode(chain::hash_line(&ls[49]))
+        hex::encode(hash_line(&ls[49]))
     );
     std::fs::write(&state, &old).expect("old state");
     fails_with_one_sentence(
@@ -931,8 +931,8 @@ fn a_crash_between_seal_and_key_update_is_finished_by_the_next_writer() {
 /// few through the binary.
 #[test]
 fn every_bit_flip_is_detected_with_a_checkpoint() {
-    use nexus_audit::checkpoint::Checkpoint;
-    use nexus_audit::note::SignerKey;
+    use nexus_audit::Checkpoint;
+    use nexus_audit::SignerKey;
     use nexus_audit::{Durability, Event, LogOptions, Snapshot, Verifier};
 
     let dir = tempfile::tempdir().expect("tempdir");

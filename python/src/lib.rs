@@ -22,10 +22,10 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use nexus_audit::chain::{Head, chain_prefix, hash_line};
-use nexus_audit::stats::{Stats, StatsOptions};
-use nexus_audit::verify::VerifyOptions;
+use nexus_audit::VerifyOptions;
 use nexus_audit::{Durability, Error, Event, Filter, LogOptions, RecordView, Snapshot};
+use nexus_audit::{Head, chain_prefix, hash_line};
+use nexus_audit::{Stats, StatsOptions};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use serde_json::Value;

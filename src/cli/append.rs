@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::Context as _;
 use clap::{Arg, ArgAction, ArgMatches, Args, ValueEnum};
 
-use nexus_audit::chain::{FIELDS, Field, Flag, Kind};
-use nexus_audit::{
+use crate::chain::{FIELDS, Field, Flag, Kind};
+use crate::{
     Durability, Event, Head, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
 };
 use serde_json::{Value, json};
@@ -65,7 +65,7 @@ pub struct AppendArgs {
 }
 
 /// The flags of the record's fields, made from the field table
-/// ([`nexus_audit::chain::FIELDS`]): each field with a flag gets one, typed by its kind.
+/// ([`crate::chain::FIELDS`]): each field with a flag gets one, typed by its kind.
 #[derive(Debug, Default)]
 struct FieldFlags {
     /// The fields given, each with what its flag was given.
@@ -172,7 +172,7 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
         opts = opts.source(source.clone());
     }
     if let Some(key) = &args.seal_key {
-        let mut seal = nexus_audit::writer::SealOptions::new(key);
+        let mut seal = crate::writer::SealOptions::new(key);
         seal.every = args.seal_every;
         seal.interval = args.seal_interval;
         opts = opts.seal(seal);
@@ -344,9 +344,9 @@ fn signal_name(signal: usize) -> &'static str {
     }
 }
 
-/// A span for --seal-interval (see [`nexus_audit::time::parse_span`]).
+/// A span for --seal-interval (see [`crate::time::parse_span`]).
 fn parse_span(text: &str) -> Result<std::time::Duration, String> {
-    nexus_audit::time::parse_span(text)
+    crate::time::parse_span(text)
         .and_then(|d| d.to_std().ok())
         .ok_or_else(|| format!("'{text}' is not a span like 30s, 15m, 1h or 1d"))
 }

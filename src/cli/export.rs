@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, RecordWriter};
-use nexus_audit::fs::{Guard, PRIVATE};
-use nexus_audit::reader::read_record;
-use nexus_audit::scan::for_each_match;
+use crate::fs::{Guard, PRIVATE};
+use crate::reader::read_record;
+use crate::scan::for_each_match;
 
 use super::progress::Progress;
 use super::{Context, FilterArgs, Output, Skipped, exit, open_snapshot};

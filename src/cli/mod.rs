@@ -17,10 +17,10 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::Filter;
+use crate::reader::read_record;
+use crate::time::parse_time;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use nexus_audit::Filter;
-use nexus_audit::reader::read_record;
-use nexus_audit::time::parse_time;
 
 /// Exit codes (SPEC §7).
 pub mod exit {
@@ -336,7 +336,7 @@ pub fn grouped(n: u64) -> String {
 }
 
 /// Opens the log for reading, with the error a person needs when it is not there.
-fn open_snapshot(ctx: &Context) -> anyhow::Result<nexus_audit::Snapshot> {
+fn open_snapshot(ctx: &Context) -> anyhow::Result<crate::Snapshot> {
     use anyhow::Context as _;
     if !ctx.file.exists() && std::fs::symlink_metadata(&ctx.file).is_err() {
         anyhow::bail!(
@@ -344,7 +344,7 @@ fn open_snapshot(ctx: &Context) -> anyhow::Result<nexus_audit::Snapshot> {
             ctx.file.display()
         );
     }
-    nexus_audit::Snapshot::open(&ctx.file)
+    crate::Snapshot::open(&ctx.file)
         .with_context(|| format!("cannot read the log {}", ctx.file.display()))
 }
 
@@ -352,9 +352,9 @@ fn open_snapshot(ctx: &Context) -> anyhow::Result<nexus_audit::Snapshot> {
 /// counted in `skipped` (see [`Skipped`]).
 fn matching<'a, 's>(
     lines: impl Iterator<Item = (u64, &'a [u8])> + 's,
-    matcher: &'s nexus_audit::filter::Matcher,
+    matcher: &'s crate::filter::Matcher,
     skipped: &'s Skipped,
-) -> impl Iterator<Item = (&'a [u8], nexus_audit::RecordView<'a>)> + 's
+) -> impl Iterator<Item = (&'a [u8], crate::RecordView<'a>)> + 's
 where
     'a: 's,
 {
@@ -368,8 +368,8 @@ where
 }
 
 /// The warning's reason for a line that is not a record.
-pub fn not_a_record(why: nexus_audit::reader::NotRecord) -> &'static str {
-    use nexus_audit::reader::NotRecord;
+pub fn not_a_record(why: crate::reader::NotRecord) -> &'static str {
+    use crate::reader::NotRecord;
     match why {
         NotRecord::EmptyLine => "not a record (empty_line)",
         NotRecord::BadUtf8 => "not a record (bad_utf8)",
@@ -387,7 +387,7 @@ fn offset_in(data: &[u8], line: &[u8]) -> u64 {
 const NAMED_SKIPS: usize = 10;
 
 /// The lines a reader skipped because they are not records (the decision of
-/// [`nexus_audit::reader::read_record`], the same in every reader), or because the output
+/// [`crate::reader::read_record`], the same in every reader), or because the output
 /// format cannot hold them. They are counted, and the first few named on stderr after the
 /// output, so the output itself stays whole and valid.
 #[derive(Debug, Default)]
@@ -482,9 +482,9 @@ fn sanitize_path(path: &std::path::Path) -> String {
     output::sanitize(&path.display().to_string()).into_owned()
 }
 
-/// Parses `--threads`: 1 to [`nexus_audit::MAX_THREADS`].
+/// Parses `--threads`: 1 to [`crate::MAX_THREADS`].
 pub fn threads_arg(s: &str) -> Result<usize, String> {
-    let max = nexus_audit::MAX_THREADS;
+    let max = crate::MAX_THREADS;
     s.parse::<usize>()
         .ok()
         .filter(|n| (1..=max).contains(n))
@@ -499,7 +499,7 @@ pub enum Output {
     /// A file; `replace` when an existing file is being replaced (`--force`).
     File {
         /// The temporary file.
-        file: nexus_audit::fs::AtomicFile,
+        file: crate::fs::AtomicFile,
         /// Replace an existing file at the target.
         replace: bool,
     },
@@ -509,7 +509,7 @@ impl Output {
     /// Standard output for `None` or `-`; else the checked file at `path`, created with `mode`.
     pub fn open(
         path: Option<&std::path::Path>,
-        guard: &nexus_audit::fs::Guard,
+        guard: &crate::fs::Guard,
         force: bool,
         mode: u32,
     ) -> anyhow::Result<Self> {
@@ -518,7 +518,7 @@ impl Output {
             Some(p) if p.as_os_str() == "-" => Ok(Output::Stdout(io::stdout().lock())),
             Some(p) => {
                 let replace = guard.check(p, force)?;
-                let file = nexus_audit::fs::AtomicFile::create(p, mode)?;
+                let file = crate::fs::AtomicFile::create(p, mode)?;
                 Ok(Output::File { file, replace })
             }
         }

@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use crate::RecordView;
+use crate::chain::FIELD_ORDER;
 use clap::ValueEnum;
-use nexus_audit::RecordView;
-use nexus_audit::chain::FIELD_ORDER;
 use serde_json::Value;
 
 use super::Context;
@@ -140,7 +140,7 @@ impl<W: Write> RecordWriter<W> {
     }
 
     /// Writes one record: `line` is the stored line (a record by
-    /// [`nexus_audit::reader::read_record`]), `view` its parsed fields. `Ok(Err(why))`: the
+    /// [`crate::reader::read_record`]), `view` its parsed fields. `Ok(Err(why))`: the
     /// format cannot hold this record, and nothing of it was written.
     pub fn record(
         &mut self,

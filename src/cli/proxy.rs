@@ -5,8 +5,8 @@ use std::ffi::OsString;
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
-use nexus_audit::proxy::{self, HealthHook, LogHealth, ProxyOptions};
-use nexus_audit::{Durability, LogOptions};
+use crate::proxy::{self, HealthHook, LogHealth, ProxyOptions};
+use crate::{Durability, LogOptions};
 
 use super::Context;
 
@@ -100,7 +100,6 @@ fn health_sentence(health: &LogHealth, fail_closed: bool) -> String {
         LogHealth::Recovered { unwritten } => format!(
             "nexus-audit proxy: the audit log can be written again; {unwritten} record(s) could not be written meanwhile"
         ),
-        _ => format!("nexus-audit proxy: audit log: {health:?}"),
     }
 }
 

@@ -5,8 +5,8 @@ use std::io::{self, BufWriter};
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use nexus_audit::reader::read_record;
-use nexus_audit::scan::for_each_match;
+use crate::reader::read_record;
+use crate::scan::for_each_match;
 
 use super::progress::Progress;
 use super::{Context, FilterArgs, Skipped, exit, open_snapshot};

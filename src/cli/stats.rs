@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
+use crate::stats::{Interval, Stats, StatsOptions, stats};
 use clap::{Args, ValueEnum};
-use nexus_audit::stats::{Interval, Stats, StatsOptions, stats};
 
 use super::output::{Format, csv_io, paint, sanitize, write_value};
 use super::{Context, FilterArgs, Skipped, exit, grouped, open_snapshot};

@@ -3,10 +3,10 @@
 use std::io::{self, BufWriter};
 use std::time::Duration;
 
+use crate::filter::Matcher;
+use crate::reader::{Follower, Lines, Update};
 use anyhow::Context as _;
 use clap::Args;
-use nexus_audit::filter::Matcher;
-use nexus_audit::reader::{Follower, Lines, Update};
 
 use super::output::{Format, RecordWriter};
 use super::{Context, FilterArgs, Skipped, exit, grouped, matching, open_snapshot};
@@ -101,7 +101,6 @@ fn follow(
                 Update::Rotated => {
                     eprintln!("nexus-audit: {name} was replaced by a new file; following it");
                 }
-                _ => {}
             }
         }
         if !read_lines {

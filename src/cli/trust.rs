@@ -4,13 +4,13 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::fs::{Guard, PRIVATE, PUBLIC, read_small, write_new};
+use crate::reader::read_record;
+use crate::scan::for_each_match;
+use crate::trust::checkpoint::Checkpoint;
+use crate::trust::note::SignerKey;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use nexus_audit::checkpoint::Checkpoint;
-use nexus_audit::fs::{Guard, PRIVATE, PUBLIC, read_small, write_new};
-use nexus_audit::note::SignerKey;
-use nexus_audit::reader::read_record;
-use nexus_audit::scan::for_each_match;
 
 use super::{Context, Output, Skipped, exit, open_snapshot};
 
@@ -131,7 +131,7 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
 pub fn seal(args: &SealArgs) -> anyhow::Result<u8> {
     match &args.command {
         SealCommand::Init { out } => {
-            let (key, verify) = nexus_audit::seal::init(out)?;
+            let (key, verify) = crate::trust::seal_key::init(out)?;
             writeln!(
                 io::stdout().lock(),
                 "{}\n{}",

@@ -4,12 +4,12 @@ use std::io::{self, Write};
 
 use std::path::PathBuf;
 
+use crate::trust::note::VerifierKey;
+use crate::trust::seal_key::KeyFile;
+use crate::trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES};
+use crate::{Report, Verifier};
 use anyhow::{Context as _, bail};
 use clap::Args;
-use nexus_audit::checkpoint::{DEFAULT_SAMPLES, MAX_SAMPLES};
-use nexus_audit::note::VerifierKey;
-use nexus_audit::seal::KeyFile;
-use nexus_audit::{Report, Verifier};
 
 use super::output::{Format, paint, sanitize, write_value};
 use super::{Context, exit, grouped, open_snapshot};

@@ -112,7 +112,7 @@ enum Place {
 ///
 /// ```no_run
 /// # fn main() -> nexus_audit::Result<()> {
-/// use nexus_audit::reader::{Follower, Update};
+/// use nexus_audit::{Follower, Update};
 ///
 /// let snapshot = nexus_audit::Snapshot::open("audit.jsonl")?;
 /// let mut follower = Follower::after(&snapshot)?;

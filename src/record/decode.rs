@@ -68,7 +68,7 @@ impl Event {
 
     /// Sets the field called `name` from its JSON value, as decoding does: `null` clears it,
     /// `seq`, `prev_hash` and `schema_version` are ignored (the writer sets them), and a name
-    /// that is not a field of the record (see [`FIELDS`](crate::chain::FIELDS)) is an extra
+    /// that is not a field of the record (see [`FIELD_ORDER`](crate::FIELD_ORDER)) is an extra
     /// field.
     ///
     /// # Errors

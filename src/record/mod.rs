@@ -11,7 +11,6 @@ use crate::chain::{FIELDS, FieldId};
 
 // NOTE: kept at their old path for the modules that still import them from here.
 pub(crate) use encode::Encoder;
-pub use encode::reduction_percent;
 pub use view::{NotARecord, RecordView};
 
 /// Builds [`Event`] and its access by [`FieldId`] from the rows of
@@ -25,7 +24,7 @@ macro_rules! event_struct {
         /// (and `action` = `mcp_call` for an event with a `tool` but no action), and always sets
         /// `seq`, `prev_hash` and `schema_version` itself: the version names the format of the
         /// line, which is the writer's. The fields are those of
-        /// [`FIELDS`](crate::chain::FIELDS) that a caller can give.
+        /// [`FIELD_ORDER`](crate::FIELD_ORDER) that a caller can give.
         ///
         /// ```
         /// use nexus_audit::Event;

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 /// The fields of a stored record that readers filter, count and display, borrowed from the
 /// line where no unescaping is needed. Unknown fields are skipped; `null` reads as absent.
-/// Each field is the record's field of the same name (see [`FIELDS`](crate::chain::FIELDS)).
+/// Each field is the record's field of the same name (see [`FIELD_ORDER`](crate::FIELD_ORDER)).
 #[derive(Debug, Default)]
 pub struct RecordView<'a> {
     /// `seq`, when it is a non-negative integer.

@@ -93,7 +93,7 @@ pub struct RedactionRules {
 /// # Example
 ///
 /// ```
-/// use nexus_audit::redact::{Redactor, REDACTED};
+/// use nexus_audit::{REDACTED, Redactor};
 /// use serde_json::json;
 ///
 /// let redactor = Redactor::default();

@@ -228,7 +228,7 @@ impl Verifier {
     }
 
     /// How many records a full run samples at random into the new state, for later
-    /// incremental runs to check (1 to [`MAX_SAMPLES`](crate::trust::state::MAX_SAMPLES));
+    /// incremental runs to check (1 to [`MAX_SAMPLES`](crate::MAX_SAMPLES));
     /// incremental runs keep the state's number.
     #[must_use]
     pub fn samples(mut self, n: usize) -> Self {

@@ -129,7 +129,7 @@ pub struct Report {
 impl Report {
     /// Adds a problem found outside the line walk (a checkpoint, the state, a seal), keeping
     /// the list in file order and within `max_problems`.
-    pub fn add_problem(&mut self, p: Problem, max_problems: usize) {
+    pub(crate) fn add_problem(&mut self, p: Problem, max_problems: usize) {
         self.problems_total += 1;
         self.ok = false;
         insert_in_order(&mut self.problems, p, max_problems);

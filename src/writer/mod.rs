@@ -147,7 +147,7 @@ impl LogOptions {
         self
     }
 
-    /// Seals the log with the forward-secure key in `seal.key_path` (see [`crate::trust::seal_key`]).
+    /// Seals the log with the forward-secure key in `seal.key_path` (see [`KeyFile`](crate::KeyFile) and [`init_seal_keys`](crate::init_seal_keys)).
     #[must_use]
     pub fn seal(mut self, seal: SealOptions) -> Self {
         self.seal = Some(seal);

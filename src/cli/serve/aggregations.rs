@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::RecordView;
+use crate::filter::Matcher;
+use crate::reader::{Lines, split_lines};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use chrono::{DateTime, Datelike as _, Duration, Timelike as _, Utc};
-use nexus_audit::RecordView;
-use nexus_audit::filter::Matcher;
-use nexus_audit::reader::{Lines, split_lines};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -145,7 +145,7 @@ fn key_of(r: &RecordView<'_>, m: &Matcher, group_by: &str) -> Option<String> {
         "shard" => text(m.shard_of(r).as_deref()),
         "category" => text(m.category_of(r).as_deref()),
         bucket => {
-            let t = nexus_audit::time::parse_timestamp(r.timestamp.as_deref()?)?;
+            let t = crate::time::parse_timestamp(r.timestamp.as_deref()?)?;
             Some(
                 bucket_start(t, bucket)?
                     .format("%Y-%m-%dT%H:%M:%SZ")
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn weeks_start_on_monday_and_keys_are_rfc3339() {
-        let t = nexus_audit::time::parse_timestamp("2026-11-22T09:05:04.123456Z").expect("time");
+        let t = crate::time::parse_timestamp("2026-11-22T09:05:04.123456Z").expect("time");
         let key = |b| bucket_start(t, b).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         assert_eq!(key("week").as_deref(), Some("2026-11-16T00:00:00Z"));
         assert_eq!(key("day").as_deref(), Some("2026-11-22T00:00:00Z"));

@@ -12,15 +12,15 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::sync::Arc;
 
+use crate::RecordView;
+use crate::chain::chain_prefix;
+use crate::filter::Matcher;
+use crate::reader::Lines;
+use crate::scan::for_each_match;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use nexus_audit::RecordView;
-use nexus_audit::chain::chain_prefix;
-use nexus_audit::filter::Matcher;
-use nexus_audit::reader::Lines;
-use nexus_audit::scan::for_each_match;
 
 use super::App;
 use super::error::{ApiError, json_body};
@@ -246,7 +246,7 @@ fn render(
 /// A stored line as a JSON value: the line itself when it is valid JSON (as every record the
 /// writer made is), else what can be read of it.
 fn item(out: &mut Vec<u8>, line: &[u8]) {
-    if nexus_audit::json::is_valid(line) {
+    if crate::json::is_valid(line) {
         out.extend_from_slice(line);
         return;
     }

@@ -102,8 +102,8 @@ pub fn json_body(body: impl Into<axum::body::Body>) -> Response {
     response
 }
 
-impl From<nexus_audit::Error> for ApiError {
-    fn from(e: nexus_audit::Error) -> Self {
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
         ApiError::Internal(format!("cannot read the log: {e}"))
     }
 }

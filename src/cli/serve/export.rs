@@ -12,13 +12,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::RecordView;
+use crate::scan::for_each_match;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use nexus_audit::RecordView;
-use nexus_audit::scan::for_each_match;
 use tokio::sync::mpsc;
 
 use super::App;

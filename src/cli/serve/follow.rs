@@ -172,7 +172,7 @@ impl Follower {
     fn open(&self, afresh: bool) -> Option<Tail> {
         let file = File::open(&self.path).ok()?;
         let meta = file.metadata().ok()?;
-        let snapshot = nexus_audit::Snapshot::open(&self.path).ok()?;
+        let snapshot = crate::Snapshot::open(&self.path).ok()?;
         if std::fs::metadata(&self.path).ok().map(|m| key_of(&m)) != Some(key_of(&meta)) {
             return None; // replaced meanwhile: try again at the next poll
         }

@@ -11,11 +11,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::RecordView;
+use crate::filter::Matcher;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use nexus_audit::RecordView;
-use nexus_audit::filter::Matcher;
 use rayon::prelude::*;
 
 use super::App;
@@ -50,8 +50,8 @@ pub struct Tally {
 impl Tally {
     /// Counts the complete lines of `data`, in parallel.
     pub fn of(data: &[u8]) -> Tally {
-        let matcher = nexus_audit::Filter::default().matcher();
-        let chunks = nexus_audit::reader::split_lines(data, data.len().div_ceil(4 << 20).max(1));
+        let matcher = crate::Filter::default().matcher();
+        let chunks = crate::reader::split_lines(data, data.len().div_ceil(4 << 20).max(1));
         chunks
             .par_iter()
             .map(|c| Tally::of_chunk(&data[c.clone()], &matcher))
@@ -60,7 +60,7 @@ impl Tally {
 
     fn of_chunk(data: &[u8], matcher: &Matcher) -> Tally {
         let mut t = Tally::default();
-        for (_, line) in nexus_audit::reader::Lines::new(data, 0) {
+        for (_, line) in crate::reader::Lines::new(data, 0) {
             match RecordView::parse(line) {
                 Ok(r) => t.add(&r, matcher),
                 Err(_) => t.unreadable += 1,
@@ -223,7 +223,7 @@ impl Counters {
         if let Some(ts) = t
             .last_timestamp
             .as_deref()
-            .and_then(nexus_audit::time::parse_timestamp)
+            .and_then(crate::time::parse_timestamp)
         {
             #[expect(
                 clippy::cast_precision_loss,

@@ -60,7 +60,7 @@ pub struct ServeArgs {
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
-    nexus_audit::time::parse_span(s.trim())
+    crate::time::parse_span(s.trim())
         .and_then(|d| d.to_std().ok())
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
@@ -83,14 +83,14 @@ pub struct App {
 
 impl App {
     /// Opens the log for one request: 503 with a sentence when it is missing or unreadable.
-    fn snapshot(&self) -> Result<nexus_audit::Snapshot, ApiError> {
+    fn snapshot(&self) -> Result<crate::Snapshot, ApiError> {
         if std::fs::symlink_metadata(&self.file).is_err() {
             return Err(ApiError::Unavailable(format!(
                 "the log file {} does not exist",
                 self.file.display()
             )));
         }
-        nexus_audit::Snapshot::open(&self.file).map_err(|e| {
+        crate::Snapshot::open(&self.file).map_err(|e| {
             ApiError::Unavailable(format!("cannot read the log {}: {e}", self.file.display()))
         })
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use nexus_audit::Filter;
+use crate::Filter;
 
 use super::error::ApiError;
 use crate::cli::FilterArgs;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::stats::{Interval, StatsOptions, stats as summarise};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use nexus_audit::stats::{Interval, StatsOptions, stats as summarise};
 
 use super::App;
 use super::error::{ApiError, json_body};

@@ -9,15 +9,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::RecordView;
+use crate::filter::Matcher;
+use crate::reader::Lines;
 use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse as _;
 use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use bytes::Bytes;
 use futures_util::stream;
-use nexus_audit::RecordView;
-use nexus_audit::filter::Matcher;
-use nexus_audit::reader::Lines;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::App;
@@ -85,7 +85,7 @@ fn event_for(line: &[u8], matcher: &Matcher) -> Option<Event> {
     }
     let plain = !line.iter().any(|b| matches!(b, b'\r' | b'\n'));
     match std::str::from_utf8(line) {
-        Ok(text) if plain && nexus_audit::json::is_valid(line) => Some(Event::default().data(text)),
+        Ok(text) if plain && crate::json::is_valid(line) => Some(Event::default().data(text)),
         _ => {
             let value: serde_json::Value = serde_json::from_slice(line).ok()?;
             Some(Event::default().data(value.to_string()))

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nexus_audit::Verifier as ChainVerifier;
-use nexus_audit::chain::{self, Hash};
-use nexus_audit::verify::{Report, Resume};
+use crate::Verifier as ChainVerifier;
+use crate::chain::{self, Hash};
+use crate::verify::{Report, Resume};
 
 /// While a failed log only grows, it is re-checked whole after waiting this many times as long
 /// as the last full run took: at most a fifth of the time goes to re-checking it.
@@ -121,7 +121,7 @@ impl Verifier {
                 return Ok(Arc::clone(report));
             }
         }
-        let snapshot = nexus_audit::Snapshot::open(&self.path)
+        let snapshot = crate::Snapshot::open(&self.path)
             .map_err(|e| format!("cannot read the log {}: {e}", self.path.display()))?;
         let incremental = match &st.proved {
             Some(p) if !due && grew_from(p, &id) => resume(p, snapshot.data()).and_then(|r| {
@@ -199,7 +199,7 @@ fn joined(base: &Report, tail: Report) -> Report {
 }
 
 /// The end a clean report proves, to resume from next time.
-fn proved(snapshot: &nexus_audit::Snapshot, id: FileId, report: &Report) -> Option<Proved> {
+fn proved(snapshot: &crate::Snapshot, id: FileId, report: &Report) -> Option<Proved> {
     if !report.ok || report.records == 0 {
         return None;
     }
