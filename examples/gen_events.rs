@@ -2,7 +2,7 @@
 //! `cargo run --release --example gen_events -- COUNT | nexus-audit append --stdin`.
 //!
 //! Deterministic for a given count; about 380 bytes an event, which the writer's envelope
-//! (seq, prev_hash, event_id, timestamp, …) brings to about 640 bytes a record.
+//! (seq, `prev_hash`, `event_id`, timestamp, …) brings to about 640 bytes a record.
 
 use std::io::{self, BufWriter, Write};
 
@@ -56,7 +56,7 @@ fn main() -> io::Result<()> {
         let user = USERS[((r >> 8) % USERS.len() as u64) as usize];
         let failed = (r >> 16) % 23 == 0;
         let latency = 3 + ((r >> 24) % 400) + if (r >> 40) % 50 == 0 { 2000 } else { 0 };
-        let secs = start + (i as i64) * 2;
+        let secs = start + i.cast_signed() * 2;
         let ts = chrono::DateTime::from_timestamp(secs, ((r >> 32) % 1_000_000) as u32 * 1000)
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ");

@@ -15,17 +15,26 @@ use crate::time::{format_timestamp, is_canonical, parse_timestamp};
 /// String fields match exactly, or by prefix when they end with `*` (`--tool 'workday_*'`).
 /// `since` is inclusive, `until` exclusive.
 #[derive(Clone, Debug, Default)]
-#[allow(missing_docs)]
 pub struct Filter {
+    /// `user_id` (`--user`).
     pub user: Option<String>,
+    /// `server_id` (`--server`).
     pub server: Option<String>,
+    /// `tool` (`--tool`).
     pub tool: Option<String>,
+    /// `action` (`--action`).
     pub action: Option<String>,
+    /// `status` (`--status`).
     pub status: Option<String>,
+    /// `shard` (`--shard`).
     pub shard: Option<String>,
+    /// `action_category` (`--category`).
     pub category: Option<String>,
+    /// `session_id` (`--session`).
     pub session: Option<String>,
+    /// Records at or after this time (`--since`).
     pub since: Option<DateTime<Utc>>,
+    /// Records before this time (`--until`).
     pub until: Option<DateTime<Utc>>,
 }
 

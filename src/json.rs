@@ -4,9 +4,9 @@
 //!
 //! Both work on bytes without building a tree. Strings, which are most of a record, are
 //! skipped eight bytes at a time (SWAR). The validator follows RFC 8259 exactly; its tests
-//! compare it with serde_json on generated and mutated inputs.
+//! compare it with `serde_json` on generated and mutated inputs.
 
-/// Nesting deeper than this is refused (serde_json's limit is 128).
+/// Nesting deeper than this is refused (`serde_json`'s limit is 128).
 const MAX_DEPTH: usize = 256;
 
 /// True when `bytes` is exactly one JSON value, optionally surrounded by JSON whitespace, and
@@ -406,7 +406,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The oracle. NOTE: serde_json skips ignored strings without checking their UTF-8, so
+    /// The oracle. NOTE: `serde_json` skips ignored strings without checking their UTF-8, so
     /// the text is checked first, as RFC 8259 requires.
     fn serde_ok(b: &[u8]) -> bool {
         std::str::from_utf8(b)
@@ -510,7 +510,7 @@ mod tests {
         let line = br#"{"seq":1,"a":{"x":"}"},"tool":"t\"q","n":null,"b":[1,[2]],"ok":true}"#;
         let mut seen = Vec::new();
         for_each_field(line, |k, v| {
-            seen.push((String::from_utf8_lossy(k).into_owned(), v))
+            seen.push((String::from_utf8_lossy(k).into_owned(), v));
         })
         .expect("object");
         assert_eq!(seen.len(), 6);
@@ -543,7 +543,7 @@ mod tests {
     }
 
     /// Strings dense in backslashes and quotes, padded so escapes straddle 8-byte words: the
-    /// validator and the field scanner agree with serde_json.
+    /// validator and the field scanner agree with `serde_json`.
     #[test]
     fn escapes_across_block_boundaries() {
         let pieces: &[&str] = &[

@@ -40,7 +40,11 @@
 //! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
-#![deny(clippy::unwrap_used)]
+
+// Offsets and lengths are u64 in the format and usize in memory; casting between them is exact
+// only on 64-bit targets (see the lints in Cargo.toml), and whole logs are memory-mapped.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("nexus-audit supports 64-bit targets only: it memory-maps whole logs");
 
 mod chain;
 #[cfg(feature = "cli")]

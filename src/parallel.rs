@@ -71,11 +71,7 @@ pub(crate) fn chunks<'a>(sources: &[&'a [u8]], size: usize) -> Vec<Chunk<'a>> {
     out
 }
 
-fn cut<'a>(
-    data: &'a [u8],
-    base: u64,
-    ranges: Vec<Range<usize>>,
-) -> impl Iterator<Item = Chunk<'a>> {
+fn cut(data: &[u8], base: u64, ranges: Vec<Range<usize>>) -> impl Iterator<Item = Chunk<'_>> {
     ranges.into_iter().map(move |r| Chunk {
         offset: base + r.start as u64,
         bytes: &data[r],
@@ -214,7 +210,7 @@ pub(crate) fn map_lines_in_order<'a, T: Send>(
                         .into_iter()
                         .flatten()
                         .flatten()
-                        .for_each(&mut consume)
+                        .for_each(&mut consume);
                 },
             )
         });

@@ -72,61 +72,87 @@ pub struct Truncation {
 
 /// One of the most recent errors.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct RecentError {
+    /// The record's `timestamp`.
     pub timestamp: Option<String>,
+    /// The tool that failed.
     pub tool: Option<String>,
+    /// The record's `error_type`.
     pub error_type: Option<String>,
+    /// The record's `error_message` (redacted when it was written).
     pub error_message: Option<String>,
 }
 
 /// Latency summary, in milliseconds; percentiles by nearest rank.
 #[derive(Clone, Debug, Serialize, Default, PartialEq)]
-#[allow(missing_docs)]
 pub struct LatencyStats {
+    /// Records with a `latency_ms`.
     pub count: u64,
+    /// The smallest latency.
     pub min: Option<u64>,
+    /// The median.
     pub p50: Option<u64>,
+    /// The 90th percentile.
     pub p90: Option<u64>,
+    /// The 95th percentile.
     pub p95: Option<u64>,
+    /// The 99th percentile.
     pub p99: Option<u64>,
+    /// The largest latency.
     pub max: Option<u64>,
+    /// The arithmetic mean.
     pub mean: Option<f64>,
 }
 
 /// One timeline bucket.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct Bucket {
-    pub bucket: String,
+    /// The bucket's start (`2026-11-18T07:00:00Z` by hour, `2026-11-18` by day).
+    #[serde(rename = "bucket")]
+    pub start: String,
+    /// Records in the bucket.
     pub count: u64,
+    /// Of which with status `error`.
     pub errors: u64,
 }
 
 /// The summary `stats --output json` prints.
 #[derive(Clone, Debug, Serialize, Default)]
-#[allow(missing_docs)]
 pub struct Stats {
+    /// Records that match the filter.
     pub total_entries: u64,
+    /// Records by `status`.
     pub status_breakdown: BTreeMap<String, u64>,
+    /// Records by `shard`.
     pub shard_breakdown: BTreeMap<String, u64>,
+    /// Records by `action_category`.
     pub action_category_breakdown: BTreeMap<String, u64>,
     /// `[tool, count]`, count descending, then name ascending.
     pub top_10_tools: Vec<(String, u64)>,
+    /// Records with status `error`.
     pub error_count: u64,
     /// The last 10 errors, oldest first.
     pub recent_errors: Vec<RecentError>,
+    /// Records with `mock_mode` true.
     pub mock_mode_calls: u64,
+    /// The earliest `timestamp`.
     pub first_timestamp: Option<String>,
+    /// The latest `timestamp`.
     pub last_timestamp: Option<String>,
+    /// The latency summary.
     pub latency_ms: LatencyStats,
+    /// Records by `user_id`.
     pub by_user: BTreeMap<String, u64>,
+    /// Records by `server_id`.
     pub by_server: BTreeMap<String, u64>,
+    /// Records by `action`.
     pub by_action: BTreeMap<String, u64>,
+    /// Records with status `error`, by `tool`.
     pub errors_by_tool: BTreeMap<String, u64>,
     /// Lines that are not records (skipped).
     pub unreadable_lines: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Records per hour or day, when asked for.
     pub timeline: Option<Vec<Bucket>>,
     /// The breakdowns that had more than `max_distinct` values, by their key in this object
     /// (`by_user`, `top_10_tools`, …): absent for every ordinary log.
@@ -430,13 +456,13 @@ struct Latencies {
 
 /// The lowest value of `v`'s log-linear bucket (`v` ≥ [`DENSE_LATENCY`]).
 fn bucket_low(v: u64) -> u64 {
-    let shift = (63 - v.leading_zeros()).saturating_sub(8);
+    let shift = v.ilog2().saturating_sub(8);
     (v >> shift) << shift
 }
 
 /// The highest value of the bucket that starts at `low`.
 fn bucket_last(low: u64) -> u64 {
-    let shift = (63 - low.leading_zeros()).saturating_sub(8);
+    let shift = low.ilog2().saturating_sub(8);
     low | ((1u64 << shift) - 1)
 }
 
@@ -459,15 +485,16 @@ impl Latencies {
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
         match usize::try_from(v) {
             Ok(i) if i < DENSE_LATENCY => self.dense[i] += 1,
-            _ => match &mut self.coarse {
-                Some(coarse) => *coarse.entry(bucket_low(v)).or_insert(0) += 1,
-                None => {
+            _ => {
+                if let Some(coarse) = &mut self.coarse {
+                    *coarse.entry(bucket_low(v)).or_insert(0) += 1;
+                } else {
                     *self.sparse.entry(v).or_insert(0) += 1;
                     if self.sparse.len() > cap {
                         self.coarsen();
                     }
                 }
-            },
+            }
         }
     }
 
@@ -741,7 +768,7 @@ pub fn stats(
         acc.timeline
             .iter()
             .map(|(k, (c, e))| Bucket {
-                bucket: k.clone(),
+                start: k.clone(),
                 count: *c,
                 errors: *e,
             })

@@ -321,7 +321,7 @@ fn a_10_mb_record_written_by_the_library_is_verified_and_tailed_by_the_binary() 
     assert_last_record_holds(&log, &blob, 3);
 }
 
-/// NOTE: Linux caps one command-line argument at 128 KiB (MAX_ARG_STRLEN), so a 10 MB
+/// NOTE: Linux caps one command-line argument at 128 KiB (`MAX_ARG_STRLEN`), so a 10 MB
 /// `--json` cannot even be passed to the program; the largest that fits is stored intact.
 #[test]
 fn the_largest_record_a_json_argument_can_carry_is_stored_verified_and_tailed() {

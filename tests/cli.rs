@@ -644,9 +644,9 @@ fn query_prints_newest_first_fifty_by_default_with_asc_limit_and_offset() {
 
 #[test]
 fn query_applies_every_filter_flag() {
+    type Pred = fn(&Value) -> bool;
     let (_dir, log) = mixed_log(300);
     let stored = lines(&log);
-    type Pred = fn(&Value) -> bool;
     let cases: &[(&[&str], Pred)] = &[
         (&["--user", "bob@example.com"], |r| {
             r["user_id"] == "bob@example.com"

@@ -510,10 +510,10 @@ fn an_append_waiting_for_the_lock_survives_signals_that_interrupt_it() {
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = do_nothing as *const () as usize;
-        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigemptyset(&raw mut action.sa_mask);
         action.sa_flags = 0;
         assert_eq!(
-            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+            libc::sigaction(libc::SIGUSR2, &raw const action, std::ptr::null_mut()),
             0
         );
     }

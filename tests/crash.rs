@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 /// Set in a child copy of this test binary: the log it appends to until killed.
 const CHILD_LOG: &str = "NEXUS_AUDIT_TEST_CHILD";
 
-/// The real binary as a `std::process::Command` (which, unlike assert_cmd's, can be spawned
+/// The real binary as a `std::process::Command` (which, unlike `assert_cmd`'s, can be spawned
 /// and killed), with a clean environment and `--file log`.
 fn bin(log: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nexus-audit"));

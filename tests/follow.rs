@@ -350,14 +350,13 @@ fn under_appends_and_torn_tails_the_follower_prints_exactly_the_log() {
     let junk = other_records(dir.path(), "junk.jsonl", 4);
     let f = follow(&log, 1);
     for round in 0..12usize {
-        let tools: Vec<&str> = ["ad_get_user", "helix_create_ticket", "fedex_track_shipment"]
-            [..1 + round % 3]
-            .to_vec();
+        let tools: Vec<&str> =
+            ["ad_get_user", "helix_create_ticket", "fedex_track_shipment"][..=(round % 3)].to_vec();
         append(&log, &tools);
         if round % 3 == 1 {
             // Torn bytes the follower reads (several polls) before a writer quarantines them.
             let j = &junk[round % junk.len()];
-            append_raw(&log, &j[..(round * 37) % j.len() + 1]);
+            append_raw(&log, &j[..=((round * 37) % j.len())]);
             std::thread::sleep(Duration::from_millis(350));
         }
         std::thread::sleep(Duration::from_millis((round as u64 * 53) % 170));

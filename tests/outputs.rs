@@ -258,7 +258,11 @@ fn an_existing_file_is_kept_with_its_mode_unless_forced_and_then_replaced_by_a_n
     }
     let left: Vec<String> = names(dir.path())
         .into_iter()
-        .filter(|n| n.ends_with(".tmp"))
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "tmp")
+        })
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }

@@ -579,7 +579,7 @@ fn a_missing_command_or_server_is_one_sentence_and_exit_2() {
 
 // ---- Issue 9: every call a server acts on is recorded, ids are exact. ----
 
-/// Python's `json` (the peer) runs each of these `tools/call` lines, which serde_json refuses
+/// Python's `json` (the peer) runs each of these `tools/call` lines, which `serde_json` refuses
 /// or reads otherwise; each leaves one record naming what was odd about it.
 #[test]
 fn every_call_a_lenient_server_runs_is_recorded() {

@@ -1,9 +1,9 @@
 //! `nexus-audit proxy` with the official MCP Python SDK (mcp 2.3.0): its client and server, in
 //! the 2026-07-28 stateless protocol and in legacy (initialize handshake) mode, and its server
-//! acting on lines serde_json refuses.
+//! acting on lines `serde_json` refuses.
 //!
 //! The SDK is installed into `target/mcp-venv` by `tests/mcp/setup-venv.sh` when missing (the
-//! script takes a lock, so parallel tests do not race). Without network access to PyPI on a
+//! script takes a lock, so parallel tests do not race). Without network access to `PyPI` on a
 //! clean checkout these tests fail, naming the script: they never pass silently.
 
 #[path = "mcp/session.rs"]

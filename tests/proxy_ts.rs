@@ -1,6 +1,6 @@
 //! `nexus-audit proxy` in front of a server on the official MCP TypeScript SDK
 //! (`tests/mcp/server.mjs`, plain JavaScript): the Python SDK's client gets the same answers
-//! through the proxy as direct, and the lines serde_json refuses that the TypeScript server
+//! through the proxy as direct, and the lines `serde_json` refuses that the TypeScript server
 //! runs are each recorded.
 //!
 //! The SDK is installed into `target/mcp-node` by `tests/mcp/setup-node.sh` (pinned by

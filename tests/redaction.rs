@@ -22,7 +22,7 @@ fn joined(parts: &[&str]) -> String {
 /// must become in the log.
 struct Secret {
     name: &'static str,
-    secret: String,
+    value: String,
     text: String,
     redacted: String,
 }
@@ -32,7 +32,7 @@ fn secret(name: &'static str, secret: String, text: &str) -> Secret {
         name,
         text: text.replace("{}", &secret),
         redacted: text.replace("{}", REDACTED),
-        secret,
+        value: secret,
     }
 }
 
@@ -59,7 +59,7 @@ fn value_secrets() -> Vec<Secret> {
         "key material follows\n{}\nend of message",
     );
     // NOTE: JSON escapes the block's newlines, so the body is what must be absent.
-    pem_secret.secret = pem_body.to_owned();
+    pem_body.clone_into(&mut pem_secret.value);
     vec![
         secret("jwt", jwt, "session {} expired"),
         secret(
@@ -450,7 +450,7 @@ fn every_value_pattern_is_redacted_in_every_field_through_the_binary_stdin() {
     for (r, s) in records(&log).iter().zip(&secrets) {
         assert_texted_record(r, &s.redacted, s.name);
     }
-    let all: Vec<String> = secrets.iter().map(|s| s.secret.clone()).collect();
+    let all: Vec<String> = secrets.iter().map(|s| s.value.clone()).collect();
     assert_absent(&log, &all);
 }
 
@@ -500,7 +500,7 @@ fn every_value_pattern_is_redacted_in_flags_args_details_error_message_tool_and_
             "resource",
         ] {
             if field == "resource" {
-                assert!(!r[field].as_str().unwrap_or("").contains(&s.secret));
+                assert!(!r[field].as_str().unwrap_or("").contains(&s.value));
             } else {
                 assert_eq!(r[field], s.redacted.as_str(), "{}: {field}", s.name);
             }
@@ -513,7 +513,7 @@ fn every_value_pattern_is_redacted_in_flags_args_details_error_message_tool_and_
         );
         assert_eq!(r["details"], json!({"why": [s.redacted]}), "{}", s.name);
     }
-    let all: Vec<String> = secrets.iter().map(|s| s.secret.clone()).collect();
+    let all: Vec<String> = secrets.iter().map(|s| s.value.clone()).collect();
     assert_absent(&log, &all);
 }
 
@@ -541,7 +541,7 @@ fn every_value_pattern_is_redacted_through_the_library() {
     for (r, s) in records(&log_path).iter().zip(&secrets) {
         assert_texted_record(r, &s.redacted, s.name);
     }
-    let all: Vec<String> = secrets.iter().map(|s| s.secret.clone()).collect();
+    let all: Vec<String> = secrets.iter().map(|s| s.value.clone()).collect();
     assert_absent(&log_path, &all);
 }
 
@@ -636,7 +636,7 @@ fn error_message_is_redacted_before_it_is_cut_so_no_part_of_a_straddling_secret_
     assert!(got.ends_with("session **REDACTED** expired"), "{got}");
     let bytes = log_bytes(&log);
     assert!(!bytes.contains("Straddle"), "no prefix of the secret leaks");
-    assert!(!bytes.contains(&long_jwt.secret[..20]));
+    assert!(!bytes.contains(&long_jwt.value[..20]));
 }
 
 // --- configured rules ---------------------------------------------------------------------
@@ -1059,7 +1059,7 @@ fn metadata_names_with_a_secret_shaped_value_are_still_redacted_through_the_bina
     );
 }
 
-/// Fails on an object with two equal keys anywhere in `line` (serde_json keeps the last).
+/// Fails on an object with two equal keys anywhere in `line` (`serde_json` keeps the last).
 fn assert_no_duplicate_keys(line: &[u8]) {
     use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
     struct Unique;

@@ -539,7 +539,7 @@ fn a_byte_flipped_in_place_without_growth_is_found() {
     let offset = offset
         + data[offset..]
             .iter()
-            .position(|b| b.is_ascii_lowercase())
+            .position(u8::is_ascii_lowercase)
             .expect("a letter");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -713,10 +713,12 @@ fn a_token_is_needed_for_every_request_when_set_and_is_never_echoed() {
         assert!(!r.text().contains(token));
     }
     // A browser asks for it and sends it as the Basic password.
-    use base64::Engine as _;
     let basic = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("auditor:{token}"))
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("auditor:{token}")
+        )
     );
     assert_eq!(s.get_with("/", &[("Authorization", &basic)]).status, 200);
     let mut events = http::Events::open(&s.addr, "/api/audit/stream", &[("Authorization", &good)]);
@@ -827,7 +829,7 @@ fn bad_parameters_get_400_with_one_sentence_unknown_paths_404_a_missing_log_503(
             !sentence.is_empty() && !sentence.contains('\n'),
             "{path}: {sentence:?}"
         );
-        assert_eq!(e.as_object().map(|o| o.len()), Some(1));
+        assert_eq!(e.as_object().map(serde_json::Map::len), Some(1));
     }
     // A cursor in the other order than asked.
     let page = s.get("/api/audit?limit=5&order=asc").json();
@@ -969,7 +971,7 @@ fn big_log(dir: &Path, n: u64) -> PathBuf {
             let tool = tools[(x % tools.len() as u64) as usize];
             let user = users[((x >> 8) % users.len() as u64) as usize];
             let failed = (x >> 16).is_multiple_of(23);
-            let secs = 1_790_000_000 + i as i64 * 30;
+            let secs = 1_790_000_000 + i.cast_signed() * 30;
             let ts = chrono::DateTime::from_timestamp(secs, ((x >> 32) % 1_000_000) as u32 * 1000)
                 .expect("time")
                 .format("%Y-%m-%dT%H:%M:%S%.6fZ");

@@ -685,7 +685,7 @@ fn fixtures_verify_as_recorded() {
             .output()
             .expect("run verify");
         let mut report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        let code = if recorded["ok"] == true { 0 } else { 1 };
+        let code = i32::from(recorded["ok"] != true);
         assert_eq!(out.status.code(), Some(code), "{}", relative.display());
         assert_eq!(report["file"], relative.display().to_string());
         assert_eq!(recorded["file"], relative.display().to_string());

@@ -137,7 +137,7 @@ fn checkpoints_verify_with_an_independent_ed25519_implementation() {
     let (key, public) = keygen(dir.path(), "audit.example.com/prod", "ck");
     let cp = dir.path().join("cp.txt");
     checkpoint(&log, &key, &cp);
-    let script = r#"
+    let script = r"
 import base64, hashlib, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 vkey = open(sys.argv[1]).read().strip()
@@ -157,7 +157,7 @@ lines = text.decode().split('\n')
 assert lines[1] == sys.argv[3], lines
 assert lines[3].startswith('time ')
 print('ok')
-"#;
+";
     // The SDK's virtual environment (set up by .ci/run) has `cryptography`; else the system's.
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python");
     let python = if venv.exists() {
@@ -177,8 +177,7 @@ print('ok')
     // The head in the checkpoint is the SHA-256 of the last line.
     let text = std::fs::read_to_string(&cp).expect("cp");
     let last = lines(&log).pop().expect("a line");
-    use base64::Engine as _;
-    let head = base64::engine::general_purpose::STANDARD.encode(hash_line(&last));
+    let head = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hash_line(&last));
     assert_eq!(text.lines().nth(2), Some(head.as_str()));
 }
 
@@ -533,8 +532,9 @@ fn the_state_keeps_a_random_sample_the_window_and_the_head_each_at_its_byte_offs
         let n = sa.iter().filter(|l| range.contains(l)).count();
         assert!((150..=362).contains(&n), "{n} samples in quarter {quarter}");
     }
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(&a).expect("state").permissions().mode();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&a).expect("state").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 }
 

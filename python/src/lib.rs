@@ -356,7 +356,7 @@ fn to_python<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bo
     json_to_python(py, &value)
 }
 
-/// A JSON value as the object `json.loads` gives: numbers keep every digit (serde_json keeps
+/// A JSON value as the object `json.loads` gives: numbers keep every digit (`serde_json` keeps
 /// them as text, `arbitrary_precision`), integers become `int` however large, objects keep
 /// their key order.
 fn json_to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {

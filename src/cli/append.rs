@@ -180,17 +180,14 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     let single = if args.stdin {
         None
     } else {
-        Some(match &args.json {
-            Some(text) => {
-                let mut event = Event::from_json_str(text).context("--json")?;
-                event.fill_from(&defaults);
-                event
-            }
-            None => {
-                let mut e = defaults.clone();
-                e.action.get_or_insert_with(|| "mcp_call".to_owned());
-                e
-            }
+        Some(if let Some(text) = &args.json {
+            let mut event = Event::from_json_str(text).context("--json")?;
+            event.fill_from(&defaults);
+            event
+        } else {
+            let mut e = defaults.clone();
+            e.action.get_or_insert_with(|| "mcp_call".to_owned());
+            e
         })
     };
     // NOTE: the library creates the file with the first write, so an append that fails

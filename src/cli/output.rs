@@ -251,8 +251,7 @@ fn csv_cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Bool(_) | Value::Number(_) => v.to_string(),
-        Value::Array(_) | Value::Object(_) => v.to_string(),
+        Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => v.to_string(),
     }
 }
 

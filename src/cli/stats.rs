@@ -204,7 +204,7 @@ fn human(out: &mut impl Write, s: &Stats, color: bool) -> io::Result<()> {
             writeln!(
                 out,
                 "  {}  {:>10} calls  {:>8} errors",
-                sanitize(&b.bucket),
+                sanitize(&b.start),
                 grouped(b.count),
                 grouped(b.errors)
             )?;

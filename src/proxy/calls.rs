@@ -391,7 +391,7 @@ impl Recorder {
             return None;
         };
         let result = root.get("result");
-        let result_obj = result.and_then(|r| r.obj());
+        let result_obj = result.and_then(super::envelope::Val::obj);
         if let Some(name) = result_obj.as_ref().and_then(|r| {
             r.meta_name(SERVER_INFO_META)
                 .or_else(|| r.obj("serverInfo").and_then(|s| s.str("name")))
@@ -432,7 +432,7 @@ impl Recorder {
             let code = err
                 .as_ref()
                 .and_then(|e| e.get("code"))
-                .and_then(|c| c.i64())
+                .and_then(super::envelope::Val::i64)
                 .unwrap_or(0);
             let text = err
                 .as_ref()
@@ -446,7 +446,11 @@ impl Recorder {
                     "input_required",
                     "the server asked the client for more input",
                 );
-            } else if r.and_then(|r| r.get("isError")).and_then(|v| v.bool()) == Some(true) {
+            } else if r
+                .and_then(|r| r.get("isError"))
+                .and_then(super::envelope::Val::bool)
+                == Some(true)
+            {
                 let text = r
                     .and_then(|r| r.get("content"))
                     .and_then(|c| {

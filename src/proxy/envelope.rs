@@ -8,7 +8,7 @@
 //!   when *any* of its `method` values names a recorded method.
 //! - A key that matches only case-insensitively (`"METHOD"`, `"Params"`): Go's
 //!   `encoding/json` takes it, so it is used when no exact key is present.
-//! - Arguments that serde_json cannot decode are kept as text: see [`Args`].
+//! - Arguments that `serde_json` cannot decode are kept as text: see [`Args`].
 //!
 //! [`lenient::scan`]: super::lenient::scan
 
@@ -96,7 +96,7 @@ impl<'a> Message<'a> {
             .collect::<Vec<_>>()
     }
 
-    /// The arguments at `v`: decoded when serde_json can decode them, else their redacted
+    /// The arguments at `v`: decoded when `serde_json` can decode them, else their redacted
     /// text.
     pub(crate) fn args(&self, v: &Val<'_>, redactor: &Redactor) -> Args {
         if self.scan.quirks_in(&v.span).strict_decodable()
@@ -113,7 +113,7 @@ impl<'a> Message<'a> {
 pub(crate) enum Args {
     /// Decoded (the logger redacts them like any `args_summary`).
     Value(Value),
-    /// Text that serde_json cannot decode (a lone surrogate, a number beyond `f64`, `NaN`,
+    /// Text that `serde_json` cannot decode (a lone surrogate, a number beyond `f64`, `NaN`,
     /// 128 levels of nesting, invalid UTF-8, …): the arguments exactly as sent, except that
     /// the value of every sensitive key (SPEC §5 key rule, any depth) is replaced by
     /// `"**REDACTED**"` and invalid UTF-8 bytes by U+FFFD. The logger applies the value

@@ -1,7 +1,7 @@
 //! A lenient JSON reader: what the proxy sees on the wire, read the way the most forgiving
 //! server would read it.
 //!
-//! serde_json follows RFC 8259 strictly, but MCP servers do not: JavaScript's `JSON.parse`
+//! `serde_json` follows RFC 8259 strictly, but MCP servers do not: JavaScript's `JSON.parse`
 //! takes lone surrogate escapes and numbers beyond `f64` (as `Infinity`), Python's `json`
 //! takes `NaN`/`Infinity` and a leading byte-order mark, both nest far deeper than serde's 127
 //! levels, stdio transports decode invalid UTF-8 as U+FFFD, and a streaming parser (Go's
@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-/// The deepest nesting serde_json accepts (its recursion limit of 128 counts the value that
+/// The deepest nesting `serde_json` accepts (its recursion limit of 128 counts the value that
 /// would open one more level).
 const STRICT_DEPTH: usize = 127;
 
@@ -37,7 +37,7 @@ pub(crate) enum Quirk {
     NonFiniteNumber = 1 << 4,
     /// A number too large for an `f64`.
     NumberOutOfRange = 1 << 5,
-    /// 128 or more nested containers (serde_json stops at 127).
+    /// 128 or more nested containers (`serde_json` stops at 127).
     DeepNesting = 1 << 6,
     /// A key that appears twice in one object (parsers differ on which one counts).
     DuplicateKey = 1 << 7,
@@ -104,9 +104,9 @@ impl Quirks {
         Quirks(self.0 | other.0)
     }
 
-    /// Whether a strict parser (serde_json) could decode the text these quirks were found in.
+    /// Whether a strict parser (`serde_json`) could decode the text these quirks were found in.
     /// The framing quirks (several values, split lines, batch) do not matter to it. A number
-    /// out of f64's range counts as not decodable: serde_json (with `arbitrary_precision`)
+    /// out of f64's range counts as not decodable: `serde_json` (with `arbitrary_precision`)
     /// would keep its digits, but servers read it as infinity, so its raw text is the record.
     pub(crate) fn strict_decodable(self) -> bool {
         let framing =
@@ -766,7 +766,7 @@ pub(crate) fn decode(t: &[u8], span: &Range<usize>) -> String {
     s
 }
 
-/// The string at `span` as one canonical JSON string literal: the one serde_json writes for
+/// The string at `span` as one canonical JSON string literal: the one `serde_json` writes for
 /// the same text (quotes, `\"`, `\\`, control characters escaped, all else as is), with lone
 /// surrogates kept as `\udXXX` escapes, as JavaScript's `JSON.stringify` writes them. Two
 /// spellings of one string (`"a"`, `"\u0061"`) give the same literal.
@@ -1054,7 +1054,7 @@ mod tests {
         assert_eq!(key("NaN"), "NaN");
     }
 
-    /// Text serde_json accepts is one value with no quirk here, and the other way round,
+    /// Text `serde_json` accepts is one value with no quirk here, and the other way round,
     /// whatever the bytes: the two readers agree on what strict JSON is.
     #[test]
     fn serde_and_the_lenient_reader_agree_on_strict_json() {

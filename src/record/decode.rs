@@ -242,7 +242,7 @@ mod tests {
             r#"{"x":1,"y":{"z":null},"x":null}"#,
             r#"{"t\u006fol":"escaped key","seq":7,"prev_hash":"zz"}"#,
             r#"{"mock_mode":true,"reduction_percent":-3,"response_size":1.0}"#,
-            r#"{}"#,
+            r"{}",
         ] {
             let slow = Event::from_json(serde_json::from_str(text).expect("JSON")).expect("slow");
             let fast = Event::from_json_str(text).expect("fast");

@@ -219,10 +219,10 @@ pub fn reduction_percent(response: u64, filtered: u64) -> i64 {
 
 /// Gives every number in `v` the text the writer stores for it.
 ///
-/// serde_json is built with `arbitrary_precision`, so a parsed number keeps its text. Integers
+/// `serde_json` is built with `arbitrary_precision`, so a parsed number keeps its text. Integers
 /// keep it: JSON integers have no leading zeros or plus sign, so the text is exact and the
 /// shortest, and one beyond 64 bits is stored digit for digit instead of rounded to an `f64`.
-/// A float is stored as it always was: the `f64` serde_json parses, in its shortest form
+/// A float is stored as it always was: the `f64` `serde_json` parses, in its shortest form
 /// (`1.50` as `1.5`, `1e5` as `100000.0`, `-0` as `-0.0`). One beyond the range of `f64`,
 /// which could not be stored at all before, keeps its text.
 fn normalize_numbers(v: &mut Value) {

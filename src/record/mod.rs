@@ -232,18 +232,18 @@ impl Event {
     /// assert_eq!(event.user_id.as_deref(), Some("alice"));
     /// ```
     pub fn fill_from(&mut self, defaults: &Event) {
-        fn fill<T: Clone>(slot: &mut Option<T>, default: &Option<T>) {
+        fn fill<T: Clone>(slot: &mut Option<T>, default: Option<&T>) {
             if slot.is_none() {
-                slot.clone_from(default);
+                *slot = default.cloned();
             }
         }
         for field in FIELDS {
             match (self.slot_mut(field.id), defaults.slot(field.id)) {
-                (SlotMut::Text(slot), Slot::Text(default)) => fill(slot, default),
-                (SlotMut::Json(slot), Slot::Json(default)) => fill(slot, default),
-                (SlotMut::Count(slot), Slot::Count(default)) => fill(slot, default),
-                (SlotMut::Signed(slot), Slot::Signed(default)) => fill(slot, default),
-                (SlotMut::Flag(slot), Slot::Flag(default)) => fill(slot, default),
+                (SlotMut::Text(slot), Slot::Text(default)) => fill(slot, default.as_ref()),
+                (SlotMut::Json(slot), Slot::Json(default)) => fill(slot, default.as_ref()),
+                (SlotMut::Count(slot), Slot::Count(default)) => fill(slot, default.as_ref()),
+                (SlotMut::Signed(slot), Slot::Signed(default)) => fill(slot, default.as_ref()),
+                (SlotMut::Flag(slot), Slot::Flag(default)) => fill(slot, default.as_ref()),
                 _ => {}
             }
         }

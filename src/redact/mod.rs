@@ -22,7 +22,7 @@
 //! - **Value rule** (`values.rs`). Every other string, at any depth, and `error_message`, is
 //!   scanned for the shapes of secrets (PEM private keys, JWTs, URL passwords, presigned-URL
 //!   signatures, `name=value` pairs whose name the key rule redacts, `Bearer`/`Basic`
-//!   credentials, AWS, GitHub, GitLab, OpenAI, Anthropic, Slack, Stripe and Google keys, Slack
+//!   credentials, AWS, GitHub, GitLab, `OpenAI`, Anthropic, Slack, Stripe and Google keys, Slack
 //!   webhook URLs, Luhn-valid card numbers, US SSNs, and [`RedactionRules::extra_patterns`]);
 //!   each matched span becomes [`REDACTED`] and the rest of the string is kept.
 //!   [`Redactor::sanitize_error_message`] then cuts `error_message` to

@@ -547,7 +547,7 @@ fn last_host_at(region: &str, from: usize, to: usize) -> Option<HostAt> {
             continue;
         }
         match b.get(host_end) {
-            Some(b'@') if host_end < to => continue,
+            Some(b'@') if host_end < to => {}
             next => {
                 return Some(HostAt {
                     at,

@@ -11,10 +11,10 @@
 //! time RFC3339
 //! ```
 //!
-//! SIZE is the number of records (complete lines) when it was made and HEAD_HASH the SHA-256 of
+//! SIZE is the number of records (complete lines) when it was made and `HEAD_HASH` the SHA-256 of
 //! line SIZE, the chain head. It is not a Merkle root: proving it needs the log up to SIZE.
 //! A log matches the checkpoint when it still has at least SIZE lines and its line SIZE hashes
-//! to HEAD_HASH; since every line links to the one before, that vouches for lines 1..=SIZE.
+//! to `HEAD_HASH`; since every line links to the one before, that vouches for lines 1..=SIZE.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -109,8 +109,7 @@ impl Checkpoint {
             .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
             .ok_or("the third line is not a base64 SHA-256")?;
         let time = lines
-            .filter_map(|l| l.strip_prefix("time "))
-            .next()
+            .find_map(|l| l.strip_prefix("time "))
             .map(str::to_owned);
         Ok(Checkpoint {
             origin: origin.to_owned(),

@@ -129,7 +129,7 @@ pub(crate) fn walk(
         RecordView::parse(line)
             .ok()?
             .timestamp
-            .map(|t| t.into_owned())
+            .map(std::borrow::Cow::into_owned)
     };
     Ok(Report {
         ok: walker.problems_total == 0,

@@ -69,17 +69,16 @@ impl Shared {
             .take()
             .filter(|(cached_len, _)| *cached_len == len);
         let cached_sealer = log.sealer.take().filter(|_| cached.is_some());
-        let (mut start_len, mut head, recovered) = match cached {
-            Some((_, head)) => (len, head, None),
-            None => {
-                let tail = read_tail(file, len, path)?;
-                let head = tail.head(path)?;
-                if tail.complete_len < len {
-                    let recovered = self.torn_tail(file, &tail, len)?;
-                    (tail.complete_len, head, Some(recovered))
-                } else {
-                    (len, head, None)
-                }
+        let (mut start_len, mut head, recovered) = if let Some((_, head)) = cached {
+            (len, head, None)
+        } else {
+            let tail = read_tail(file, len, path)?;
+            let head = tail.head(path)?;
+            if tail.complete_len < len {
+                let recovered = self.torn_tail(file, &tail, len)?;
+                (tail.complete_len, head, Some(recovered))
+            } else {
+                (len, head, None)
             }
         };
         let mut sealer = match (&self.seal, cached_sealer) {
@@ -204,12 +203,11 @@ pub(super) fn open_existing_log_file(path: &Path) -> Result<Option<File>> {
             if !dir.is_dir() {
                 return Err(Error::io("cannot open", path)(source));
             }
-            use rustix::fs::{Access, AtFlags, CWD, accessat};
-            accessat(
-                CWD,
+            rustix::fs::accessat(
+                rustix::fs::CWD,
                 dir,
-                Access::WRITE_OK | Access::EXEC_OK,
-                AtFlags::EACCESS,
+                rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+                rustix::fs::AtFlags::EACCESS,
             )
             .map_err(|e| Error::io("cannot create", path)(e.into()))?;
             Ok(None)

@@ -73,7 +73,7 @@ impl Durability {
     pub fn buffered() -> Self {
         Durability::Buffered {
             max_records: 100,
-            max_delay: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(1),
         }
     }
 }

@@ -244,7 +244,7 @@ impl Session {
     }
 }
 
-/// JSON as a lenient client reads it: serde_json after replacing what it refuses (lone
+/// JSON as a lenient client reads it: `serde_json` after replacing what it refuses (lone
 /// surrogate escapes, `NaN`, `Infinity`) with harmless stand-ins.
 pub fn parse_loose(raw: &[u8]) -> Option<Value> {
     if let Ok(v) = serde_json::from_slice(raw) {
@@ -353,7 +353,7 @@ pub fn handshake(s: &mut Session, client: &str) {
     s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
 }
 
-/// One kind of `tools/call` line that serde_json refuses (or reads otherwise than a server
+/// One kind of `tools/call` line that `serde_json` refuses (or reads otherwise than a server
 /// may) and some server acts on.
 pub struct Hostile {
     /// The quirk the proxy must name in `details.json_quirks`.

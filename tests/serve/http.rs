@@ -159,7 +159,7 @@ impl Events {
 
     fn read_some(&mut self, wait: Duration) {
         self.stream.set_read_timeout(Some(wait)).expect("timeout");
-        let mut buf = [0u8; 65536];
+        let mut buf = vec![0u8; 65536];
         if let Ok(n) = self.stream.read(&mut buf) {
             self.raw.extend_from_slice(&buf[..n]);
         }

@@ -193,22 +193,19 @@ fn render(
         },
     )?;
     if !count_while_paging {
-        total = match known {
-            Some((bytes, records)) => {
-                let rest = usize::try_from(bytes).unwrap_or(usize::MAX).min(data.len());
-                records
-                    + Lines::new(&data[rest..], 0)
-                        .filter(|(_, l)| RecordView::parse(l).is_ok())
-                        .count() as u64
-            }
-            None => {
-                let mut n = 0u64;
-                for_each_match(data, false, None, &keep, &|_| {}, |_, ()| {
-                    n += 1;
-                    Ok::<_, ApiError>(true)
-                })?;
-                n
-            }
+        total = if let Some((bytes, records)) = known {
+            let rest = usize::try_from(bytes).unwrap_or(usize::MAX).min(data.len());
+            records
+                + Lines::new(&data[rest..], 0)
+                    .filter(|(_, l)| RecordView::parse(l).is_ok())
+                    .count() as u64
+        } else {
+            let mut n = 0u64;
+            for_each_match(data, false, None, &keep, &|_| {}, |_, ()| {
+                n += 1;
+                Ok::<_, ApiError>(true)
+            })?;
+            n
         };
     }
     let more = found.len() as u64 > page.limit;

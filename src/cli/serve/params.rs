@@ -110,18 +110,15 @@ fn percent_decode(s: &str) -> Vec<u8> {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
+                if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
                     .ok()
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                 {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+                    out.push(v);
+                    i += 3;
+                } else {
+                    out.push(b'%');
+                    i += 1;
                 }
             }
             b'+' => {

@@ -130,17 +130,16 @@ impl Verifier {
             }),
             _ => None,
         };
-        let report = match incremental {
-            Some(r) => r,
-            None => {
-                let started = Instant::now();
-                let r = ChainVerifier::new()
-                    .run(&snapshot)
-                    .map_err(|e| format!("cannot verify the log: {e}"))?;
-                st.last_full = Some(Instant::now());
-                st.last_full_took = started.elapsed();
-                r
-            }
+        let report = if let Some(r) = incremental {
+            r
+        } else {
+            let started = Instant::now();
+            let r = ChainVerifier::new()
+                .run(&snapshot)
+                .map_err(|e| format!("cannot verify the log: {e}"))?;
+            st.last_full = Some(Instant::now());
+            st.last_full_took = started.elapsed();
+            r
         };
         st.proved = proved(&snapshot, id, &report);
         let report = Arc::new(report);
