@@ -43,7 +43,14 @@ pub enum Interval {
 }
 
 /// Options for [`stats`].
+///
+/// ```
+/// use nexus_audit::{Interval, StatsOptions};
+/// let opts = StatsOptions::new().interval(Interval::Hour).last(1000);
+/// assert_eq!(opts.last, Some(1000));
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct StatsOptions {
     /// Add a timeline with buckets of this size.
     pub interval: Option<Interval>,
@@ -54,6 +61,42 @@ pub struct StatsOptions {
     /// Distinct values a breakdown counts exactly before it is summarised (default
     /// [`MAX_DISTINCT`]; see the module documentation).
     pub max_distinct: Option<usize>,
+}
+
+impl StatsOptions {
+    /// No timeline, the whole file, all cores, [`MAX_DISTINCT`] values per breakdown.
+    #[must_use]
+    pub fn new() -> Self {
+        StatsOptions::default()
+    }
+
+    /// Adds a timeline with buckets of this size.
+    #[must_use]
+    pub fn interval(mut self, interval: Interval) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Summarises only the last `n` records.
+    #[must_use]
+    pub fn last(mut self, n: u64) -> Self {
+        self.last = Some(n);
+        self
+    }
+
+    /// Uses `n` worker threads (`None`: all cores).
+    #[must_use]
+    pub fn threads(mut self, n: impl Into<Option<usize>>) -> Self {
+        self.threads = n.into();
+        self
+    }
+
+    /// Counts at most `n` distinct values per breakdown exactly.
+    #[must_use]
+    pub fn max_distinct(mut self, n: usize) -> Self {
+        self.max_distinct = Some(n);
+        self
+    }
 }
 
 /// Distinct values per breakdown counted exactly by default.

@@ -14,7 +14,17 @@
 //! Both tables are configurable; the first matching prefix wins.
 
 /// Prefix tables used to fill `shard` and `action_category` when a record does not give them.
+///
+/// ```
+/// let taxonomy = nexus_audit::Taxonomy::default()
+///     .with_shard("jira_", "itsm")
+///     .with_category("jira_create_", "WRITE");
+/// assert_eq!(taxonomy.shard_for("jira_create_issue"), "itsm");
+/// assert_eq!(taxonomy.category_for("jira_create_issue"), "WRITE");
+/// assert_eq!(taxonomy.shard_for("ad_get_user"), "identity");
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Taxonomy {
     /// `(tool name prefix, shard)`, first match wins.
     pub shards: Vec<(String, String)>,
@@ -53,6 +63,44 @@ impl Default for Taxonomy {
 }
 
 impl Taxonomy {
+    /// No prefixes: every tool gets shard `unknown` and category `READ`.
+    #[must_use]
+    pub fn empty() -> Self {
+        Taxonomy {
+            shards: Vec::new(),
+            categories: Vec::new(),
+            ..Taxonomy::default()
+        }
+    }
+
+    /// Maps tools starting with `prefix` to `shard`, before every rule already there.
+    #[must_use]
+    pub fn with_shard(mut self, prefix: impl Into<String>, shard: impl Into<String>) -> Self {
+        self.shards.insert(0, (prefix.into(), shard.into()));
+        self
+    }
+
+    /// Maps tools starting with `prefix` to `category`, before every rule already there.
+    #[must_use]
+    pub fn with_category(mut self, prefix: impl Into<String>, category: impl Into<String>) -> Self {
+        self.categories.insert(0, (prefix.into(), category.into()));
+        self
+    }
+
+    /// Sets the shard of a tool that matches no prefix.
+    #[must_use]
+    pub fn with_default_shard(mut self, shard: impl Into<String>) -> Self {
+        self.default_shard = shard.into();
+        self
+    }
+
+    /// Sets the category of a tool that matches no prefix.
+    #[must_use]
+    pub fn with_default_category(mut self, category: impl Into<String>) -> Self {
+        self.default_category = category.into();
+        self
+    }
+
     /// The shard of a tool.
     #[must_use]
     pub fn shard_for(&self, tool: &str) -> &str {

@@ -456,10 +456,7 @@ fn readers_running_while_writers_append_never_see_a_partial_line() {
         let mut verifies = 0u32;
         let mut cli_verifies = 0u32;
         let mut snapshots = 0u32;
-        let opts = VerifyOptions {
-            max_problems: 10,
-            threads: Some(1),
-        };
+        let opts = VerifyOptions::new().max_problems(10).threads(1);
         while !done.load(Ordering::SeqCst) || verifies < 5 {
             if !log.exists() {
                 std::thread::yield_now();

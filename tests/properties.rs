@@ -165,10 +165,7 @@ fn expected_fields(e: &Event, r: &Redactor) -> Map<String, Value> {
 }
 
 fn quiet_verify(path: &Path) -> nexus_audit::Report {
-    let opts = VerifyOptions {
-        max_problems: 10,
-        threads: Some(1),
-    };
+    let opts = VerifyOptions::new().max_problems(10).threads(1);
     nexus_audit::verify(path, &opts).expect("verify runs")
 }
 

@@ -645,11 +645,10 @@ fn error_message_is_redacted_before_it_is_cut_so_no_part_of_a_straddling_secret_
 fn configured_extra_keys_patterns_and_allow_list_apply_through_log_options() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let rules = RedactionRules {
-        extra_keys: vec!["badge_id".into()],
-        extra_patterns: vec![r"EMP-[0-9]{6}".into()],
-        allow_keys: vec!["auth".into()],
-    };
+    let rules = RedactionRules::new()
+        .extra_key("badge_id")
+        .extra_pattern(r"EMP-[0-9]{6}")
+        .allow_key("auth");
     let log = LogOptions::new(&path)
         .durability(Durability::None)
         .redaction(rules)
@@ -695,10 +694,7 @@ fn an_invalid_configured_pattern_refuses_to_open_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
     for pattern in ["(unclosed", "x*"] {
-        let rules = RedactionRules {
-            extra_patterns: vec![pattern.into()],
-            ..RedactionRules::default()
-        };
+        let rules = RedactionRules::new().extra_pattern(pattern);
         let result = LogOptions::new(&path).redaction(rules).open();
         assert!(result.is_err(), "{pattern:?} was accepted");
     }

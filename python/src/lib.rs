@@ -320,10 +320,8 @@ fn stats(
                 }
                 other => other?,
             };
-            let opts = StatsOptions {
-                last,
-                ..StatsOptions::default()
-            };
+            let mut opts = StatsOptions::new();
+            opts.last = last;
             nexus_audit::stats(&snapshot, &Filter::default().matcher(), &opts, &|_| {})
         })
         .map_err(to_py)?;
@@ -335,15 +333,7 @@ fn stats(
 #[pyfunction]
 fn verify(py: Python<'_>, path: PathBuf, max_problems: usize) -> PyResult<Bound<'_, PyAny>> {
     let report = py
-        .detach(|| {
-            nexus_audit::verify(
-                &path,
-                &VerifyOptions {
-                    max_problems,
-                    ..VerifyOptions::default()
-                },
-            )
-        })
+        .detach(|| nexus_audit::verify(&path, &VerifyOptions::new().max_problems(max_problems)))
         .map_err(to_py)?;
     to_python(py, &report)
 }

@@ -39,7 +39,13 @@ use crate::record::Event;
 use crate::writer::Logger;
 
 /// How the proxy records.
+///
+/// ```
+/// let opts = nexus_audit::ProxyOptions::new().server_id("workday-mcp").fail_closed(true);
+/// assert!(opts.fail_closed);
+/// ```
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct ProxyOptions {
     /// `server_id` of every record (default: the server's own name).
     pub server_id: Option<String>,
@@ -57,6 +63,49 @@ pub struct ProxyOptions {
     /// Told when appends start failing and when they succeed again (the command line prints
     /// it on stderr).
     pub on_log_health: Option<HealthHook>,
+}
+
+impl ProxyOptions {
+    /// The defaults: names from the server and the client, no result hashes, fail open.
+    #[must_use]
+    pub fn new() -> Self {
+        ProxyOptions::default()
+    }
+
+    /// Sets `server_id` of every record.
+    #[must_use]
+    pub fn server_id(mut self, id: impl Into<String>) -> Self {
+        self.server_id = Some(id.into());
+        self
+    }
+
+    /// Sets `user_id` of every record.
+    #[must_use]
+    pub fn user_id(mut self, id: impl Into<String>) -> Self {
+        self.user_id = Some(id.into());
+        self
+    }
+
+    /// Records the SHA-256 and size of each answer.
+    #[must_use]
+    pub fn log_results(mut self, on: bool) -> Self {
+        self.log_results = on;
+        self
+    }
+
+    /// Refuses calls that cannot be recorded (see the field).
+    #[must_use]
+    pub fn fail_closed(mut self, on: bool) -> Self {
+        self.fail_closed = on;
+        self
+    }
+
+    /// Calls `hook` when appends start failing and when they succeed again.
+    #[must_use]
+    pub fn on_log_health(mut self, hook: impl Fn(&LogHealth) + Send + Sync + 'static) -> Self {
+        self.on_log_health = Some(HealthHook(Arc::new(hook)));
+        self
+    }
 }
 
 impl std::fmt::Debug for ProxyOptions {

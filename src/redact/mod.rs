@@ -70,7 +70,16 @@ pub const MAX_ERROR_MESSAGE_CHARS: usize = 500;
 /// | `extra_keys` | none | more sensitive key words |
 /// | `extra_patterns` | none | more value patterns |
 /// | `allow_keys` | none | keys never redacted by name |
+///
+/// ```
+/// let rules = nexus_audit::RedactionRules::new()
+///     .extra_key("badge_pin")
+///     .extra_pattern("EMP-[0-9]{6}")
+///     .allow_key("token_count");
+/// assert_eq!(rules.allow_keys, ["token_count"]);
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RedactionRules {
     /// Extra sensitive key words, matched like the built-in words: after splitting the key into
     /// words. A multi-word entry such as `"session_key"` or `"sessionKey"` matches those words
@@ -83,6 +92,35 @@ pub struct RedactionRules {
     /// Keys never redacted by key name (compared case-insensitively, whole key). Values under
     /// them are still scanned by value patterns.
     pub allow_keys: Vec<String>,
+}
+
+impl RedactionRules {
+    /// The built-in rules alone.
+    #[must_use]
+    pub fn new() -> Self {
+        RedactionRules::default()
+    }
+
+    /// Adds a sensitive key word (see [`extra_keys`](Self::extra_keys)).
+    #[must_use]
+    pub fn extra_key(mut self, word: impl Into<String>) -> Self {
+        self.extra_keys.push(word.into());
+        self
+    }
+
+    /// Adds a value pattern (see [`extra_patterns`](Self::extra_patterns)).
+    #[must_use]
+    pub fn extra_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.extra_patterns.push(pattern.into());
+        self
+    }
+
+    /// Adds a key never redacted by name (see [`allow_keys`](Self::allow_keys)).
+    #[must_use]
+    pub fn allow_key(mut self, key: impl Into<String>) -> Self {
+        self.allow_keys.push(key.into());
+        self
+    }
 }
 
 /// Applies the redaction rules of SPEC §5 to JSON values and strings.

@@ -59,12 +59,40 @@ pub use walk::Resume;
 pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
 
 /// Options for [`verify`], the quick call; [`Verifier`] has them all.
+///
+/// ```
+/// let opts = nexus_audit::VerifyOptions::new().max_problems(10).threads(2);
+/// assert_eq!(opts.threads, Some(2));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// List at most this many problems (default 100); counting goes on.
     pub max_problems: usize,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+}
+
+impl VerifyOptions {
+    /// The defaults: 100 problems listed, all cores.
+    #[must_use]
+    pub fn new() -> Self {
+        VerifyOptions::default()
+    }
+
+    /// Lists at most `n` problems (all are counted).
+    #[must_use]
+    pub fn max_problems(mut self, n: usize) -> Self {
+        self.max_problems = n;
+        self
+    }
+
+    /// Uses `n` worker threads (`None`: all cores).
+    #[must_use]
+    pub fn threads(mut self, n: impl Into<Option<usize>>) -> Self {
+        self.threads = n.into();
+        self
+    }
 }
 
 impl Default for VerifyOptions {

@@ -14,7 +14,13 @@ use crate::time::{format_timestamp, parse_timestamp};
 use crate::trust::seal_key::{KeyFile, Pending, mac, next_key};
 
 /// How a writer seals.
+///
+/// ```
+/// let seal = nexus_audit::SealOptions::new("seal.key").every(500);
+/// assert_eq!(seal.every, 500);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SealOptions {
     /// The writer's key file (`seal.key`).
     pub key_path: PathBuf,
@@ -32,6 +38,20 @@ impl SealOptions {
             every: 1000,
             interval: Duration::from_secs(15 * 60),
         }
+    }
+
+    /// Seals after this many records.
+    #[must_use]
+    pub fn every(mut self, records: u64) -> Self {
+        self.every = records;
+        self
+    }
+
+    /// Seals at least this often while records arrive.
+    #[must_use]
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
     }
 }
 
