@@ -607,7 +607,7 @@ fn is_card_number(t: &str) -> bool {
         && t.as_bytes()
             .first()
             .is_some_and(|d| (b'2'..=b'6').contains(d))
-        && super::values::luhn_valid(t)
+        && super::values::spans::luhn_valid(t)
 }
 
 /// `2026-01-15`, `2026-01-15T10:20:30Z`, `2026-01-15 10:20:30.5+02:00`.
