@@ -8,7 +8,7 @@
 ///
 /// # Errors
 ///
-/// [`crate::Error::InvalidConfig`] when the thread pool cannot be built, and whatever `visit`
+/// [`crate::error::Error::InvalidConfig`] when the thread pool cannot be built, and whatever `visit`
 /// returns.
 pub fn for_each_match<'a, T: Send, E: From<crate::error::Error>>(
     data: &'a [u8],
@@ -39,7 +39,7 @@ mod tests {
         let mut seen = Vec::new();
         for_each_match(data, true, Some(1), &parse, &|_| {}, |line, n| {
             seen.push((line.to_vec(), n));
-            Ok::<_, crate::Error>(true)
+            Ok::<_, crate::error::Error>(true)
         })
         .expect("scan");
         assert_eq!(seen, vec![(b"4 d".to_vec(), 4), (b"2 b".to_vec(), 2)]);
@@ -48,8 +48,8 @@ mod tests {
     #[test]
     fn a_bad_thread_count_is_an_error_not_a_panic() {
         let r = for_each_match(b"x\n", false, Some(0), &|_| Some(()), &|_| {}, |_, ()| {
-            Ok::<_, crate::Error>(true)
+            Ok::<_, crate::error::Error>(true)
         });
-        assert!(matches!(r, Err(crate::Error::InvalidConfig(_))));
+        assert!(matches!(r, Err(crate::error::Error::InvalidConfig(_))));
     }
 }

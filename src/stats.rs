@@ -25,7 +25,7 @@ use foldhash::fast::RandomState;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::Result;
 use crate::filter::Matcher;
 use crate::parallel::{self, Chunk};
 use crate::reader::{Lines, NotRecord, Snapshot, read_record};
@@ -507,7 +507,7 @@ const CHUNK: usize = 2 << 20;
 ///
 /// # Errors
 ///
-/// [`crate::Error::InvalidConfig`] when the thread pool cannot be built.
+/// [`crate::error::Error::InvalidConfig`] when the thread pool cannot be built.
 pub fn stats(
     snapshot: &Snapshot,
     matcher: &Matcher,

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::Filter;
-use crate::reader::read_record;
 use crate::time::parse_time;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -346,25 +345,6 @@ fn open_snapshot(ctx: &Context) -> anyhow::Result<crate::Snapshot> {
     }
     crate::Snapshot::open(&ctx.file)
         .with_context(|| format!("cannot read the log {}", ctx.file.display()))
-}
-
-/// The records among `lines` that pass `matcher`. Lines that are not records are skipped and
-/// counted in `skipped` (see [`Skipped`]).
-fn matching<'a, 's>(
-    lines: impl Iterator<Item = (u64, &'a [u8])> + 's,
-    matcher: &'s crate::filter::Matcher,
-    skipped: &'s Skipped,
-) -> impl Iterator<Item = (&'a [u8], crate::RecordView<'a>)> + 's
-where
-    'a: 's,
-{
-    lines.filter_map(move |(offset, line)| match read_record(line) {
-        Ok(view) => matcher.matches(&view).then_some((line, view)),
-        Err(why) => {
-            skipped.add(offset, not_a_record(why));
-            None
-        }
-    })
 }
 
 /// The warning's reason for a line that is not a record.

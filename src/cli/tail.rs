@@ -4,12 +4,14 @@ use std::io::{self, BufWriter};
 use std::time::Duration;
 
 use crate::filter::Matcher;
-use crate::reader::{Follower, Lines, Update};
+use crate::reader::{Follower, Lines, NotRecord, Update, read_record};
+use crate::record::RecordView;
+use crate::scan::for_each_match;
 use anyhow::Context as _;
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, Skipped, exit, grouped, matching, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, grouped, not_a_record, offset_in, open_snapshot};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -35,9 +37,26 @@ pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
         format = Format::Jsonl;
     }
     let skipped = Skipped::default();
-    let mut found: Vec<_> = matching(snapshot.lines_rev(), &matcher, &skipped)
-        .take(args.lines)
-        .collect();
+    let mut found = Vec::new();
+    if args.lines > 0 {
+        // The window engine, newest first: parallel parsing, and a first window of 256 KiB, so a
+        // tail of a few records reads little of a large file.
+        let data = snapshot.data();
+        for_each_match(
+            data,
+            true,
+            None,
+            &|line| keep(line, &matcher),
+            &|_| {},
+            |line, parsed| -> anyhow::Result<bool> {
+                match parsed {
+                    Ok(view) => found.push((line, view)),
+                    Err(why) => skipped.add(offset_in(data, line), not_a_record(why)),
+                }
+                Ok(found.len() < args.lines)
+            },
+        )?;
+    }
     found.reverse();
     // NOTE: the follower remembers the snapshot's last lines before they are printed: once
     // printed, the map is not read again, so a file cut back under it cannot fault a read.
@@ -52,7 +71,7 @@ pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     for (line, view) in &found {
         if let Err(why) = out.record(line, view)? {
-            skipped.add(super::offset_in(snapshot.data(), line), why);
+            skipped.add(offset_in(snapshot.data(), line), why);
         }
     }
     out.finish()?;
@@ -113,12 +132,29 @@ fn print_lines(bytes: &[u8], matcher: &Matcher, format: Format, ctx: &Context) -
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
     out.headerless();
     let skipped = Skipped::default();
-    for (line, view) in matching(Lines::new(bytes, 0), matcher, &skipped) {
-        if let Err(why) = out.record(line, &view)? {
-            skipped.add(super::offset_in(bytes, line), why);
+    // NOTE: the few lines of one poll are filtered here, with the engine's `keep`, rather than
+    // on a thread pool started for each poll.
+    for (offset, line) in Lines::new(bytes, 0) {
+        match keep(line, matcher) {
+            Some(Ok(view)) => {
+                if let Err(why) = out.record(line, &view)? {
+                    skipped.add(offset, why);
+                }
+            }
+            Some(Err(why)) => skipped.add(offset, not_a_record(why)),
+            None => {}
         }
     }
     out.finish()?;
     skipped.warn(&ctx.file, None);
     Ok(())
+}
+
+/// What the engine hands on for a line: its record when `matcher` keeps it, or why it is not
+/// a record (to warn about); `None` for a record the filter drops.
+fn keep<'a>(line: &'a [u8], matcher: &Matcher) -> Option<Result<RecordView<'a>, NotRecord>> {
+    match read_record(line) {
+        Ok(view) if !matcher.matches(&view) => None,
+        parsed => Some(parsed),
+    }
 }

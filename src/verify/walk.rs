@@ -44,7 +44,7 @@ pub(crate) struct WalkOptions {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) when the thread pool cannot be built.
+/// [`Error::InvalidConfig`](crate::error::Error::InvalidConfig) when the thread pool cannot be built.
 pub(crate) fn walk(
     snapshot: &Snapshot,
     opts: &WalkOptions,

@@ -102,8 +102,8 @@ pub fn json_body(body: impl Into<axum::body::Body>) -> Response {
     response
 }
 
-impl From<crate::Error> for ApiError {
-    fn from(e: crate::Error) -> Self {
+impl From<crate::error::Error> for ApiError {
+    fn from(e: crate::error::Error) -> Self {
         ApiError::Internal(format!("cannot read the log: {e}"))
     }
 }
