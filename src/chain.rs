@@ -15,6 +15,8 @@
 //! Readers find the chain fields with [`chain_fields`], which reads the writer's fixed prefix
 //! without a full parse and falls back to a parse when the fields are elsewhere.
 
+pub mod seal_key;
+
 use sha2::{Digest, Sha256};
 
 /// The value of `schema_version` this crate writes.

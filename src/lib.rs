@@ -89,7 +89,7 @@ pub use stats::{Interval, MAX_DISTINCT, Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
 pub use trust::checkpoint::Checkpoint;
 pub use trust::note::{NoteError, SignerKey, VerifierKey};
-pub use trust::seal_key::{KeyFile, init as init_seal_keys};
+pub use chain::seal_key::{KeyFile, init as init_seal_keys};
 pub use trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES, Proof, Sample, State, WINDOW_BYTES, Window};
 pub use verify::{
     DEFAULT_CHUNK_SIZE, Problem, ProblemKind, Report, Resume, Verifier, VerifyOptions, verify,

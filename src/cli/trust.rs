@@ -131,7 +131,7 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
 pub fn seal(args: &SealArgs) -> anyhow::Result<u8> {
     match &args.command {
         SealCommand::Init { out } => {
-            let (key, verify) = crate::trust::seal_key::init(out)?;
+            let (key, verify) = crate::chain::seal_key::init(out)?;
             writeln!(
                 io::stdout().lock(),
                 "{}\n{}",

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crate::trust::note::VerifierKey;
-use crate::trust::seal_key::KeyFile;
+use crate::chain::seal_key::KeyFile;
 use crate::trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES};
 use crate::{Report, Verifier};
 use anyhow::{Context as _, bail};

@@ -1,8 +1,8 @@
-//! What vouches for a log beyond its chain: signed notes and their keys, checkpoints, the
-//! verifier state and the keys of forward-secure sealing. The checks that use them are in
-//! [`crate::verify`](mod@crate::verify); the writer's side of sealing is in [`crate::writer`].
+//! What vouches for a log beyond its chain: signed notes and their keys, checkpoints and the
+//! verifier state. The checks that use them are in [`crate::verify`](mod@crate::verify). The
+//! keys of forward-secure sealing are in `chain::seal_key`, below the writer that seals with
+//! them (a writer never imports from this layer).
 
 pub mod checkpoint;
 pub mod note;
-pub mod seal_key;
 pub mod state;

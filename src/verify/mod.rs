@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::reader::Snapshot;
 use crate::trust::note::VerifierKey;
-use crate::trust::seal_key::KeyFile;
+use crate::chain::seal_key::KeyFile;
 use crate::trust::state::{DEFAULT_SAMPLES, State, check_sample_size};
 use walk::WalkOptions;
 

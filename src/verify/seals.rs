@@ -4,7 +4,7 @@ use crate::chain::{self, Hash};
 use crate::error::{Error, Result};
 use crate::reader::Snapshot;
 use crate::record::RecordView;
-use crate::trust::seal_key::{KeyFile, mac, next_key};
+use crate::chain::seal_key::{KeyFile, mac, next_key};
 
 use super::report::{Problem, ProblemKind, Report};
 

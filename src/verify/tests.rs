@@ -199,7 +199,7 @@ fn a_verifier_checks_checkpoints_and_seals_in_the_same_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.jsonl");
     let (seal_key, seal_verify) =
-        crate::trust::seal_key::init(&dir.path().join("seal")).expect("seal");
+        crate::chain::seal_key::init(&dir.path().join("seal")).expect("seal");
     let mut sealing = SealOptions::new(&seal_key);
     sealing.every = 10;
     let writer = LogOptions::new(&log)

@@ -242,7 +242,7 @@ impl Logger {
         let file = open_existing_log_file(&opts.path)?;
         if let Some(seal) = &opts.seal {
             // Read now, so a missing or broken key fails the open, before any file is created.
-            crate::trust::seal_key::KeyFile::load(&seal.key_path)?;
+            crate::chain::seal_key::KeyFile::load(&seal.key_path)?;
         }
         let encoder = Encoder::new(Redactor::new(&opts.redaction)?, opts.taxonomy, opts.source);
         let shared = Arc::new(Shared {

@@ -1,4 +1,4 @@
-//! The writer's side of forward-secure sealing (see [`crate::trust::seal_key`] for the scheme): when a seal
+//! The writer's side of forward-secure sealing (see [`crate::chain::seal_key`] for the scheme): when a seal
 //! falls due, its record, and moving the key file forward around the write that holds it.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use crate::chain::Hash;
 use crate::error::{Error, Result};
 use crate::record::{Encoder, Event};
 use crate::time::{format_timestamp, parse_timestamp};
-use crate::trust::seal_key::{KeyFile, Pending, mac, next_key};
+use crate::chain::seal_key::{KeyFile, Pending, mac, next_key};
 
 /// How a writer seals.
 ///

@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chain::{self, Hash};
+use crate::fs::replace_atomically as write_atomically;
 use crate::error::{Error, Result};
 use crate::time::format_timestamp;
 
-use super::state::write_atomically;
 
 /// The domain-separation label of MACs and key steps.
 pub const LABEL: &[u8] = b"nexus-audit seal v1";
