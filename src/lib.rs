@@ -76,6 +76,7 @@ mod trust;
 mod verify;
 mod writer;
 
+pub use chain::seal_key::{KeyFile, init as init_seal_keys};
 pub use chain::{ChainFields, FIELD_ORDER, GENESIS_HASH_HEX, Hash, Head, chain_prefix, hash_line};
 pub use error::{Error, Result};
 pub use filter::{Filter, Matcher};
@@ -89,7 +90,6 @@ pub use stats::{Interval, MAX_DISTINCT, Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
 pub use trust::checkpoint::Checkpoint;
 pub use trust::note::{NoteError, SignerKey, VerifierKey};
-pub use chain::seal_key::{KeyFile, init as init_seal_keys};
 pub use trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES, Proof, Sample, State, WINDOW_BYTES, Window};
 pub use verify::{
     DEFAULT_CHUNK_SIZE, Problem, ProblemKind, Report, Resume, Verifier, VerifyOptions, verify,

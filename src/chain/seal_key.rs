@@ -24,10 +24,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chain::{self, Hash};
-use crate::fs::replace_atomically as write_atomically;
 use crate::error::{Error, Result};
+use crate::fs::replace_atomically as write_atomically;
 use crate::time::format_timestamp;
-
 
 /// The domain-separation label of MACs and key steps.
 pub const LABEL: &[u8] = b"nexus-audit seal v1";

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::fs::{Guard, PRIVATE, PUBLIC, read_small, write_new};
+use crate::fs::{Guard, PUBLIC, read_small};
 use crate::reader::read_record;
 use crate::scan::for_each_match;
 use crate::trust::checkpoint::Checkpoint;
@@ -77,14 +77,8 @@ pub fn keygen(ctx: &Context, args: &KeygenArgs) -> anyhow::Result<u8> {
         }
         guard.check(p, false)?;
     }
-    let vkey = signer.verifier().encode();
-    write_new(
-        &key_path,
-        format!("{}\n", signer.encode_secret()).as_bytes(),
-        PRIVATE,
-    )?;
-    write_new(&pub_path, format!("{vkey}\n").as_bytes(), PUBLIC)?;
-    writeln!(io::stdout().lock(), "{vkey}")?;
+    signer.save(&key_path, &pub_path)?;
+    writeln!(io::stdout().lock(), "{}", signer.verifier().encode())?;
     Ok(exit::OK)
 }
 

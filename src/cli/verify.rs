@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use std::path::PathBuf;
 
-use crate::trust::note::VerifierKey;
 use crate::chain::seal_key::KeyFile;
+use crate::trust::note::VerifierKey;
 use crate::trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES};
 use crate::{Report, Verifier};
 use anyhow::{Context as _, bail};

@@ -162,6 +162,30 @@ impl std::fmt::Debug for SignerKey {
 }
 
 impl SignerKey {
+    /// Writes the key to `key_path` (mode 0600) and its verifier key to `pub_path` (mode
+    /// 0644), each as a new file written atomically: an existing file is never replaced.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::error::Error::Io`], `AlreadyExists` when either path exists.
+    pub fn save(
+        &self,
+        key_path: &std::path::Path,
+        pub_path: &std::path::Path,
+    ) -> crate::error::Result<()> {
+        use crate::fs::{PRIVATE, PUBLIC, write_new};
+        write_new(
+            key_path,
+            format!("{}\n", self.encode_secret()).as_bytes(),
+            PRIVATE,
+        )?;
+        write_new(
+            pub_path,
+            format!("{}\n", self.verifier().encode()).as_bytes(),
+            PUBLIC,
+        )
+    }
+
     /// Parses `PRIVATE+KEY+<name>+<hash>+<base64>`.
     ///
     /// # Errors

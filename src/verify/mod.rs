@@ -43,10 +43,10 @@ mod walk;
 
 use std::path::{Path, PathBuf};
 
+use crate::chain::seal_key::KeyFile;
 use crate::error::{Error, Result};
 use crate::reader::Snapshot;
 use crate::trust::note::VerifierKey;
-use crate::chain::seal_key::KeyFile;
 use crate::trust::state::{DEFAULT_SAMPLES, State, check_sample_size};
 use walk::WalkOptions;
 

@@ -1,10 +1,10 @@
 //! Checking the seals of a log (SPEC §8) with the keys derived from the auditor's initial key.
 
+use crate::chain::seal_key::{KeyFile, mac, next_key};
 use crate::chain::{self, Hash};
 use crate::error::{Error, Result};
 use crate::reader::Snapshot;
 use crate::record::RecordView;
-use crate::chain::seal_key::{KeyFile, mac, next_key};
 
 use super::report::{Problem, ProblemKind, Report};
 

@@ -8,10 +8,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::chain::Hash;
+use crate::chain::seal_key::{KeyFile, Pending, mac, next_key};
 use crate::error::{Error, Result};
 use crate::record::{Encoder, Event};
 use crate::time::{format_timestamp, parse_timestamp};
-use crate::chain::seal_key::{KeyFile, Pending, mac, next_key};
 
 /// How a writer seals.
 ///
