@@ -120,13 +120,10 @@ pub(crate) fn for_each_match<'a, T: Send, E>(
         let (mut lo, mut hi) = (0usize, data.len());
         while lo < hi {
             // The next window, cut at a line boundary, from the front or from the back.
+            // NOTE: the cut is looked for inside the window first, so a huge line (a sparse
+            // file's hole) beyond it is read only if the search gets that far.
             let win = if newest_first {
-                let guess = hi.saturating_sub(size).max(lo);
-                let start = if guess == lo {
-                    lo
-                } else {
-                    memchr::memrchr(b'\n', &data[lo..guess]).map_or(lo, |i| lo + i + 1)
-                };
+                let start = window_start(data, lo, hi, size);
                 let w = start..hi;
                 hi = start;
                 w
@@ -134,6 +131,8 @@ pub(crate) fn for_each_match<'a, T: Send, E>(
                 let guess = (lo + size).min(hi);
                 let end = if guess == hi {
                     hi
+                } else if let Some(i) = memchr::memrchr(b'\n', &data[lo..guess]) {
+                    lo + i + 1
                 } else {
                     memchr::memchr(b'\n', &data[guess..hi]).map_or(hi, |i| guess + i + 1)
                 };
@@ -171,6 +170,23 @@ pub(crate) fn for_each_match<'a, T: Send, E>(
         before += data.len();
     }
     Ok(())
+}
+
+/// Where the newest-first window ending at `hi` (a line boundary) starts: the first line
+/// boundary within its last `size` bytes, else within twice as many, and so on, else `lo`.
+/// The window always holds at least one whole line.
+fn window_start(data: &[u8], lo: usize, hi: usize, mut size: usize) -> usize {
+    loop {
+        let guess = hi.saturating_sub(size).max(lo);
+        if guess == lo {
+            return lo;
+        }
+        // The LF that ends the window's last line (at `hi - 1`) is not a place to cut.
+        if let Some(i) = memchr::memchr(b'\n', &data[guess..hi - 1]) {
+            return guess + i + 1;
+        }
+        size = size.saturating_mul(2);
+    }
 }
 
 /// Maps every line of `sources` (as one sequence, oldest first) with `map(offset, line)` in
@@ -224,6 +240,28 @@ pub(crate) fn map_lines_in_order<'a, T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newest_first_never_reads_a_huge_line_it_does_not_reach() {
+        // A sparse file's hole looks like one huge line; `tail -n 2` must not read it.
+        let mut data = b"first\n".to_vec();
+        data.resize(data.len() + (16 << 20), 0);
+        data.extend_from_slice(b"\nb\nc\n");
+        let pool = build_pool(Some(2)).expect("pool");
+        let longest = std::sync::atomic::AtomicUsize::new(0);
+        let parse = |l: &[u8]| {
+            longest.fetch_max(l.len(), std::sync::atomic::Ordering::Relaxed);
+            Some(())
+        };
+        let mut seen = Vec::new();
+        for_each_match(&pool, &[&data], true, &parse, &|_| {}, |l, ()| {
+            seen.push(l.to_vec());
+            Ok::<_, ()>(seen.len() < 2)
+        })
+        .expect("search");
+        assert_eq!(seen, [b"c".to_vec(), b"b".to_vec()]);
+        assert!(longest.into_inner() < 1 << 20, "the hole was read");
+    }
 
     /// Lines of varying length, some very long, across several windows.
     fn sample() -> Vec<u8> {

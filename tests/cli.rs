@@ -1676,3 +1676,40 @@ fn help_for_the_command_and_each_subcommand_exits_zero_with_an_example() {
     assert!(version.starts_with("nexus-audit "), "{version}");
     assert!(!log.exists());
 }
+
+#[test]
+fn tail_reads_the_end_of_a_huge_sparse_log_not_all_of_it() {
+    // A 64 GiB hole between the first line and the last three: reading it would take minutes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("huge.jsonl");
+    let sample = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample.jsonl"))
+        .expect("sample");
+    let all: Vec<&[u8]> = sample.split_inclusive(|b| *b == b'\n').collect();
+    let mut file = std::fs::File::create(&log).expect("create");
+    std::io::Write::write_all(&mut file, all[0]).expect("write");
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(64 << 30)).expect("seek");
+    std::io::Write::write_all(&mut file, b"\n").expect("write");
+    for line in &all[all.len() - 3..] {
+        std::io::Write::write_all(&mut file, line).expect("write");
+    }
+    drop(file);
+    let out = cli(&log)
+        .args(["tail", "-n", "3", "--output", "jsonl"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["seq"]
+                .as_u64()
+                .expect("seq")
+        })
+        .collect();
+    assert_eq!(seqs, [1197, 1198, 1199]);
+}
