@@ -30,11 +30,13 @@ pub use filter::Filter;
 pub use reader::Snapshot;
 pub use record::{Event, RecordView};
 pub use redact::{RedactionRules, Redactor};
+pub use segment::Compression;
 pub use stats::{Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
 pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
 pub use writer::{
-    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
+    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, PruneOptions,
+    PruneReport, PrunedSegment, Receipt,
 };
 
 pub use parallel::MAX_THREADS;
