@@ -179,7 +179,9 @@ impl Shared {
             log.buf = buf;
         }
         drop(guard);
-        if std::mem::take(&mut log.rotation.compress_due) {
+        if !self.maintaining.load(std::sync::atomic::Ordering::Acquire)
+            && std::mem::take(&mut log.rotation.compress_due)
+        {
             // NOTE: outside the writer's lock. The records are written; a compression that
             // fails is retried by the next rotation, `rotate` or `prune`, and a plain
             // segment loses nothing meanwhile.

@@ -273,6 +273,9 @@ struct Shared {
     log: Mutex<LogFile>,
     seal: Option<SealOptions>,
     policy: rotate::Policy,
+    /// Set while this handle prunes under the directory lock: its own `segments_pruned`
+    /// write must not try to compress (that lock is taken already).
+    maintaining: std::sync::atomic::AtomicBool,
     /// The crash point a test asked for (feature `fault-injection`).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     crash_at: Option<String>,
@@ -309,6 +312,7 @@ impl Logger {
             }),
             seal: opts.seal,
             policy: opts.policy,
+            maintaining: std::sync::atomic::AtomicBool::new(false),
             crash_at: opts.crash_at,
         });
         let flusher = match opts.durability {

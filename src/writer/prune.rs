@@ -221,7 +221,12 @@ impl Shared {
                 "archive": archive,
             }));
         let body = self.encoder.encode_own(event)?;
-        let heads = self.wait_for(vec![body])?;
+        self.maintaining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let written = self.wait_for(vec![body]);
+        self.maintaining
+            .store(false, std::sync::atomic::Ordering::Release);
+        let heads = written?;
         report.record_seq = heads.last().map(|h| h.seq);
         Ok(report)
     }

@@ -293,6 +293,7 @@ impl Shared {
         LogOptions::new(segment::manifest_path(&self.path))
             .mode(self.mode)
             .source(MANIFEST_SOURCE)
+            .compress(Compression::None)
             .open()
     }
 
@@ -322,9 +323,12 @@ impl Shared {
                 if self.complete_interrupted(file, len, &m)? {
                     return Ok(Before::Rotated);
                 }
+                // A plain segment still on disk: closed by a writer with compression off, or a
+                // compression a crash interrupted (with or without its manifest record).
                 if self.policy.compress == Compression::Zstd
                     && m.closed.iter().any(|c| {
-                        !m.is_compressed(&c.file) && m.pruned_for(c.first_seq, c.last_seq).is_none()
+                        m.pruned_for(c.first_seq, c.last_seq).is_none()
+                            && path.with_file_name(&c.file).symlink_metadata().is_ok()
                     })
                 {
                     state.compress_due = true;
