@@ -32,7 +32,7 @@ fn assert_tidy(log: &Path, point: &str) {
         assert!(
             (pair[0].first, pair[0].last) != (pair[1].first, pair[1].last),
             "{point}: plain and .zst of one range both left: {:?}",
-            pair[1].path
+            pair[1].path.display()
         );
     }
 }

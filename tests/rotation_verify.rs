@@ -77,11 +77,17 @@ fn verify_after_pruning_is_anchored_and_archives_verify() {
     let (code, report) = verify(&log, &[]);
     assert_eq!(code, 0, "{report}");
     let text = report.to_string();
-    assert!(text.contains("anchored"), "verify says where it is anchored: {text}");
+    assert!(
+        text.contains("anchored"),
+        "verify says where it is anchored: {text}"
+    );
     // c1, live, and the segments_pruned record.
     assert_eq!(stats_total(&log), 3);
 
     let (code, report) = verify(&log, &["--archive", archive.to_str().unwrap()]);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(report["records"], 6, "the archived records are checked too: {report}");
+    assert_eq!(
+        report["records"], 6,
+        "the archived records are checked too: {report}"
+    );
 }

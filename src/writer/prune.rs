@@ -185,14 +185,19 @@ impl Shared {
             remove_all(&files)?;
             report.segments.push(pruned);
         }
-        if opts.dry_run {
-            return Ok(report);
+        if !opts.dry_run {
+            report.record_seq = self.record_pruned(opts, earlier_through.flatten())?;
         }
+        Ok(report)
+    }
 
+    /// Writes the `segments_pruned` record of everything pruned after `since` (the
+    /// `through_seq` of the last such record), if anything was; returns its seq.
+    fn record_pruned(&self, opts: &PruneOptions, since: Option<u64>) -> Result<Option<u64>> {
+        let path = self.path.as_path();
         // One live record for everything pruned since the last one (this run's, and an
         // earlier run's that stopped before writing it).
         let manifest = Manifest::read(path)?;
-        let since = earlier_through.flatten();
         let mut unrecorded: Vec<&SegmentPruned> = manifest
             .pruned
             .iter()
@@ -200,7 +205,7 @@ impl Shared {
             .collect();
         unrecorded.sort_by_key(|p| p.last_seq);
         let Some(last) = unrecorded.last() else {
-            return Ok(report);
+            return Ok(None);
         };
         self.crash_point("prune-before-live-record");
         let archive = opts
@@ -226,9 +231,7 @@ impl Shared {
         let written = self.wait_for(vec![body]);
         self.maintaining
             .store(false, std::sync::atomic::Ordering::Release);
-        let heads = written?;
-        report.record_seq = heads.last().map(|h| h.seq);
-        Ok(report)
+        Ok(written?.last().map(|h| h.seq))
     }
 
     /// The `through_seq` of the newest `segments_pruned` record in the live file or the

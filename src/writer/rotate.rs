@@ -58,20 +58,30 @@ impl Default for Policy {
 /// What a writer handle remembers between writes about rotation.
 #[derive(Debug, Default)]
 pub(super) struct RotationState {
-    /// The manifest's length when last read (`Some(None)`: there was none).
-    manifest_len: Option<Option<u64>>,
-    /// The `timestamp` of the live file's first record (`Some(None)`: it has none, or none
+    /// The manifest's length when last read (`Known(None)`: there was none).
+    manifest_len: Seen<Option<u64>>,
+    /// The `timestamp` of the live file's first record (`Known(None)`: it has none, or none
     /// that can be read), while the same file is open.
-    first_timestamp: Option<Option<chrono::DateTime<Utc>>>,
+    first_timestamp: Seen<Option<chrono::DateTime<Utc>>>,
     /// Closed segments wait to be compressed.
     pub(super) compress_due: bool,
+}
+
+/// Something read once and remembered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Seen<T> {
+    /// Not read yet (or forgotten).
+    #[default]
+    Unknown,
+    /// As it was read.
+    Known(T),
 }
 
 impl RotationState {
     /// Forgets what was known of the live file (another file is at its path now).
     pub(super) fn forget_file(&mut self) {
-        self.first_timestamp = None;
-        self.manifest_len = None;
+        self.first_timestamp = Seen::Unknown;
+        self.manifest_len = Seen::Unknown;
     }
 }
 
@@ -317,7 +327,7 @@ impl Shared {
         let path = self.path.as_path();
         let mlen = manifest_len(path)?;
         let mut manifest = None;
-        if !known || state.manifest_len != Some(mlen) {
+        if !known || state.manifest_len != Seen::Known(mlen) {
             if mlen.is_some() {
                 let m = Manifest::read(path)?;
                 if self.complete_interrupted(file, len, &m)? {
@@ -335,7 +345,7 @@ impl Shared {
                 }
                 manifest = Some(m);
             }
-            state.manifest_len = Some(mlen);
+            state.manifest_len = Seen::Known(mlen);
         }
         if len == 0 {
             return Ok(Before::Write);
@@ -343,15 +353,14 @@ impl Shared {
         let size_due = self.policy.max_size.is_some_and(|max| len >= max);
         let age_due = match self.policy.max_age {
             Some(max_age) if !size_due => {
-                let first = match state.first_timestamp {
-                    Some(t) => t,
-                    None => {
-                        let t = first_line(file, len, path)?
-                            .and_then(|l| seq_and_time(&l))
-                            .and_then(|(_, ts)| crate::time::parse_timestamp(&ts));
-                        state.first_timestamp = Some(t);
-                        t
-                    }
+                let first = if let Seen::Known(t) = state.first_timestamp {
+                    t
+                } else {
+                    let t = first_line(file, len, path)?
+                        .and_then(|l| seq_and_time(&l))
+                        .and_then(|(_, ts)| crate::time::parse_timestamp(&ts));
+                    state.first_timestamp = Seen::Known(t);
+                    t
                 };
                 first.is_some_and(|t| {
                     Utc::now()
