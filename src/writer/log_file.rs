@@ -53,8 +53,8 @@ impl Shared {
     /// that follow it are ready.
     pub(super) fn write_batches(&self, batches: &[Batch]) -> Result<Vec<Vec<Head>>> {
         let path = self.path.as_path();
-        let mut log = lock(&self.log);
-        let log = &mut *log;
+        let mut held = lock(&self.log);
+        let log = &mut *held;
         let (file, guard, len) = loop {
             if log.file.is_none() {
                 log.file = Some(create_log_file(path, self.mode)?);
@@ -179,12 +179,14 @@ impl Shared {
             log.buf = buf;
         }
         drop(guard);
-        if !self.maintaining.load(std::sync::atomic::Ordering::Acquire)
-            && std::mem::take(&mut log.rotation.compress_due)
-        {
-            // NOTE: outside the writer's lock. The records are written; a compression that
-            // fails is retried by the next rotation, `rotate` or `prune`, and a plain
-            // segment loses nothing meanwhile.
+        let compress = !self.maintaining.load(std::sync::atomic::Ordering::Acquire)
+            && std::mem::take(&mut log.rotation.compress_due);
+        drop(held);
+        if compress {
+            // NOTE: outside the writer's lock (and this handle's, so no thread of this
+            // process waits on the directory lock while holding it). The records are written;
+            // a compression that fails is retried by the next rotation, `rotate` or `prune`,
+            // and a plain segment loses nothing meanwhile.
             let _ = self.compress_pending();
         }
         Ok(per_batch)
