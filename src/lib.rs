@@ -6,10 +6,10 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | format | `error`, `chain` (the chain rule and the one field table), `time`, `fs`, `json`, `lock` |
+//! | format | `error`, `chain` (the chain rule, the one field table, the seal keys), `time`, `fs`, `json`, `lock` |
 //! | records | `record` (events, views, the encoder), `redact`, `taxonomy` |
-//! | files | `writer` (the [`Logger`]), `reader` ([`Snapshot`], [`Follower`]) |
-//! | queries | `parallel` (the one window engine), `filter`, `scan`, `stats`, `trust` (notes, checkpoints, state, seal keys) |
+//! | files | `writer` (the [`Logger`], rotation, pruning), `reader` ([`Snapshot`], [`Follower`]), `segment` (segment names, the manifest) |
+//! | queries | `parallel` (the one window engine), `filter`, `scan`, `stats`, `trust` (notes, checkpoints, state) |
 //! | proof | `verify` (the [`Verifier`]) |
 //! | programs | `proxy` (the MCP stdio proxy), `cli` (the `nexus-audit` command, feature `cli`) |
 //!
@@ -66,6 +66,7 @@ mod redact;
 // `query` runs); a build without the `cli` feature leaves them unused.
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod scan;
+mod segment;
 mod stats;
 mod taxonomy;
 // Parts of it serve only the command line (output guards, `--since` parsing, the search
@@ -86,6 +87,7 @@ pub use proxy::{HealthHook, LogHealth, ProxyOptions};
 pub use reader::{Follower, Snapshot, Update};
 pub use record::{Event, NotARecord, RecordView};
 pub use redact::{MAX_ERROR_MESSAGE_CHARS, REDACTED, RedactionRules, Redactor};
+pub use segment::Compression;
 pub use stats::{Interval, MAX_DISTINCT, Stats, StatsOptions, stats};
 pub use taxonomy::Taxonomy;
 pub use trust::checkpoint::Checkpoint;
@@ -95,8 +97,8 @@ pub use verify::{
     DEFAULT_CHUNK_SIZE, Problem, ProblemKind, Report, Resume, Verifier, VerifyOptions, verify,
 };
 pub use writer::{
-    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
-    SealOptions,
+    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, PruneOptions,
+    PruneReport, PrunedSegment, Receipt, SealOptions, ZSTD_LEVEL,
 };
 
 /// Runs the MCP stdio proxy: see [`ProxyOptions`].

@@ -55,6 +55,9 @@ pub struct AppendArgs {
     /// With --seal-key: a seal at least this often while records arrive (30s, 15m, 1h, 1d).
     #[arg(long, default_value = "15m", value_parser = parse_span)]
     seal_interval: std::time::Duration,
+    /// Rotation: --max-size, --max-age, --compress.
+    #[command(flatten)]
+    rotation: super::rotate::RotationArgs,
 
     /// A flag for each field of the record that has one (`--tool`, `--user`, …).
     #[command(flatten)]
@@ -167,7 +170,9 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
         DurabilityArg::SyncOnClose => Durability::SyncOnClose,
         DurabilityArg::None => Durability::None,
     };
-    let mut opts = LogOptions::new(&ctx.file).durability(durability);
+    let mut opts = args
+        .rotation
+        .apply(LogOptions::new(&ctx.file).durability(durability));
     if let Some(source) = &args.source {
         opts = opts.source(source.clone());
     }

@@ -6,6 +6,7 @@ mod output;
 mod progress;
 mod proxy;
 mod query;
+mod rotate;
 mod serve;
 mod signals;
 mod stats;
@@ -156,6 +157,20 @@ enum Command {
     ///   nexus-audit serve --listen 0.0.0.0:8088 --token-file /etc/nexus-audit/serve.token
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// Close the live file into a segment now (LOG.<first seq>-<last seq>.jsonl, then .zst).
+    ///
+    /// Examples:
+    ///   nexus-audit --file /var/log/nexus/audit.jsonl rotate
+    ///   nexus-audit rotate --compress none
+    #[command(verbatim_doc_comment)]
+    Rotate(rotate::RotateArgs),
+    /// Remove closed segments older than a span (never the live file), archiving them first.
+    ///
+    /// Examples:
+    ///   nexus-audit prune --older-than 90d --archive /mnt/archive
+    ///   nexus-audit prune --older-than 30d --dry-run
+    #[command(verbatim_doc_comment)]
+    Prune(rotate::PruneArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -281,6 +296,8 @@ pub fn main() -> ExitCode {
         Command::Seal(args) => trust::seal(&args),
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
+        Command::Rotate(args) => rotate::rotate(&ctx, &args),
+        Command::Prune(args) => rotate::prune(&ctx, &args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

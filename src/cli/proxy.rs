@@ -40,6 +40,9 @@ pub struct ProxyArgs {
     /// When a record is durable.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
     durability: DurabilityArg,
+    /// Rotation: --max-size, --max-age, --compress (as `append`).
+    #[command(flatten)]
+    rotation: super::rotate::RotationArgs,
     /// The MCP server to run, after `--`: COMMAND [ARGS…].
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -54,7 +57,10 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         DurabilityArg::Buffered => Durability::buffered(),
         DurabilityArg::None => Durability::None,
     };
-    let log = LogOptions::new(&ctx.file).durability(durability).open()?;
+    let log = args
+        .rotation
+        .apply(LogOptions::new(&ctx.file).durability(durability))
+        .open()?;
     let fail_closed = args.fail_closed;
     let opts = ProxyOptions {
         server_id: args.server_id,

@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use super::commit::Batch;
+use super::rotate::{Before, RotationState, is_at_path};
 use super::seal::Sealer;
 use super::tail::read_tail;
 use super::{Durability, Shared, lock};
@@ -29,6 +30,8 @@ pub(super) struct LogFile {
     pub(super) sealer: Option<Sealer>,
     /// Records were written and not synced since ([`Durability::SyncOnClose`]).
     pub(super) unsynced: bool,
+    /// What this handle knows about rotation (the manifest, the live file's first record).
+    pub(super) rotation: RotationState,
 }
 
 impl Shared {
@@ -50,18 +53,38 @@ impl Shared {
     /// that follow it are ready.
     pub(super) fn write_batches(&self, batches: &[Batch]) -> Result<Vec<Vec<Head>>> {
         let path = self.path.as_path();
-        let mut log = lock(&self.log);
-        let log = &mut *log;
-        if log.file.is_none() {
-            log.file = Some(create_log_file(path, self.mode)?);
-        }
-        let Some(file) = log.file.as_ref() else {
-            return Err(Error::Closed {
-                path: path.to_path_buf(),
-            });
+        let mut held = lock(&self.log);
+        let log = &mut *held;
+        let (file, guard, len) = loop {
+            if log.file.is_none() {
+                log.file = Some(create_log_file(path, self.mode)?);
+                log.cache = None;
+                log.sealer = None;
+                log.rotation.forget_file();
+            }
+            let Some(file) = log.file.as_ref() else {
+                return Err(Error::Closed {
+                    path: path.to_path_buf(),
+                });
+            };
+            let guard = FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
+            // Another writer may have rotated the file away (or someone replaced it) while
+            // this one waited for the lock: write to the file at the path, never to a segment.
+            let moved = !is_at_path(file, path)?;
+            let len = if moved { 0 } else { file_len(file, path)? };
+            let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
+            if moved
+                || matches!(
+                    self.before_write(file, len, known, &mut log.rotation)?,
+                    Before::Rotated
+                )
+            {
+                drop(guard);
+                log.file = None;
+                continue;
+            }
+            break (file, guard, len);
         };
-        let _guard = FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
-        let len = file_len(file, path)?;
 
         // What this handle knows of the file holds only if nobody else wrote since.
         let cached = log
@@ -73,7 +96,11 @@ impl Shared {
             (len, head, None)
         } else {
             let tail = read_tail(file, len, path)?;
-            let head = tail.head(path)?;
+            let head = match tail.head(path)? {
+                Some(head) => Some(head),
+                // A new live file after a rotation continues the last segment's head.
+                None => self.head_after_segments()?,
+            };
             if tail.complete_len < len {
                 let recovered = self.torn_tail(file, &tail, len)?;
                 (tail.complete_len, head, Some(recovered))
@@ -149,6 +176,17 @@ impl Shared {
         // Keep up to 16 MiB for the next write; a rare larger batch gives its memory back.
         if buf.capacity() <= 16 << 20 {
             log.buf = buf;
+        }
+        drop(guard);
+        let compress = !self.maintaining.load(std::sync::atomic::Ordering::Acquire)
+            && std::mem::take(&mut log.rotation.compress_due);
+        drop(held);
+        if compress {
+            // NOTE: outside the writer's lock (and this handle's, so no thread of this
+            // process waits on the directory lock while holding it). The records are written;
+            // a compression that fails is retried by the next rotation, `rotate` or `prune`,
+            // and a plain segment loses nothing meanwhile.
+            let _ = self.compress_pending();
         }
         Ok(per_batch)
     }

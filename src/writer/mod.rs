@@ -10,9 +10,12 @@
 //! `sync` appenders share one `fdatasync` (group commit).
 
 mod commit;
+mod compress;
 mod lines;
 mod log_file;
+mod prune;
 mod recovery;
+mod rotate;
 mod seal;
 mod tail;
 
@@ -30,7 +33,9 @@ use crate::record::{Encoder, Event};
 use crate::redact::{RedactionRules, Redactor};
 use crate::taxonomy::Taxonomy;
 
+pub use compress::ZSTD_LEVEL;
 pub use lines::{LinesEnd, LinesOptions, LinesSummary};
+pub use prune::{PruneOptions, PruneReport, PrunedSegment};
 pub use seal::SealOptions;
 
 use commit::Queue;
@@ -96,6 +101,8 @@ pub struct LogOptions {
     redaction: RedactionRules,
     taxonomy: Taxonomy,
     seal: Option<SealOptions>,
+    policy: rotate::Policy,
+    crash_at: Option<String>,
 }
 
 impl LogOptions {
@@ -109,7 +116,43 @@ impl LogOptions {
             redaction: RedactionRules::default(),
             taxonomy: Taxonomy::default(),
             seal: None,
+            policy: rotate::Policy::default(),
+            crash_at: None,
         }
+    }
+
+    /// Closes the live file into a segment before a write once it holds `bytes` bytes or
+    /// more (checked under the writer's lock, so writers with the same options rotate once).
+    #[must_use]
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.policy.max_size = Some(bytes);
+        self
+    }
+
+    /// Closes the live file into a segment before a write once its first record is `age`
+    /// old or older.
+    #[must_use]
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.policy.max_age = Some(age);
+        self
+    }
+
+    /// How closed segments are stored (default [`Compression::Zstd`](crate::segment::Compression)):
+    /// with zstd, a segment is compressed after it is closed, outside the writer's lock.
+    #[must_use]
+    pub fn compress(mut self, compression: crate::segment::Compression) -> Self {
+        self.policy.compress = compression;
+        self
+    }
+
+    /// Test hook (feature `fault-injection` only): aborts the process at the named crash
+    /// point of rotation, compression or pruning.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    #[must_use]
+    pub fn crash_at(mut self, point: Option<String>) -> Self {
+        self.crash_at = point;
+        self
     }
 
     /// Sets the durability policy.
@@ -229,6 +272,13 @@ struct Shared {
     wake: Condvar,
     log: Mutex<LogFile>,
     seal: Option<SealOptions>,
+    policy: rotate::Policy,
+    /// Set while this handle prunes under the directory lock: its own `segments_pruned`
+    /// write must not try to compress (that lock is taken already).
+    maintaining: std::sync::atomic::AtomicBool,
+    /// The crash point a test asked for (feature `fault-injection`).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    crash_at: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -258,8 +308,12 @@ impl Logger {
                 buf: Vec::new(),
                 sealer: None,
                 unsynced: false,
+                rotation: rotate::RotationState::default(),
             }),
             seal: opts.seal,
+            policy: opts.policy,
+            maintaining: std::sync::atomic::AtomicBool::new(false),
+            crash_at: opts.crash_at,
         });
         let flusher = match opts.durability {
             Durability::Buffered { max_delay, .. } => {
@@ -397,17 +451,31 @@ impl Logger {
     pub fn head(&self) -> Result<Option<Head>> {
         let path = self.shared.path.as_path();
         let mut log = lock(&self.shared.log);
-        if log.file.is_none() {
-            // Another process may have created it since.
-            log.file = open_existing_log_file(path)?;
+        loop {
+            if log.file.is_none() {
+                // Another process may have created it since.
+                log.file = open_existing_log_file(path)?;
+                log.cache = None;
+                log.sealer = None;
+                log.rotation.forget_file();
+            }
+            let Some(file) = &log.file else {
+                return self.shared.head_after_segments();
+            };
+            let guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
+            if !rotate::is_at_path(file, path)? {
+                // Rotated away meanwhile.
+                drop(guard);
+                log.file = None;
+                continue;
+            }
+            let len = file_len(file, path)?;
+            let tail = read_tail(file, len, path)?;
+            return match tail.head(path)? {
+                Some(head) => Ok(Some(head)),
+                None => self.shared.head_after_segments(),
+            };
         }
-        let Some(file) = &log.file else {
-            return Ok(None);
-        };
-        let _guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
-        let len = file_len(file, path)?;
-        let tail = read_tail(file, len, path)?;
-        tail.head(path)
     }
 }
 

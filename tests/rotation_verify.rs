@@ -1,0 +1,93 @@
+//! Rotated logs written by the writer, read by the segment-aware readers: `verify` on the
+//! log itself (not a concatenation), after pruning (anchored on the manifest), `verify
+//! --archive`, and `stats` counting only what remains. The readers are built on another
+//! branch; these tests are enabled when both are merged.
+
+mod common;
+mod rotation_support;
+
+use common::cli;
+use rotation_support::*;
+use serde_json::Value;
+
+fn verify(log: &std::path::Path, extra: &[&str]) -> (i32, Value) {
+    let out = cli(log)
+        .args(["verify", "--output", "json"])
+        .args(extra)
+        .output()
+        .expect("test step");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "verify printed no JSON report: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn stats_total(log: &std::path::Path) -> u64 {
+    let out = cli(log)
+        .args(["stats", "--output", "json"])
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).expect("test step");
+    v["total_entries"].as_u64().expect("test step")
+}
+
+/// A log rotated by `append --max-size` (compressed and plain segments) verifies clean as
+/// it is, every record counted once.
+#[test]
+#[ignore = "needs segment-aware readers: enabled at the merge"]
+fn verify_reads_a_rotated_log_as_one_chain() {
+    let dir = tempfile::tempdir().expect("test step");
+    let log = dir.path().join("audit.jsonl");
+    for i in 0..30 {
+        let compress = if i % 2 == 0 { "zstd" } else { "none" };
+        append(
+            &log,
+            &format!("r{i}"),
+            &["--max-size", "2000", "--compress", compress],
+        );
+    }
+    assert!(segment_files(&log).len() >= 3);
+    let (code, report) = verify(&log, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["records"], 30);
+    assert_eq!(stats_total(&log), 30);
+}
+
+/// After `prune --archive`: verify is clean and says where the chain is anchored, `stats`
+/// counts only what remains, and `verify --archive DIR` checks the archived segments too.
+#[test]
+#[ignore = "needs segment-aware readers: enabled at the merge"]
+fn verify_after_pruning_is_anchored_and_archives_verify() {
+    let dir = tempfile::tempdir().expect("test step");
+    let logdir = dir.path().join("logs");
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&logdir).expect("test step");
+    std::fs::create_dir(&archive).expect("test step");
+    let log = log_with_old_segments(&logdir);
+    assert_eq!(stats_total(&log), 5);
+    cli(&log)
+        .args(["prune", "--older-than", "90d", "--archive"])
+        .arg(&archive)
+        .assert()
+        .success();
+
+    let (code, report) = verify(&log, &[]);
+    assert_eq!(code, 0, "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("anchored"),
+        "verify says where it is anchored: {text}"
+    );
+    // c1, live, and the segments_pruned record.
+    assert_eq!(stats_total(&log), 3);
+
+    let (code, report) = verify(&log, &["--archive", archive.to_str().expect("test step")]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["records"], 6,
+        "the archived records are checked too: {report}"
+    );
+}
