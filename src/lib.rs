@@ -30,7 +30,8 @@ pub use filter::Filter;
 pub use reader::Snapshot;
 pub use record::{Event, RecordView};
 pub use redact::{RedactionRules, Redactor};
-pub use stats::{Stats, StatsOptions, stats};
+pub use segment::{LogSet, Part};
+pub use stats::{Stats, StatsOptions, stats, stats_of};
 pub use taxonomy::Taxonomy;
 pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
 pub use writer::{

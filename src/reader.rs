@@ -316,6 +316,17 @@ pub struct LinesRev<'a> {
     end: usize,
 }
 
+impl<'a> LinesRev<'a> {
+    /// Lines of `data` (whole lines), newest first, with offsets counted from its start.
+    #[must_use]
+    pub fn new(data: &'a [u8]) -> Self {
+        LinesRev {
+            data,
+            end: data.len(),
+        }
+    }
+}
+
 impl<'a> Iterator for LinesRev<'a> {
     type Item = (u64, &'a [u8]);
 

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use nexus_audit::Snapshot;
 use nexus_audit::filter::Matcher;
-use nexus_audit::reader::{Follower, Lines, Update};
+use nexus_audit::reader::{Follower, Lines, Update, read_record};
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, Skipped, exit, grouped, matching, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, grouped, matching, read_parts};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -27,38 +28,66 @@ pub struct TailArgs {
 }
 
 pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
-    let matcher = args.filter.to_filter()?.matcher();
-    let snapshot = open_snapshot(ctx)?;
+    let filter = args.filter.to_filter()?;
+    let matcher = filter.matcher();
+    let parts = read_parts(ctx, &filter)?;
     let mut format = Format::or_default(args.output, ctx);
     if args.follow && format == Format::Json {
         // NOTE: an array that never ends is not JSON; follow JSON as one object per line.
         format = Format::Jsonl;
     }
-    let skipped = Skipped::default();
-    let mut found: Vec<_> = matching(snapshot.lines_rev(), &matcher, &skipped)
-        .take(args.lines)
-        .collect();
+    // The last N matching records, newest first, from the newest part back: (part, offset in it, line).
+    let mut found: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+    let mut opened: Vec<(usize, Snapshot, Skipped)> = Vec::new();
+    let mut follower = None;
+    for (i, part) in parts.iter().enumerate().rev() {
+        if found.len() >= args.lines && !(args.follow && part.is_live()) {
+            break;
+        }
+        let snapshot = part.open(ctx)?;
+        let skipped = Skipped::default();
+        let want = args.lines - found.len().min(args.lines);
+        found.extend(
+            matching(snapshot.lines_rev(), &matcher, &skipped)
+                .take(want)
+                .map(|(line, _)| (i, super::offset_in(snapshot.data(), line), line.to_vec())),
+        );
+        // NOTE: the follower remembers the snapshot's last lines before they are printed:
+        // once printed, the map is not read again, so a file cut back under it cannot fault a
+        // read.
+        if args.follow && part.is_live() {
+            follower = Some(
+                Follower::after(&snapshot)
+                    .with_context(|| format!("cannot follow {}", ctx.file.display()))?,
+            );
+        }
+        opened.push((i, snapshot, skipped));
+    }
+    if args.follow && follower.is_none() {
+        anyhow::bail!(
+            "cannot follow {}: the live file does not exist (its segments were read; start tail --follow again once a record is appended)",
+            ctx.file.display()
+        );
+    }
     found.reverse();
-    // NOTE: the follower remembers the snapshot's last lines before they are printed: once
-    // printed, the map is not read again, so a file cut back under it cannot fault a read.
-    let follower = if args.follow {
-        Some(
-            Follower::after(&snapshot)
-                .with_context(|| format!("cannot follow {}", ctx.file.display()))?,
-        )
-    } else {
-        None
-    };
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
-    for (line, view) in &found {
-        if let Err(why) = out.record(line, view)? {
-            skipped.add(super::offset_in(snapshot.data(), line), why);
+    for (i, offset, line) in &found {
+        let Ok(view) = read_record(line) else {
+            continue;
+        };
+        if let Err(why) = out.record(line, &view)?
+            && let Some((_, _, skipped)) = opened.iter().find(|(j, _, _)| j == i)
+        {
+            skipped.add(*offset, why);
         }
     }
     out.finish()?;
-    skipped.warn(&ctx.file, Some(snapshot.data()));
+    opened.reverse();
+    for (i, snapshot, skipped) in &opened {
+        skipped.warn(parts[*i].path(ctx), Some(snapshot.data()));
+    }
     drop(found);
-    drop(snapshot);
+    drop(opened);
     match follower {
         Some(follower) => follow(ctx, &matcher, format, follower),
         None => Ok(exit::OK),

@@ -12,7 +12,7 @@ use nexus_audit::note::SignerKey;
 use nexus_audit::reader::read_record;
 use nexus_audit::scan::for_each_match;
 
-use super::{Context, Output, Skipped, exit, open_snapshot};
+use super::{Context, Output, Skipped, exit, open_whole};
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -93,7 +93,7 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
     let text = String::from_utf8(read_small(&args.key, 4096, "cannot read the key")?)
         .with_context(not_a_key)?;
     let signer = SignerKey::parse(&text).with_context(not_a_key)?;
-    let snapshot = open_snapshot(ctx)?;
+    let snapshot = open_whole(ctx)?;
     let origin = args.origin.clone().unwrap_or_else(|| {
         let name = ctx.file.file_name().map_or_else(
             || ctx.file.display().to_string(),

@@ -177,7 +177,11 @@ impl LogSet {
 
     /// The parts that may hold records in `[since, until)`, oldest first.
     #[must_use]
-    pub fn parts_in(&self, since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Vec<&Part> {
+    pub fn parts_in(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Vec<&Part> {
         self.parts
             .iter()
             .filter(|p| p.may_hold(since, until))
