@@ -101,10 +101,9 @@ pub(crate) struct Walked {
     pub problems_total: u64,
 }
 
-/// A record the walk met: its line number, `seq` and hash.
+/// A record the walk met: its `seq` and hash.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WalkedRec {
-    pub line: u64,
     pub seq: u64,
     pub hash: Hash,
 }
@@ -196,7 +195,6 @@ pub(crate) fn walk_bytes(
             .map(|t| t.into_owned())
     };
     let walked = |r: Rec| WalkedRec {
-        line: r.line,
         seq: r.seq,
         hash: r.hash,
     };
