@@ -44,7 +44,9 @@ fn problems(report: &Value) -> Vec<(String, String)> {
 fn tamper_live(log: &Path) {
     let mut l = lines(log);
     let text = String::from_utf8(l[10].clone()).expect("utf-8");
-    l[10] = text.replacen("\"mcp_call\"", "\"mcp_kall\"", 1).into_bytes();
+    l[10] = text
+        .replacen("\"mcp_call\"", "\"mcp_kall\"", 1)
+        .into_bytes();
     assert_ne!(l[10], text.as_bytes());
     write_lines(log, &l);
 }
@@ -74,7 +76,10 @@ fn a_clean_rotated_log_verifies_as_the_same_chain_as_unrotated() {
     }
     assert_eq!(report["records"], 200);
     assert!(report.get("anchored").is_none());
-    let human = cli(&log).args(["verify", "--output", "table"]).output().expect("run");
+    let human = cli(&log)
+        .args(["verify", "--output", "table"])
+        .output()
+        .expect("run");
     assert!(String::from_utf8_lossy(&human.stdout).starts_with("OK: 200 records"));
 }
 
@@ -174,7 +179,9 @@ fn an_edited_manifest_record_is_found() {
     let manifest = dir.path().join("audit.jsonl.manifest.jsonl");
     let mut l = lines(&manifest);
     let text = String::from_utf8(l[1].clone()).expect("utf-8");
-    l[1] = text.replacen("\"records\":30", "\"records\":31", 1).into_bytes();
+    l[1] = text
+        .replacen("\"records\":30", "\"records\":31", 1)
+        .into_bytes();
     assert_ne!(l[1], text.as_bytes());
     write_lines(&manifest, &l);
     tamper_live(&log);
@@ -226,10 +233,16 @@ fn after_pruning_the_chain_is_anchored_and_archives_are_checked() {
     let (code, report) = verify_json(&log);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["first_seq"], 60);
-    assert_eq!(report["records"], 141, "140 remain, and the segments_pruned record");
+    assert_eq!(
+        report["records"], 141,
+        "140 remain, and the segments_pruned record"
+    );
     assert_eq!(report["anchored"]["seq"], 59, "{report:#}");
     assert_eq!(report["anchored"]["file"], name(&segs[1]));
-    let human = cli(&log).args(["verify", "--output", "table"]).output().expect("run");
+    let human = cli(&log)
+        .args(["verify", "--output", "table"])
+        .output()
+        .expect("run");
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(
         human.contains(&format!(
@@ -254,7 +267,9 @@ fn after_pruning_the_chain_is_anchored_and_archives_are_checked() {
     // A wrong archive copy is reported, and so is a missing one.
     let copy = archive.join(name(&segs[1]));
     let z = zstd::decode_all(&std::fs::read(&copy).expect("read")[..]).expect("unzstd");
-    let z = String::from_utf8(z).expect("utf-8").replacen("\"limit\":", "\"limit\":7", 1);
+    let z = String::from_utf8(z)
+        .expect("utf-8")
+        .replacen("\"limit\":", "\"limit\":7", 1);
     std::fs::write(&copy, zstd::encode_all(z.as_bytes(), 3).expect("zstd")).expect("write");
     std::fs::remove_file(archive.join(name(&segs[0]))).expect("rm");
     let out = cli(&log)
@@ -280,7 +295,10 @@ fn stats_counts_only_what_remains_after_pruning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (log, segs) = rotated(dir.path());
     prune(&log, &segs[..2], None);
-    let out = cli(&log).args(["stats", "--output", "json"]).output().expect("run");
+    let out = cli(&log)
+        .args(["stats", "--output", "json"])
+        .output()
+        .expect("run");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["total_entries"], 141);
 }

@@ -38,8 +38,8 @@ mod checkpoints;
 mod diagnose;
 mod report;
 mod seals;
-mod state;
 mod segments;
+mod state;
 mod walk;
 
 use std::path::{Path, PathBuf};

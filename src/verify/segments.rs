@@ -15,8 +15,8 @@ use crate::chain::{self, Hash};
 use crate::error::Result;
 use crate::reader::Snapshot;
 use crate::segment::{
-    Compression, LogSet, ManifestEvent, SegmentClosed, SegmentPruned, list_segments,
-    manifest_path, read_manifest, segment_file_name,
+    Compression, LogSet, ManifestEvent, SegmentClosed, SegmentPruned, list_segments, manifest_path,
+    read_manifest, segment_file_name,
 };
 
 use super::report::{Anchored, Problem, ProblemKind, Report, insert_in_order};
@@ -117,7 +117,8 @@ fn read_ranges(log: &Path, opts: &WalkOptions, found: &mut Found) -> Result<Vec<
                 let expected_first = ranges.last().map_or(0, |r| r.closed.last_seq + 1);
                 let id = chain_id.get_or_insert_with(|| c.chain_id.clone());
                 if c.first_seq != expected_first
-                    || c.file != segment_file_name(&log_name, c.first_seq, c.last_seq, Compression::None)
+                    || c.file
+                        != segment_file_name(&log_name, c.first_seq, c.last_seq, Compression::None)
                     || c.records != c.last_seq.saturating_sub(c.first_seq) + 1
                     || *id != c.chain_id
                 {
@@ -125,12 +126,7 @@ fn read_ranges(log: &Path, opts: &WalkOptions, found: &mut Found) -> Result<Vec<
                         entry.line,
                         format!(
                             "(segment_closed {}) does not follow the segments before it: seq {}..{} after seq {}, {} records, chain {}",
-                            c.file,
-                            c.first_seq,
-                            c.last_seq,
-                            expected_first,
-                            c.records,
-                            c.chain_id
+                            c.file, c.first_seq, c.last_seq, expected_first, c.records, c.chain_id
                         ),
                     );
                 }
@@ -201,8 +197,8 @@ fn load(path: &Path, compression: Compression) -> Result<(Hash, Snapshot)> {
             Ok((h.finalize().into(), snap))
         }
         Compression::Zstd => {
-            let stored = std::fs::read(path)
-                .map_err(|e| crate::error::Error::io("cannot read", path)(e))?;
+            let stored =
+                std::fs::read(path).map_err(|e| crate::error::Error::io("cannot read", path)(e))?;
             let hash: Hash = Sha256::digest(&stored).into();
             let plain = zstd::stream::decode_all(&stored[..])
                 .map_err(|e| crate::error::Error::io("cannot decompress", path)(e))?;
@@ -278,10 +274,8 @@ fn check_file(
             Some(planned(h.0, other, false))
         }
         other => {
-            let holds = other.map_or_else(
-                || "no record".to_owned(),
-                |(a, b)| format!("seq {a}..{b}"),
-            );
+            let holds =
+                other.map_or_else(|| "no record".to_owned(), |(a, b)| format!("seq {a}..{b}"));
             found.add(
                 ProblemKind::SegmentChanged,
                 label,
@@ -370,7 +364,9 @@ pub(crate) fn verify_set(
             }
             found.add(
                 ProblemKind::SegmentMissing,
-                &r.compressed.as_ref().map_or(r.closed.file.clone(), |(c, _)| c.clone()),
+                &r.compressed
+                    .as_ref()
+                    .map_or(r.closed.file.clone(), |(c, _)| c.clone()),
                 format!(
                     "the segment {} (seq {}..{}, {} records) is not on disk and was not pruned",
                     r.closed.file, r.closed.first_seq, r.closed.last_seq, r.closed.records
@@ -379,7 +375,15 @@ pub(crate) fn verify_set(
             continue;
         };
         let label = name_of(&seg.path);
-        if let Some(p) = check_file(&seg.path, &label, seg.name.compression, sha, i, &ranges, &mut found) {
+        if let Some(p) = check_file(
+            &seg.path,
+            &label,
+            seg.name.compression,
+            sha,
+            i,
+            &ranges,
+            &mut found,
+        ) {
             plan.push(p);
         }
     }
@@ -423,17 +427,25 @@ pub(crate) fn verify_set(
         // and offsets are those of the whole log.
         if let Some(first) = first {
             let walked_to = prev.map_or(0, |(s, ..)| s + 1);
-            for r in ranges.iter().filter(|r| r.closed.first_seq >= walked_to && r.closed.last_seq < first) {
+            for r in ranges
+                .iter()
+                .filter(|r| r.closed.first_seq >= walked_to && r.closed.last_seq < first)
+            {
                 lines += r.closed.records;
                 offset += r.closed.bytes;
             }
         }
         let anchor = match (first, prev) {
             (Some(0), _) | (None, None) => None,
-            (Some(f), Some((s, h, o, intact))) if s + 1 == f && (intact || !ranges_cover(&ranges, f)) => Some((s, h, o)),
+            (Some(f), Some((s, h, o, intact)))
+                if s + 1 == f && (intact || !ranges_cover(&ranges, f)) =>
+            {
+                Some((s, h, o))
+            }
             (Some(f), prev) => match ranges.iter().find(|r| r.closed.last_seq + 1 == f) {
                 Some(r) => {
-                    let head = chain::parse_hash_hex(r.closed.head_hash.as_bytes()).unwrap_or([0; 32]);
+                    let head =
+                        chain::parse_hash_hex(r.closed.head_hash.as_bytes()).unwrap_or([0; 32]);
                     if prev.is_none()
                         && let Some(pr) = &r.pruned
                     {
@@ -455,7 +467,10 @@ pub(crate) fn verify_set(
                 found.add(
                     ProblemKind::SegmentChanged,
                     &p.label,
-                    format!("{} cannot be read: {e}; its records are not checked", p.label),
+                    format!(
+                        "{} cannot be read: {e}; its records are not checked",
+                        p.label
+                    ),
                 );
                 continue;
             }
@@ -472,7 +487,10 @@ pub(crate) fn verify_set(
         let first_line = lines + 1;
         // A break at the boundary: the file's first record does not link to the head before
         // it (a change inside that record is the walk's own kind).
-        let head = snap.lines().next().and_then(|(_, l)| chain::chain_prefix(l));
+        let head = snap
+            .lines()
+            .next()
+            .and_then(|(_, l)| chain::chain_prefix(l));
         let broken = anchor.is_some_and(|(seq, hash, _)| {
             head.is_none_or(|f| f.seq != seq.wrapping_add(1) || f.prev_hash != hash)
         });
@@ -510,7 +528,12 @@ pub(crate) fn verify_set(
             report.last_seq = Some(l.seq);
             report.last_timestamp = w.last_timestamp;
             report.head_hash = Some(hex::encode(l.hash));
-            prev = Some((l.seq, l.hash, offset + len - 1, p.intact || p.range.is_none()));
+            prev = Some((
+                l.seq,
+                l.hash,
+                offset + len - 1,
+                p.intact || p.range.is_none(),
+            ));
         }
         lines = w.lines;
         offset += len;
@@ -529,7 +552,13 @@ fn ranges_cover(ranges: &[Range], first: u64) -> bool {
 }
 
 /// Plans the archive copy of pruned range `i` in `dir`, after checking it.
-fn plan_archive(dir: &Path, i: usize, ranges: &[Range], plan: &mut Vec<Planned>, found: &mut Found) {
+fn plan_archive(
+    dir: &Path,
+    i: usize,
+    ranges: &[Range],
+    plan: &mut Vec<Planned>,
+    found: &mut Found,
+) {
     let r = &ranges[i];
     let Some(pruned) = &r.pruned else { return };
     let path = dir.join(&pruned.file);
