@@ -137,8 +137,16 @@ impl LogSet {
                 closed.insert((c.first_seq, c.last_seq), c.clone());
             }
         }
+        let segments = match list_segments(log) {
+            Ok(s) => s,
+            // NOTE: a log in a directory this process may not list (search permission only)
+            // is read as the one file it is, as it always was; with a manifest the segments
+            // matter, and the error stands.
+            Err(_) if !has_manifest => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let mut parts: Vec<Part> = Vec::new();
-        for seg in list_segments(log)? {
+        for seg in segments {
             let range = (seg.name.first_seq, seg.name.last_seq);
             // NOTE: list_segments puts the plain file of a range before the compressed one.
             if parts
