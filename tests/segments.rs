@@ -245,7 +245,7 @@ fn tail_follow_across_three_rotations_prints_every_record_once_in_order() {
         }
     });
     let mut got: Vec<String> = Vec::new();
-    let mut wait_for = |n: usize, got: &mut Vec<String>| {
+    let wait_for = |n: usize, got: &mut Vec<String>| {
         while got.len() < n {
             match rx.recv_timeout(Duration::from_secs(15)) {
                 Ok(line) => got.push(line),

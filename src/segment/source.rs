@@ -35,7 +35,7 @@ pub fn open_part(path: &Path, compression: Compression) -> Result<Snapshot> {
 /// As [`open_part`].
 pub fn decompress(path: &Path) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(Error::io("cannot open", path))?;
-    let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let hint = file.metadata().map_or(0, |m| m.len());
     let decoder =
         zstd::stream::read::Decoder::new(file).map_err(Error::io("cannot decompress", path))?;
     let mut out = Vec::with_capacity(usize::try_from(hint.saturating_mul(4)).unwrap_or(0));

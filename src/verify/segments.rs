@@ -116,19 +116,8 @@ fn read_ranges(log: &Path, opts: &WalkOptions, found: &mut Found) -> Result<Vec<
             ManifestEvent::Closed(c) => {
                 let expected_first = ranges.last().map_or(0, |r| r.closed.last_seq + 1);
                 let id = chain_id.get_or_insert_with(|| c.chain_id.clone());
-                if c.first_seq != expected_first
-                    || c.file
-                        != segment_file_name(&log_name, c.first_seq, c.last_seq, Compression::None)
-                    || c.records != c.last_seq.saturating_sub(c.first_seq) + 1
-                    || *id != c.chain_id
-                {
-                    edited(
-                        entry.line,
-                        format!(
-                            "(segment_closed {}) does not follow the segments before it: seq {}..{} after seq {}, {} records, chain {}",
-                            c.file, c.first_seq, c.last_seq, expected_first, c.records, c.chain_id
-                        ),
-                    );
+                if let Some(why) = closed_out_of_place(&c, expected_first, id, &log_name) {
+                    edited(entry.line, format!("(segment_closed {}) {why}", c.file));
                 }
                 ranges.push(Range {
                     closed: c,
@@ -169,6 +158,38 @@ fn read_ranges(log: &Path, opts: &WalkOptions, found: &mut Found) -> Result<Vec<
         }
     }
     Ok(ranges)
+}
+
+/// Why a `segment_closed` event does not follow the ones before it, if it does not.
+fn closed_out_of_place(
+    c: &SegmentClosed,
+    expected_first: u64,
+    chain_id: &str,
+    log_name: &str,
+) -> Option<String> {
+    if c.first_seq != expected_first {
+        Some(format!(
+            "starts at seq {}, not at seq {expected_first} after the segments before it",
+            c.first_seq
+        ))
+    } else if c.file != segment_file_name(log_name, c.first_seq, c.last_seq, Compression::None) {
+        Some(format!(
+            "is not the name of seq {}..{}",
+            c.first_seq, c.last_seq
+        ))
+    } else if c.records != c.last_seq.saturating_sub(c.first_seq) + 1 {
+        Some(format!(
+            "says {} records for seq {}..{}",
+            c.records, c.first_seq, c.last_seq
+        ))
+    } else if c.chain_id != chain_id {
+        Some(format!(
+            "has chain id {}, not the log's {chain_id}",
+            c.chain_id
+        ))
+    } else {
+        None
+    }
 }
 
 /// A file to walk: where it is, how it is stored, and the range of records it holds.
@@ -295,11 +316,29 @@ pub(crate) fn verify_set(
     opts: &WalkOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Report> {
-    let log = &set.log;
     let mut found = Found {
         problems: Vec::new(),
     };
-    let ranges = read_ranges(log, opts, &mut found)?;
+    let ranges = read_ranges(&set.log, opts, &mut found)?;
+    let plan = plan_files(set, &ranges, archive, &mut found)?;
+    let mut report = walk_files(&set.log, &plan, &ranges, opts, progress, &mut found)?;
+    for problem in found.problems {
+        report.problems_total += 1;
+        insert_in_order(&mut report.problems, problem, opts.max_problems);
+    }
+    report.ok = report.problems_total == 0;
+    Ok(report)
+}
+
+/// The files to walk, in `seq` order, the live file last: each segment the manifest closed
+/// and did not prune checked against it, the archive copies of pruned ones with `archive`.
+fn plan_files(
+    set: &LogSet,
+    ranges: &[Range],
+    archive: Option<&Path>,
+    found: &mut Found,
+) -> Result<Vec<Planned>> {
+    let log = &set.log;
     if !set.has_manifest {
         found.add(
             ProblemKind::ManifestEdited,
@@ -338,7 +377,7 @@ pub(crate) fn verify_set(
     for (i, r) in ranges.iter().enumerate() {
         if r.pruned.is_some() {
             if let Some(dir) = archive {
-                plan_archive(dir, i, &ranges, &mut plan, &mut found);
+                plan_archive(dir, i, ranges, &mut plan, found);
             }
             continue;
         }
@@ -349,14 +388,14 @@ pub(crate) fn verify_set(
                 .find(|s| name_of(&s.path) == *name)
                 .map(|s| (s, sha))
         });
-        let plain = files
+        let uncompressed = files
             .iter()
             .find(|s| s.name.compression == Compression::None && name_of(&s.path) == r.closed.file)
             .map(|s| (s, &r.closed.sha256));
         // NOTE: the compressed file counts once its record is written; before that the plain
         // one is the segment (a compression under way). Both there: the plain removal is
         // still to come.
-        let Some((seg, sha)) = zst.or(plain) else {
+        let Some((seg, sha)) = zst.or(uncompressed) else {
             let last = i + 1 == ranges.len();
             if last && live_first == Some(r.closed.first_seq) {
                 // Rotation's rename is still to come: the live file is this segment.
@@ -381,8 +420,8 @@ pub(crate) fn verify_set(
             seg.name.compression,
             sha,
             i,
-            &ranges,
-            &mut found,
+            ranges,
+            found,
         ) {
             plan.push(p);
         }
@@ -398,8 +437,18 @@ pub(crate) fn verify_set(
             intact: false,
         });
     }
+    Ok(plan)
+}
 
-    // The walk, file after file, each linked to the head before it.
+/// The walk, file after file, each linked to the head before it.
+fn walk_files(
+    log: &Path,
+    plan: &[Planned],
+    ranges: &[Range],
+    opts: &WalkOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    found: &mut Found,
+) -> Result<Report> {
     let mut report = Report {
         ok: true,
         file: log.display().to_string(),
@@ -421,7 +470,7 @@ pub(crate) fn verify_set(
     // The last record walked: seq, hash, offset, and whether its file was intact.
     let mut prev: Option<(u64, Hash, u64, bool)> = None;
     let max = opts.max_problems;
-    for p in &plan {
+    for p in plan {
         let first = p.first.or_else(|| prev.map(|(s, ..)| s + 1));
         // Lines and bytes of ranges not walked (missing, pruned) still count, so line numbers
         // and offsets are those of the whole log.
@@ -435,32 +484,10 @@ pub(crate) fn verify_set(
                 offset += r.closed.bytes;
             }
         }
-        let anchor = match (first, prev) {
-            (Some(0), _) | (None, None) => None,
-            (Some(f), Some((s, h, o, intact)))
-                if s + 1 == f && (intact || !ranges_cover(&ranges, f)) =>
-            {
-                Some((s, h, o))
-            }
-            (Some(f), prev) => match ranges.iter().find(|r| r.closed.last_seq + 1 == f) {
-                Some(r) => {
-                    let head =
-                        chain::parse_hash_hex(r.closed.head_hash.as_bytes()).unwrap_or([0; 32]);
-                    if prev.is_none()
-                        && let Some(pr) = &r.pruned
-                    {
-                        report.anchored = Some(Anchored {
-                            seq: pr.last_seq,
-                            head_hash: pr.head_hash.clone(),
-                            file: pr.file.clone(),
-                        });
-                    }
-                    Some((r.closed.last_seq, head, offset.saturating_sub(1)))
-                }
-                None => prev.map(|(s, h, o, _)| (s, h, o)),
-            },
-            (None, Some((s, h, o, _))) => Some((s, h, o)),
-        };
+        let (anchor, anchored) = anchor_of(first, prev, ranges, offset);
+        if report.anchored.is_none() && report.records == 0 {
+            report.anchored = anchored;
+        }
         let snap = match load(&p.path, p.compression) {
             Ok((_, snap)) => snap,
             Err(e) => {
@@ -496,21 +523,8 @@ pub(crate) fn verify_set(
         });
         for mut problem in w.problems {
             problem.file = Some(p.label.clone());
-            if broken
-                && problem.line == first_line
-                && matches!(
-                    problem.kind,
-                    ProblemKind::HashMismatch
-                        | ProblemKind::SeqGap
-                        | ProblemKind::SeqOutOfOrder
-                        | ProblemKind::BadGenesis
-                )
-            {
-                problem.kind = ProblemKind::SegmentBoundaryBreak;
-                problem.message = format!(
-                    "the first record of {} does not link to the file before it: {}",
-                    p.label, problem.message
-                );
+            if broken && problem.line == first_line {
+                at_boundary(&mut problem, &p.label);
             }
             insert_in_order(&mut report.problems, problem, max);
         }
@@ -538,12 +552,66 @@ pub(crate) fn verify_set(
         lines = w.lines;
         offset += len;
     }
-    for problem in found.problems {
-        report.problems_total += 1;
-        insert_in_order(&mut report.problems, problem, max);
-    }
-    report.ok = report.problems_total == 0;
     Ok(report)
+}
+
+/// What the file whose first record has `seq` `first` must link to (`seq`, hash, offset of
+/// the record before): the record walked before it when it is the one just before and its
+/// file was intact, else the manifest's head of the range just before (a missing, pruned or
+/// changed segment); `None` at the genesis. With it, the pruned segment the chain is then
+/// anchored on.
+fn anchor_of(
+    first: Option<u64>,
+    prev: Option<(u64, Hash, u64, bool)>,
+    ranges: &[Range],
+    offset: u64,
+) -> (Option<(u64, Hash, u64)>, Option<Anchored>) {
+    match (first, prev) {
+        (Some(0), _) | (None, None) => (None, None),
+        (Some(f), Some((s, h, o, intact)))
+            if s + 1 == f && (intact || !ranges_cover(ranges, f)) =>
+        {
+            (Some((s, h, o)), None)
+        }
+        (Some(f), prev) => match ranges.iter().find(|r| r.closed.last_seq + 1 == f) {
+            Some(r) => {
+                let head = chain::parse_hash_hex(r.closed.head_hash.as_bytes()).unwrap_or([0; 32]);
+                let anchored = r
+                    .pruned
+                    .as_ref()
+                    .filter(|_| prev.is_none())
+                    .map(|pr| Anchored {
+                        seq: pr.last_seq,
+                        head_hash: pr.head_hash.clone(),
+                        file: pr.file.clone(),
+                    });
+                (
+                    Some((r.closed.last_seq, head, offset.saturating_sub(1))),
+                    anchored,
+                )
+            }
+            None => (prev.map(|(s, h, o, _)| (s, h, o)), None),
+        },
+        (None, Some((s, h, o, _))) => (Some((s, h, o)), None),
+    }
+}
+
+/// A chain problem at a file's first record, when that record does not link to the file
+/// before it, is a break at the boundary.
+fn at_boundary(problem: &mut Problem, label: &str) {
+    if matches!(
+        problem.kind,
+        ProblemKind::HashMismatch
+            | ProblemKind::SeqGap
+            | ProblemKind::SeqOutOfOrder
+            | ProblemKind::BadGenesis
+    ) {
+        problem.kind = ProblemKind::SegmentBoundaryBreak;
+        problem.message = format!(
+            "the first record of {label} does not link to the file before it: {}",
+            problem.message
+        );
+    }
 }
 
 /// True when the manifest has a range ending just before `first` (to anchor on).

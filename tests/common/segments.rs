@@ -171,7 +171,10 @@ pub fn prune(log: &Path, segs: &[PathBuf], archive: Option<&Path>) {
     let mut files = Vec::new();
     for seg in segs {
         let stored = std::fs::read(seg).expect("read segment");
-        let plain = if file_name(seg).ends_with(".zst") {
+        let plain = if seg
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zst"))
+        {
             zstd::decode_all(&stored[..]).expect("unzstd")
         } else {
             stored.clone()
