@@ -9,7 +9,7 @@ mod segments;
 use std::path::{Path, PathBuf};
 
 use common::{cli, lines, verify_json, write_lines, write_log};
-use segments::{prune, split};
+use segments::{prune, record_close, split};
 use serde_json::Value;
 
 /// A log of 200 records cut into 5 segments of 30 (segments 1 and 3 compressed), the rest
@@ -301,4 +301,28 @@ fn stats_counts_only_what_remains_after_pruning() {
         .expect("run");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["total_entries"], 141);
+}
+
+#[test]
+fn a_rotation_stopped_before_its_rename_is_not_a_problem_and_records_are_read_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = rotated(dir.path());
+    let target = record_close(&log);
+    assert!(!target.exists());
+    let (code, report) = verify_json(&log);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 200);
+    let out = cli(&log)
+        .args(["query", "--limit", "0", "--asc"])
+        .output()
+        .expect("run");
+    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["seq"]
+                .as_u64()
+                .expect("seq")
+        })
+        .collect();
+    assert_eq!(seqs, (0..200).collect::<Vec<u64>>());
 }

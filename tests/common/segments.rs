@@ -72,6 +72,14 @@ fn chain_of(log: &Path) -> String {
 /// Closes the live file as the writer's rotation does: `segment_closed` in the manifest, then
 /// the rename. Returns the segment's path.
 pub fn close_live(log: &Path) -> PathBuf {
+    let seg = record_close(log);
+    std::fs::rename(log, &seg).expect("rename");
+    seg
+}
+
+/// The first step of rotation alone (a writer killed before its rename): `segment_closed` for
+/// the live file in the manifest. Returns the path the segment is to have.
+pub fn record_close(log: &Path) -> PathBuf {
     let bytes = std::fs::read(log).expect("read live file");
     let lines: Vec<&[u8]> = bytes
         .split(|b| *b == b'\n')
@@ -100,9 +108,7 @@ pub fn close_live(log: &Path) -> PathBuf {
             sha256: sha(&bytes),
         }),
     );
-    let seg = log.with_file_name(&name);
-    std::fs::rename(log, &seg).expect("rename");
-    seg
+    log.with_file_name(&name)
 }
 
 /// Compresses a closed segment as the writer does: the `.zst`, `segment_compressed`, then the
