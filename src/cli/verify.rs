@@ -66,8 +66,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
         let total = set
             .parts
             .iter()
-            .filter_map(|p| std::fs::metadata(&p.path).ok())
-            .map(|m| m.len())
+            .map(|p| match &p.closed {
+                Some(c) => c.bytes,
+                None => std::fs::metadata(&p.path).map_or(0, |m| m.len()),
+            })
             .sum();
         let progress = super::progress::Progress::new(ctx, total, "verifying");
         let report = verifier.run_log(&ctx.file, args.archive.as_deref(), &|done| {

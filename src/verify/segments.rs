@@ -507,7 +507,8 @@ fn walk_files(
             base: offset,
             anchor,
         };
-        let done_before = offset;
+        // Progress counts the bytes walked (the records' bytes, decompressed).
+        let done_before = report.bytes;
         let w = walk_bytes(snap.data(), snap.torn_tail(), from, opts, &|n| {
             progress(done_before + n);
         })?;
