@@ -33,7 +33,7 @@ pub use redact::{RedactionRules, Redactor};
 pub use segment::{LogSet, Part};
 pub use stats::{Stats, StatsOptions, stats, stats_of};
 pub use taxonomy::Taxonomy;
-pub use verify::{Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
+pub use verify::{Anchored, Problem, ProblemKind, Report, Verifier, VerifyOptions, verify};
 pub use writer::{
     Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
 };
