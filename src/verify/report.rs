@@ -132,7 +132,8 @@ pub struct Report {
     pub file: String,
     /// Number of chained records.
     pub records: u64,
-    /// File length in bytes, torn tail included.
+    /// File length in bytes, torn tail included; for a rotated log, the bytes of the files
+    /// walked (segments decompressed), which is the unrotated log's length when none was pruned.
     pub bytes: u64,
     /// `seq` of the first record.
     pub first_seq: Option<u64>,
