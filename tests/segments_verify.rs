@@ -326,3 +326,25 @@ fn a_rotation_stopped_before_its_rename_is_not_a_problem_and_records_are_read_on
         .collect();
     assert_eq!(seqs, (0..200).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_changed_record_inside_a_plain_segment_is_found_with_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, segs) = rotated(dir.path());
+    let mut l = lines(&segs[2]);
+    let text = String::from_utf8(l[4].clone()).expect("utf-8");
+    l[4] = text.replacen("\"limit\":", "\"limit\":9", 1).into_bytes();
+    write_lines(&segs[2], &l);
+    tamper_live(&log);
+    let (code, report) = verify_json(&log);
+    assert_found(
+        &report,
+        code,
+        &[
+            ("segment_hash_mismatch", &name(&segs[2])),
+            ("hash_mismatch", &name(&segs[2])),
+            ("hash_mismatch", "audit.jsonl"),
+        ],
+    );
+    assert_eq!(report["problems_total"], 3, "{report:#}");
+}

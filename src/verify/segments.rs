@@ -205,27 +205,36 @@ struct Planned {
     range: Option<usize>,
     /// Its SHA-256 matched the manifest: its content is exactly the one closed.
     intact: bool,
+    /// The SHA-256 the manifest recorded, still to be compared while the file is walked (a
+    /// plain segment: hashing it on another thread hides the cost).
+    check_sha: Option<String>,
 }
 
-/// The bytes of the file as stored, and its content (decompressed when compressed).
-fn load(path: &Path, compression: Compression) -> Result<(Hash, Snapshot)> {
+/// The file's content (decompressed when compressed), with the SHA-256 of its bytes as
+/// stored when `hash` (always for a compressed file: it is small, and read whole anyway).
+fn load(path: &Path, compression: Compression, hash: bool) -> Result<(Option<Hash>, Snapshot)> {
     match compression {
         Compression::None => {
             let snap = Snapshot::open(path)?;
-            let mut h = Sha256::new();
-            h.update(snap.data());
-            h.update(snap.torn_tail());
-            Ok((h.finalize().into(), snap))
+            Ok((hash.then(|| sha_of(&snap)), snap))
         }
         Compression::Zstd => {
             let stored =
-                std::fs::read(path).map_err(|e| crate::error::Error::io("cannot read", path)(e))?;
+                std::fs::read(path).map_err(crate::error::Error::io("cannot read", path))?;
             let hash: Hash = Sha256::digest(&stored).into();
             let plain = zstd::stream::decode_all(&stored[..])
-                .map_err(|e| crate::error::Error::io("cannot decompress", path)(e))?;
-            Ok((hash, Snapshot::from_bytes(path, plain)))
+                .map_err(crate::error::Error::io("cannot decompress", path))?;
+            Ok((Some(hash), Snapshot::from_bytes(path, plain)))
         }
     }
+}
+
+/// SHA-256 of a plain file's bytes, as its snapshot holds them.
+fn sha_of(snap: &Snapshot) -> Hash {
+    let mut h = Sha256::new();
+    h.update(snap.data());
+    h.update(snap.torn_tail());
+    h.finalize().into()
 }
 
 /// `seq` of the first and last records of a file's content.
@@ -252,9 +261,10 @@ fn check_file(
         first: Some(first),
         range: Some(range),
         intact,
+        check_sha: None,
     };
     let span = ranges[range].span();
-    let (hash, snap) = match load(path, compression) {
+    let (hash, snap) = match load(path, compression, false) {
         Ok(x) => x,
         Err(e) => {
             found.add(
@@ -265,10 +275,19 @@ fn check_file(
             return None;
         }
     };
-    if hex::encode(hash) == want_sha {
-        return Some(planned(span.0, range, true));
-    }
     let holds = seq_span(&snap);
+    match hash {
+        Some(hash) if hex::encode(hash) == want_sha => return Some(planned(span.0, range, true)),
+        // A plain file that holds its range: its hash is compared while it is walked.
+        None if holds == Some(span) => {
+            return Some(Planned {
+                check_sha: Some(want_sha.to_owned()),
+                ..planned(span.0, range, true)
+            });
+        }
+        _ => {}
+    }
+    let hash = hash.unwrap_or_else(|| sha_of(&snap));
     drop(snap);
     let named = format!("seq {}..{}", span.0, span.1);
     match holds {
@@ -435,6 +454,7 @@ fn plan_files(
             first: live_first,
             range: None,
             intact: false,
+            check_sha: None,
         });
     }
     Ok(plan)
@@ -488,7 +508,7 @@ fn walk_files(
         if report.anchored.is_none() && report.records == 0 {
             report.anchored = anchored;
         }
-        let snap = match load(&p.path, p.compression) {
+        let snap = match load(&p.path, p.compression, false) {
             Ok((_, snap)) => snap,
             Err(e) => {
                 found.add(
@@ -509,9 +529,29 @@ fn walk_files(
         };
         // Progress counts the bytes walked (the records' bytes, decompressed).
         let done_before = report.bytes;
-        let w = walk_bytes(snap.data(), snap.torn_tail(), from, opts, &|n| {
-            progress(done_before + n);
-        })?;
+        let (w, hash) = std::thread::scope(|scope| {
+            let hash = p.check_sha.as_ref().map(|_| scope.spawn(|| sha_of(&snap)));
+            let w = walk_bytes(snap.data(), snap.torn_tail(), from, opts, &|n| {
+                progress(done_before + n);
+            });
+            (w, hash.map(|h| h.join().unwrap_or([0; 32])))
+        });
+        let w = w?;
+        let mut intact = p.intact;
+        if let (Some(want), Some(hash)) = (&p.check_sha, hash)
+            && hex::encode(hash) != *want
+        {
+            intact = false;
+            found.add(
+                ProblemKind::SegmentHashMismatch,
+                &p.label,
+                format!(
+                    "the segment {} has SHA-256 {}, not the {want} the manifest recorded: its bytes changed",
+                    p.label,
+                    hex::encode(hash)
+                ),
+            );
+        }
         let first_line = lines + 1;
         // A break at the boundary: the file's first record does not link to the head before
         // it (a change inside that record is the walk's own kind).
@@ -543,12 +583,7 @@ fn walk_files(
             report.last_seq = Some(l.seq);
             report.last_timestamp = w.last_timestamp;
             report.head_hash = Some(hex::encode(l.hash));
-            prev = Some((
-                l.seq,
-                l.hash,
-                offset + len - 1,
-                p.intact || p.range.is_none(),
-            ));
+            prev = Some((l.seq, l.hash, offset + len - 1, intact || p.range.is_none()));
         }
         lines = w.lines;
         offset += len;
