@@ -532,30 +532,7 @@ fn walk_files(
         let w = walk_bytes(snap.data(), snap.torn_tail(), from, opts, &|n| {
             progress(done_before + n);
         })?;
-        let mut intact = p.intact;
-        if let (Some(want), Some(range)) = (&p.check_sha, p.range.map(|i| &ranges[i].closed)) {
-            // NOTE: a clean walk that ends on the manifest's head hash, at its size, proves the
-            // file's bytes are the ones closed (each line is committed to by the next one's
-            // prev_hash, the last by the head hash), so the file's own SHA-256 is only
-            // computed when that fails.
-            let proved = w.problems_total == 0
-                && w.last
-                    .is_some_and(|l| hex::encode(l.hash) == range.head_hash)
-                && snap.len() == range.bytes;
-            let hash = if proved { None } else { Some(sha_of(&snap)) };
-            if let Some(hash) = hash.filter(|h| hex::encode(h) != *want) {
-                intact = false;
-                found.add(
-                    ProblemKind::SegmentHashMismatch,
-                    &p.label,
-                    format!(
-                        "the segment {} has SHA-256 {}, not the {want} the manifest recorded: its bytes changed",
-                        p.label,
-                        hex::encode(hash)
-                    ),
-                );
-            }
-        }
+        let intact = p.intact && check_plain(p, ranges, &w, &snap, found);
         let first_line = lines + 1;
         // A break at the boundary: the file's first record does not link to the head before
         // it (a change inside that record is the walk's own kind).
@@ -593,6 +570,43 @@ fn walk_files(
         offset += len;
     }
     Ok(report)
+}
+
+/// After the walk of a plain segment still to be checked against the manifest's SHA-256:
+/// false (and the problem reported) when its bytes are not the ones closed.
+fn check_plain(
+    p: &Planned,
+    ranges: &[Range],
+    w: &super::walk::Walked,
+    snap: &Snapshot,
+    found: &mut Found,
+) -> bool {
+    let (Some(want), Some(range)) = (&p.check_sha, p.range.map(|i| &ranges[i].closed)) else {
+        return true;
+    };
+    // NOTE: a clean walk that ends on the manifest's head hash, at its size, proves the file's
+    // bytes are the ones closed (each line is committed to by the next one's prev_hash, the
+    // last by the head hash), so the file's own SHA-256 is only computed when that fails.
+    let proved = w.problems_total == 0
+        && w.last
+            .is_some_and(|l| hex::encode(l.hash) == range.head_hash)
+        && snap.len() == range.bytes;
+    if proved {
+        return true;
+    }
+    let hash = hex::encode(sha_of(snap));
+    if hash == *want {
+        return true;
+    }
+    found.add(
+        ProblemKind::SegmentHashMismatch,
+        &p.label,
+        format!(
+            "the segment {} has SHA-256 {hash}, not the {want} the manifest recorded: its bytes changed",
+            p.label
+        ),
+    );
+    false
 }
 
 /// What the file whose first record has `seq` `first` must link to (`seq`, hash, offset of
