@@ -87,14 +87,19 @@ pub use proxy::{HealthHook, LogHealth, ProxyOptions};
 pub use reader::{Follower, Snapshot, Update};
 pub use record::{Event, NotARecord, RecordView};
 pub use redact::{MAX_ERROR_MESSAGE_CHARS, REDACTED, RedactionRules, Redactor};
-pub use segment::Compression;
-pub use stats::{Interval, MAX_DISTINCT, Stats, StatsOptions, stats};
+pub use segment::{
+    Compression, LogSet, ManifestEntry, ManifestEvent, Part, SEGMENTS_PRUNED_ACTION,
+    SegmentArchived, SegmentClosed, SegmentCompressed, SegmentPruned, chain_id, manifest_path,
+    segment_file_name,
+};
+pub use stats::{Interval, MAX_DISTINCT, Stats, StatsOptions, stats, stats_of};
 pub use taxonomy::Taxonomy;
 pub use trust::checkpoint::Checkpoint;
 pub use trust::note::{NoteError, SignerKey, VerifierKey};
 pub use trust::state::{DEFAULT_SAMPLES, MAX_SAMPLES, Proof, Sample, State, WINDOW_BYTES, Window};
 pub use verify::{
-    DEFAULT_CHUNK_SIZE, Problem, ProblemKind, Report, Resume, Verifier, VerifyOptions, verify,
+    Anchored, DEFAULT_CHUNK_SIZE, Problem, ProblemKind, Report, Resume, Verifier, VerifyOptions,
+    verify,
 };
 pub use writer::{
     Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, PruneOptions,

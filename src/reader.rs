@@ -35,6 +35,9 @@ pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10
 pub struct Snapshot {
     path: PathBuf,
     map: Option<Mmap>,
+    /// The bytes when they are held in memory instead of mapped (a decompressed segment, or
+    /// a rotated log's segments joined): see [`Snapshot::from_bytes`].
+    owned: Vec<u8>,
     /// Bytes up to and including the last LF.
     complete: usize,
     /// The bytes after the last LF, copied (a writer may cut them off the file).
@@ -101,10 +104,28 @@ impl Snapshot {
         Ok(Snapshot {
             path: path.to_path_buf(),
             map,
+            owned: Vec::new(),
             complete,
             torn,
             len,
         })
+    }
+
+    /// A snapshot of bytes held in memory, read from `path` (a decompressed segment): the
+    /// complete lines and the torn tail are split as [`Snapshot::open`] splits a file's.
+    #[must_use]
+    pub fn from_bytes(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        let complete = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
+        let torn = bytes[complete..].to_vec();
+        Snapshot {
+            path: path.into(),
+            map: None,
+            owned: bytes,
+            complete,
+            torn,
+            len,
+        }
     }
 
     /// The path the snapshot was taken of.
@@ -118,7 +139,7 @@ impl Snapshot {
     pub fn data(&self) -> &[u8] {
         match &self.map {
             Some(m) => &m[..self.complete],
-            None => &[],
+            None => &self.owned[..self.complete],
         }
     }
 
@@ -293,6 +314,17 @@ impl<'a> Iterator for Lines<'a> {
 pub struct LinesRev<'a> {
     data: &'a [u8],
     end: usize,
+}
+
+impl<'a> LinesRev<'a> {
+    /// Lines of `data` (whole lines), newest first, with offsets counted from its start.
+    #[must_use]
+    pub fn new(data: &'a [u8]) -> Self {
+        LinesRev {
+            data,
+            end: data.len(),
+        }
+    }
 }
 
 impl<'a> Iterator for LinesRev<'a> {

@@ -514,20 +514,55 @@ pub fn stats(
     opts: &StatsOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Stats> {
+    stats_of(&[snapshot.data()], matcher, opts, progress)
+}
+
+/// Computes the summary of the records in `sources` (whole lines, read as one sequence: a
+/// rotated log's parts, oldest first) that `matcher` keeps. Byte offsets in
+/// [`Stats::unreadable_first`] count over the sources together.
+///
+/// # Errors
+///
+/// [`crate::Error::InvalidConfig`] when the thread pool cannot be built.
+pub fn stats_of(
+    sources: &[&[u8]],
+    matcher: &Matcher,
+    opts: &StatsOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Stats> {
     let pool = crate::parallel::build_pool(opts.threads)?;
-    let mut data = snapshot.data();
+    // With `last`, the sources are cut to their last N lines, from the newest one back.
+    let mut kept: Vec<&[u8]> = sources.to_vec();
+    let mut base = 0u64;
     if let Some(n) = opts.last {
-        let start = snapshot
-            .lines_rev()
-            .take(usize::try_from(n).unwrap_or(usize::MAX))
-            .last();
-        let start = start.map_or(data.len(), |(offset, _)| {
-            usize::try_from(offset).unwrap_or(0)
-        });
-        data = &data[start..];
+        let mut left = n;
+        let mut from = kept.len();
+        let mut cut_at = 0usize;
+        while from > 0 && left > 0 {
+            from -= 1;
+            let data = kept[from];
+            let mut start = data.len();
+            for (offset, _) in crate::reader::LinesRev::new(data) {
+                if left == 0 {
+                    break;
+                }
+                left -= 1;
+                start = usize::try_from(offset).unwrap_or(0);
+            }
+            cut_at = start;
+        }
+        if left == 0 || from == 0 {
+            base = kept[..from].iter().map(|d| d.len() as u64).sum::<u64>() + cut_at as u64;
+            if n == 0 {
+                kept.clear();
+            } else {
+                kept = std::iter::once(&kept[from][cut_at..])
+                    .chain(kept[from + 1..].iter().copied())
+                    .collect();
+            }
+        }
     }
-    let base = (data.as_ptr() as usize - snapshot.data().as_ptr() as usize) as u64;
-    let chunks = parallel::chunks(&[data], CHUNK);
+    let chunks = parallel::chunks(&kept, CHUNK);
     let interval = opts.interval;
     let cap = opts.max_distinct.unwrap_or(MAX_DISTINCT).max(1);
     let done = std::sync::atomic::AtomicU64::new(0);

@@ -37,7 +37,6 @@ fn stats_total(log: &std::path::Path) -> u64 {
 /// A log rotated by `append --max-size` (compressed and plain segments) verifies clean as
 /// it is, every record counted once.
 #[test]
-#[ignore = "needs segment-aware readers: enabled at the merge"]
 fn verify_reads_a_rotated_log_as_one_chain() {
     let dir = tempfile::tempdir().expect("test step");
     let log = dir.path().join("audit.jsonl");
@@ -59,7 +58,6 @@ fn verify_reads_a_rotated_log_as_one_chain() {
 /// After `prune --archive`: verify is clean and says where the chain is anchored, `stats`
 /// counts only what remains, and `verify --archive DIR` checks the archived segments too.
 #[test]
-#[ignore = "needs segment-aware readers: enabled at the merge"]
 fn verify_after_pruning_is_anchored_and_archives_verify() {
     let dir = tempfile::tempdir().expect("test step");
     let logdir = dir.path().join("logs");

@@ -11,7 +11,7 @@ use crate::reader::read_record;
 use crate::scan::for_each_match;
 
 use super::progress::Progress;
-use super::{Context, FilterArgs, Output, Skipped, exit, open_snapshot};
+use super::{Context, FilterArgs, Output, Skipped, exit, read_parts};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExportFormat {
@@ -38,8 +38,12 @@ pub struct ExportArgs {
 }
 
 pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
-    let matcher = args.filter.to_filter()?.matcher();
-    let snapshot = open_snapshot(ctx)?;
+    let filter = args.filter.to_filter()?;
+    let matcher = filter.matcher();
+    let parts = read_parts(ctx, &filter)?;
+    // NOTE: the first part is opened before the output is created, so a missing log leaves
+    // no empty output file behind.
+    let mut first = parts.first().map(|p| p.open(ctx)).transpose()?;
     let format = match args.format {
         ExportFormat::Jsonl => Format::Jsonl,
         ExportFormat::Json => Format::Json,
@@ -48,40 +52,54 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
     let guard = Guard::new().log(&ctx.file);
     let sink = Output::open(args.out.as_deref(), &guard, args.force, PRIVATE)?;
     let mut out = RecordWriter::new(format, BufWriter::with_capacity(1 << 20, sink), false)?;
-    let data = snapshot.data();
-    let progress = Progress::new(ctx, data.len() as u64, "exporting");
-    // Lines that are not records are kept too, to be counted in order below; each line is
-    // parsed once, and the view travels with it.
-    let keep = |line| match read_record(line) {
-        Ok(view) if !matcher.matches(&view) => None,
-        parsed => Some(parsed),
-    };
-    let skipped = Skipped::default();
-    for_each_match(
-        data,
-        false,
-        None,
-        &keep,
-        &|done| progress.set(done),
-        |line, parsed| -> anyhow::Result<bool> {
-            let offset = super::offset_in(data, line);
-            match parsed {
-                Ok(view) => {
-                    if let Err(why) = out.record(line, &view)? {
-                        skipped.add(offset, why);
+    // A part's warnings name its lines, so a part with any is kept until they are printed,
+    // after the output.
+    let mut warnings = Vec::new();
+    for part in &parts {
+        let snapshot = match first.take() {
+            Some(s) => s,
+            None => part.open(ctx)?,
+        };
+        let data = snapshot.data();
+        let progress = Progress::new(ctx, data.len() as u64, "exporting");
+        // Lines that are not records are kept too, to be counted in order below; each line
+        // is parsed once, and the view travels with it.
+        let keep = |line| match read_record(line) {
+            Ok(view) if !matcher.matches(&view) => None,
+            parsed => Some(parsed),
+        };
+        let skipped = Skipped::default();
+        for_each_match(
+            data,
+            false,
+            None,
+            &keep,
+            &|done| progress.set(done),
+            |line, parsed| -> anyhow::Result<bool> {
+                let offset = super::offset_in(data, line);
+                match parsed {
+                    Ok(view) => {
+                        if let Err(why) = out.record(line, &view)? {
+                            skipped.add(offset, why);
+                        }
                     }
+                    Err(why) => skipped.add(offset, super::not_a_record(why)),
                 }
-                Err(why) => skipped.add(offset, super::not_a_record(why)),
-            }
-            Ok(true)
-        },
-    )?;
-    progress.finish();
+                Ok(true)
+            },
+        )?;
+        progress.finish();
+        if !skipped.is_empty() {
+            warnings.push((part.path(ctx).to_path_buf(), snapshot, skipped));
+        }
+    }
     let sink = out
         .finish()?
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)?;
     sink.finish()?;
-    skipped.warn(&ctx.file, Some(data));
+    for (path, snapshot, skipped) in &warnings {
+        skipped.warn(path, Some(snapshot.data()));
+    }
     Ok(exit::OK)
 }

@@ -364,6 +364,74 @@ fn open_snapshot(ctx: &Context) -> anyhow::Result<crate::Snapshot> {
         .with_context(|| format!("cannot read the log {}", ctx.file.display()))
 }
 
+/// One file a reader reads: the log itself when it is not rotated, else one of its parts.
+pub struct ReadPart {
+    /// The segment or live file; `None` for an unrotated log (opened as it always was).
+    part: Option<crate::Part>,
+}
+
+impl ReadPart {
+    /// Opens it: the unrotated log with [`open_snapshot`]'s errors, a part mapped or
+    /// decompressed in memory.
+    pub fn open(&self, ctx: &Context) -> anyhow::Result<crate::Snapshot> {
+        use anyhow::Context as _;
+        match &self.part {
+            None => open_snapshot(ctx),
+            Some(part) => part
+                .open()
+                .with_context(|| format!("cannot read the log segment {}", part.path.display())),
+        }
+    }
+
+    /// The file to name in warnings.
+    pub fn path<'a>(&'a self, ctx: &'a Context) -> &'a std::path::Path {
+        self.part.as_ref().map_or(&ctx.file, |p| &p.path)
+    }
+
+    /// True for the live file (and for an unrotated log).
+    pub fn is_live(&self) -> bool {
+        self.part.as_ref().is_none_or(|p| p.segment.is_none())
+    }
+}
+
+/// The files a reader needs, oldest first: the log alone when it is not rotated; else its
+/// segments and live file, leaving out the segments whose records the manifest's timestamps
+/// put outside `[since, until)` (they are never opened).
+fn read_parts(ctx: &Context, filter: &Filter) -> anyhow::Result<Vec<ReadPart>> {
+    use anyhow::Context as _;
+    let set = crate::LogSet::open(&ctx.file)
+        .with_context(|| format!("cannot read the log {}", ctx.file.display()))?;
+    if !set.is_rotated() {
+        return Ok(vec![ReadPart { part: None }]);
+    }
+    if set.parts.is_empty() {
+        anyhow::bail!(
+            "the log file {} and its segments do not exist (set --file or NEXUS_AUDIT_FILE)",
+            ctx.file.display()
+        );
+    }
+    Ok(set
+        .parts_in(filter.since, filter.until)
+        .into_iter()
+        .map(|p| ReadPart {
+            part: Some(p.clone()),
+        })
+        .collect())
+}
+
+/// The whole log as one snapshot: the file itself, or a rotated log's parts joined in memory
+/// (the bytes one unrotated log would hold).
+fn open_whole(ctx: &Context) -> anyhow::Result<crate::Snapshot> {
+    use anyhow::Context as _;
+    let set = crate::LogSet::open(&ctx.file)
+        .with_context(|| format!("cannot read the log {}", ctx.file.display()))?;
+    if !set.is_rotated() {
+        return open_snapshot(ctx);
+    }
+    set.joined()
+        .with_context(|| format!("cannot read the log {}", ctx.file.display()))
+}
+
 /// The warning's reason for a line that is not a record.
 pub fn not_a_record(why: crate::reader::NotRecord) -> &'static str {
     use crate::reader::NotRecord;
@@ -408,6 +476,11 @@ impl Skipped {
         s
     }
 
+    /// True when nothing was skipped.
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().total == 0
+    }
+
     /// Counts the line at byte `offset` as skipped, for the reason `why` (a phrase: "not a
     /// record (`bad_json`)").
     pub fn add(&self, offset: u64, why: &'static str) {
@@ -430,6 +503,15 @@ impl Skipped {
     /// lines of `file` from byte 0; without `data`, as "a new line") and one for the rest.
     /// Nothing when nothing was skipped.
     pub fn warn(&self, file: &std::path::Path, data: Option<&[u8]>) {
+        match data {
+            Some(data) => self.warn_in(file, Some(&[data])),
+            None => self.warn_in(file, None),
+        }
+    }
+
+    /// [`warn`](Skipped::warn) with line numbers counted over `sources` taken as one sequence
+    /// (a rotated log's parts).
+    pub fn warn_in(&self, file: &std::path::Path, sources: Option<&[&[u8]]>) {
         let s = self.0.borrow();
         if s.total == 0 {
             return;
@@ -439,13 +521,13 @@ impl Skipped {
         let (mut counted_to, mut lines_before) = (0usize, 0u64);
         let mut err = io::stderr().lock();
         for (offset, why) in &named {
-            let place = match data {
-                Some(data) => {
+            let place = match sources {
+                Some(sources) => {
+                    let total: usize = sources.iter().map(|d| d.len()).sum();
                     let at = usize::try_from(*offset)
                         .unwrap_or(usize::MAX)
-                        .clamp(counted_to, data.len().max(counted_to));
-                    lines_before +=
-                        memchr::memchr_iter(b'\n', &data[counted_to..at]).count() as u64;
+                        .clamp(counted_to, total.max(counted_to));
+                    lines_before += newlines_in(sources, counted_to..at);
                     counted_to = at;
                     format!("line {}", grouped(lines_before + 1))
                 }
@@ -473,6 +555,21 @@ impl Skipped {
             );
         }
     }
+}
+
+/// The LFs within `range` of the concatenation of `sources`.
+fn newlines_in(sources: &[&[u8]], range: std::ops::Range<usize>) -> u64 {
+    let mut base = 0usize;
+    let mut n = 0u64;
+    for data in sources {
+        let (lo, hi) = (
+            range.start.clamp(base, base + data.len()),
+            range.end.clamp(base, base + data.len()),
+        );
+        n += memchr::memchr_iter(b'\n', &data[lo - base..hi - base]).count() as u64;
+        base += data.len();
+    }
+    n
 }
 
 fn sanitize_path(path: &std::path::Path) -> String {

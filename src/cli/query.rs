@@ -9,7 +9,7 @@ use crate::reader::read_record;
 use crate::scan::for_each_match;
 
 use super::progress::Progress;
-use super::{Context, FilterArgs, Skipped, exit, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, read_parts};
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -30,8 +30,12 @@ pub struct QueryArgs {
 }
 
 pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
-    let matcher = args.filter.to_filter()?.matcher();
-    let snapshot = open_snapshot(ctx)?;
+    let filter = args.filter.to_filter()?;
+    let matcher = filter.matcher();
+    let mut parts = read_parts(ctx, &filter)?;
+    if !args.asc {
+        parts.reverse();
+    }
     let format = Format::or_default(args.output, ctx);
     let limit = if args.limit == 0 {
         usize::MAX
@@ -39,44 +43,58 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
         args.limit
     };
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
-    let data = snapshot.data();
-    let progress = Progress::new(ctx, data.len() as u64, "searching");
-    // Lines that are not records are kept too, to be counted in order below; each line is
-    // parsed once, and the view travels with it.
-    let keep = |line| match read_record(line) {
-        Ok(view) if !matcher.matches(&view) => None,
-        parsed => Some(parsed),
-    };
-    let skipped = Skipped::default();
     let (mut passed, mut shown) = (0usize, 0usize);
-    for_each_match(
-        data,
-        !args.asc,
-        None,
-        &keep,
-        &|done| progress.set(done),
-        |line, parsed| -> anyhow::Result<bool> {
-            let offset = super::offset_in(data, line);
-            let view = match parsed {
-                Ok(view) => view,
-                Err(why) => {
-                    skipped.add(offset, super::not_a_record(why));
+    // A part's warnings name its lines, so a part with any is kept until they are printed,
+    // after the output.
+    let mut warnings = Vec::new();
+    for part in &parts {
+        if shown >= limit {
+            break;
+        }
+        let snapshot = part.open(ctx)?;
+        let data = snapshot.data();
+        let progress = Progress::new(ctx, data.len() as u64, "searching");
+        let skipped = Skipped::default();
+        // Lines that are not records are kept too, to be counted in order below; each line is
+        // parsed once, and the view travels with it.
+        let keep = |line| match read_record(line) {
+            Ok(view) if !matcher.matches(&view) => None,
+            parsed => Some(parsed),
+        };
+        for_each_match(
+            data,
+            !args.asc,
+            None,
+            &keep,
+            &|done| progress.set(done),
+            |line, parsed| -> anyhow::Result<bool> {
+                let offset = super::offset_in(data, line);
+                let view = match parsed {
+                    Ok(view) => view,
+                    Err(why) => {
+                        skipped.add(offset, super::not_a_record(why));
+                        return Ok(true);
+                    }
+                };
+                if passed < args.offset {
+                    passed += 1;
                     return Ok(true);
                 }
-            };
-            if passed < args.offset {
-                passed += 1;
-                return Ok(true);
-            }
-            match out.record(line, &view)? {
-                Ok(()) => shown += 1,
-                Err(why) => skipped.add(offset, why),
-            }
-            Ok(shown < limit)
-        },
-    )?;
-    progress.finish();
+                match out.record(line, &view)? {
+                    Ok(()) => shown += 1,
+                    Err(why) => skipped.add(offset, why),
+                }
+                Ok(shown < limit)
+            },
+        )?;
+        progress.finish();
+        if !skipped.is_empty() {
+            warnings.push((part.path(ctx).to_path_buf(), snapshot, skipped));
+        }
+    }
     out.finish()?;
-    skipped.warn(&ctx.file, Some(data));
+    for (path, snapshot, skipped) in &warnings {
+        skipped.warn(path, Some(snapshot.data()));
+    }
     Ok(exit::OK)
 }

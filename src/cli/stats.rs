@@ -2,11 +2,11 @@
 
 use std::io::{self, Write};
 
-use crate::stats::{Interval, Stats, StatsOptions, stats};
+use crate::stats::{Interval, Stats, StatsOptions, stats_of};
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, csv_io, paint, sanitize, write_value};
-use super::{Context, FilterArgs, Skipped, exit, grouped, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, grouped, read_parts};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum IntervalArg {
@@ -35,8 +35,15 @@ pub struct StatsArgs {
 }
 
 pub fn run(ctx: &Context, args: &StatsArgs) -> anyhow::Result<u8> {
-    let matcher = args.filter.to_filter()?.matcher();
-    let snapshot = open_snapshot(ctx)?;
+    let filter = args.filter.to_filter()?;
+    let matcher = filter.matcher();
+    // Every part in range at once (mapped, or decompressed in memory): the summary's passes
+    // read them as one sequence.
+    let snapshots = read_parts(ctx, &filter)?
+        .iter()
+        .map(|p| p.open(ctx))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sources: Vec<&[u8]> = snapshots.iter().map(crate::Snapshot::data).collect();
     let opts = StatsOptions {
         interval: args.interval.map(|i| match i {
             IntervalArg::Hour => Interval::Hour,
@@ -47,8 +54,9 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> anyhow::Result<u8> {
         threads: args.threads,
         max_distinct: None,
     };
-    let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "counting");
-    let summary = stats(&snapshot, &matcher, &opts, &|done| progress.set(done))?;
+    let total: u64 = sources.iter().map(|d| d.len() as u64).sum();
+    let progress = super::progress::Progress::new(ctx, total, "counting");
+    let summary = stats_of(&sources, &matcher, &opts, &|done| progress.set(done))?;
     progress.finish();
     let mut out = io::stdout().lock();
     match Format::or_default(args.output, ctx) {
@@ -64,7 +72,7 @@ pub fn run(ctx: &Context, args: &StatsArgs) -> anyhow::Result<u8> {
         .map(|(offset, why)| (*offset, super::not_a_record(*why)))
         .collect();
     skipped.add_all(summary.unreadable_lines, &named);
-    skipped.warn(&ctx.file, Some(snapshot.data()));
+    skipped.warn_in(&ctx.file, Some(&sources));
     Ok(exit::OK)
 }
 

@@ -3,6 +3,7 @@
 use std::io::{self, BufWriter};
 use std::time::Duration;
 
+use crate::Snapshot;
 use crate::filter::Matcher;
 use crate::reader::{Follower, Lines, NotRecord, Update, read_record};
 use crate::record::RecordView;
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, Skipped, exit, grouped, not_a_record, offset_in, open_snapshot};
+use super::{Context, FilterArgs, Skipped, exit, grouped, not_a_record, offset_in, read_parts};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -29,55 +30,85 @@ pub struct TailArgs {
 }
 
 pub fn run(ctx: &Context, args: &TailArgs) -> anyhow::Result<u8> {
-    let matcher = args.filter.to_filter()?.matcher();
-    let snapshot = open_snapshot(ctx)?;
+    let filter = args.filter.to_filter()?;
+    let matcher = filter.matcher();
+    let parts = read_parts(ctx, &filter)?;
     let mut format = Format::or_default(args.output, ctx);
     if args.follow && format == Format::Json {
         // NOTE: an array that never ends is not JSON; follow JSON as one object per line.
         format = Format::Jsonl;
     }
-    let skipped = Skipped::default();
-    let mut found = Vec::new();
-    if args.lines > 0 {
-        // The window engine, newest first: parallel parsing, and a first window of 256 KiB, so a
-        // tail of a few records reads little of a large file.
-        let data = snapshot.data();
-        for_each_match(
-            data,
-            true,
-            None,
-            &|line| keep(line, &matcher),
-            &|_| {},
-            |line, parsed| -> anyhow::Result<bool> {
-                match parsed {
-                    Ok(view) => found.push((line, view)),
-                    Err(why) => skipped.add(offset_in(data, line), not_a_record(why)),
-                }
-                Ok(found.len() < args.lines)
-            },
-        )?;
+    // The last N matching records, newest first, from the newest part back: (part, offset in it, line).
+    let mut found: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+    let mut opened: Vec<(usize, Snapshot, Skipped)> = Vec::new();
+    let mut follower = None;
+    for (i, part) in parts.iter().enumerate().rev() {
+        if found.len() >= args.lines && !(args.follow && part.is_live()) {
+            break;
+        }
+        let snapshot = part.open(ctx)?;
+        let skipped = Skipped::default();
+        let want = args.lines - found.len().min(args.lines);
+        if want > 0 {
+            // The window engine, newest first: parallel parsing, and a first window of 256
+            // KiB, so a tail of a few records reads little of a large file.
+            let data = snapshot.data();
+            let mut taken = 0;
+            for_each_match(
+                data,
+                true,
+                None,
+                &|line| keep(line, &matcher),
+                &|_| {},
+                |line, parsed| -> anyhow::Result<bool> {
+                    let offset = offset_in(data, line);
+                    match parsed {
+                        Ok(_) => {
+                            found.push((i, offset, line.to_vec()));
+                            taken += 1;
+                        }
+                        Err(why) => skipped.add(offset, not_a_record(why)),
+                    }
+                    Ok(taken < want)
+                },
+            )?;
+        }
+        // NOTE: the follower remembers the snapshot's last lines before they are printed:
+        // once printed, the map is not read again, so a file cut back under it cannot fault a
+        // read.
+        if args.follow && part.is_live() {
+            follower = Some(
+                Follower::after(&snapshot)
+                    .with_context(|| format!("cannot follow {}", ctx.file.display()))?,
+            );
+        }
+        opened.push((i, snapshot, skipped));
+    }
+    if args.follow && follower.is_none() {
+        anyhow::bail!(
+            "cannot follow {}: the live file does not exist (its segments were read; start tail --follow again once a record is appended)",
+            ctx.file.display()
+        );
     }
     found.reverse();
-    // NOTE: the follower remembers the snapshot's last lines before they are printed: once
-    // printed, the map is not read again, so a file cut back under it cannot fault a read.
-    let follower = if args.follow {
-        Some(
-            Follower::after(&snapshot)
-                .with_context(|| format!("cannot follow {}", ctx.file.display()))?,
-        )
-    } else {
-        None
-    };
     let mut out = RecordWriter::new(format, BufWriter::new(io::stdout().lock()), ctx.color)?;
-    for (line, view) in &found {
-        if let Err(why) = out.record(line, view)? {
-            skipped.add(offset_in(snapshot.data(), line), why);
+    for (i, offset, line) in &found {
+        let Ok(view) = read_record(line) else {
+            continue;
+        };
+        if let Err(why) = out.record(line, &view)?
+            && let Some((_, _, skipped)) = opened.iter().find(|(j, _, _)| j == i)
+        {
+            skipped.add(*offset, why);
         }
     }
     out.finish()?;
-    skipped.warn(&ctx.file, Some(snapshot.data()));
+    opened.reverse();
+    for (i, snapshot, skipped) in &opened {
+        skipped.warn(parts[*i].path(ctx), Some(snapshot.data()));
+    }
     drop(found);
-    drop(snapshot);
+    drop(opened);
     match follower {
         Some(follower) => follow(ctx, &matcher, format, follower),
         None => Ok(exit::OK),

@@ -12,7 +12,7 @@ use crate::trust::note::SignerKey;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-use super::{Context, Output, Skipped, exit, open_snapshot};
+use super::{Context, Output, Skipped, exit, open_whole};
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -87,7 +87,7 @@ pub fn checkpoint(ctx: &Context, args: &CheckpointArgs) -> anyhow::Result<u8> {
     let text = String::from_utf8(read_small(&args.key, 4096, "cannot read the key")?)
         .with_context(not_a_key)?;
     let signer = SignerKey::parse(&text).with_context(not_a_key)?;
-    let snapshot = open_snapshot(ctx)?;
+    let snapshot = open_whole(ctx)?;
     let origin = args.origin.clone().unwrap_or_else(|| {
         let name = ctx.file.file_name().map_or_else(
             || ctx.file.display().to_string(),

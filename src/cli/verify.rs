@@ -43,6 +43,10 @@ pub struct VerifyArgs {
     /// The initial seal key (seal.verify): check every seal record.
     #[arg(long, value_name = "FILE")]
     seal_verify: Option<PathBuf>,
+    /// A rotated log: also check the archive copies of pruned segments in DIR (where
+    /// `prune --archive DIR` put them), as part of the one chain.
+    #[arg(long, value_name = "DIR")]
+    archive: Option<PathBuf>,
     /// Output format: table (a sentence per problem), json, jsonl or yaml
     /// [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
@@ -51,11 +55,43 @@ pub struct VerifyArgs {
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
     let verifier = verifier(args)?;
-    let snapshot = open_snapshot(ctx)?;
-    let progress = super::progress::Progress::new(ctx, snapshot.data().len() as u64, "verifying");
-    let report = verifier.run_with_progress(&snapshot, &|done| progress.set(done));
-    progress.finish();
-    let report = report?;
+    let set = crate::LogSet::open(&ctx.file)
+        .with_context(|| format!("cannot read the log {}", ctx.file.display()))?;
+    let report = if set.is_rotated() {
+        if let Some(dir) = &args.archive
+            && !dir.is_dir()
+        {
+            bail!("the archive directory {} does not exist", dir.display());
+        }
+        let total = set
+            .parts
+            .iter()
+            .map(|p| match &p.closed {
+                Some(c) => c.bytes,
+                None => std::fs::metadata(&p.path).map_or(0, |m| m.len()),
+            })
+            .sum();
+        let progress = super::progress::Progress::new(ctx, total, "verifying");
+        let report = verifier.run_log(&ctx.file, args.archive.as_deref(), &|done| {
+            progress.set(done);
+        });
+        progress.finish();
+        report.with_context(|| format!("cannot verify the log {}", ctx.file.display()))?
+    } else {
+        if let Some(dir) = &args.archive {
+            bail!(
+                "{} has no manifest and no segments, so nothing of it was archived: verify it without --archive {}",
+                ctx.file.display(),
+                dir.display()
+            );
+        }
+        let snapshot = open_snapshot(ctx)?;
+        let progress =
+            super::progress::Progress::new(ctx, snapshot.data().len() as u64, "verifying");
+        let report = verifier.run_with_progress(&snapshot, &|done| progress.set(done));
+        progress.finish();
+        report?
+    };
     let mut out = io::stdout().lock();
     match Format::or_default(args.output, ctx) {
         Format::Table | Format::Csv => human(&mut out, &report, ctx.color)?,
@@ -150,6 +186,9 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
             )),
         }
     }
+    if let Some(anchored) = &r.anchored {
+        extra.push_str(&format!("; {anchored}"));
+    }
     if r.ok {
         writeln!(
             out,
@@ -161,10 +200,11 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     }
     for p in &r.problems {
         let seq = p.seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
-        let place = if p.line == 0 {
-            "checkpoint".to_owned()
-        } else {
-            format!("line {}{seq}", grouped(p.line))
+        let place = match (&p.file, p.line) {
+            (Some(file), 0) => sanitize(file).into_owned(),
+            (Some(file), line) => format!("line {}{seq} in {}", grouped(line), sanitize(file)),
+            (None, 0) => "checkpoint".to_owned(),
+            (None, line) => format!("line {}{seq}", grouped(line)),
         };
         writeln!(
             out,

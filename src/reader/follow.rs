@@ -9,6 +9,7 @@
 //! | cut shorter than what was read, or its last line read rewritten | goes back to the newest line read that is still in place ([`Update::Changed`]); lines read before that come back unchanged are not handed out again, the first one that differs ends that ([`Update::Gone`]) |
 //! | cut back further than the lines it remembers (65,536) | goes on from the file's end ([`Update::Skipped`]): it cannot tell which lines it has handed out |
 //! | a new file at the path (rotation: another inode) | reads what the old file still had, then the new file from its start ([`Update::Rotated`]) |
+//! | rotated more than once between two polls (a log with segments) | reads what the old file still had, then, by `seq`, the segments closed since (decompressed in memory when compressed), then the new file |
 //!
 //! A change that keeps the last line read where it was (an edit of an older line) is not seen:
 //! the follower is not a verifier, `verify` is.
@@ -141,6 +142,9 @@ pub struct Follower {
     unconfirmed: VecDeque<Seen>,
     /// The file's first line, to tell a file that started over from one cut back.
     first: Option<Seen>,
+    /// `seq` of the last record handed out: after a rotation, the log's closed segments
+    /// after it are handed out before the new live file (see [`Follower::poll`]).
+    last_seq: Option<u64>,
 }
 
 impl Follower {
@@ -169,6 +173,11 @@ impl Follower {
             read,
             unconfirmed: VecDeque::new(),
             first: snapshot.lines().next().map(|(o, l)| Seen::of(o, l)),
+            last_seq: snapshot
+                .lines_rev()
+                .take(SEEDED)
+                .find_map(|(_, l)| chain::chain_prefix(l))
+                .map(|f| f.seq),
         })
     }
 
@@ -188,6 +197,7 @@ impl Follower {
             read: VecDeque::new(),
             unconfirmed: VecDeque::new(),
             first: None,
+            last_seq: None,
         })
     }
 
@@ -212,6 +222,9 @@ impl Follower {
                 }
             }
             let (file, id) = open(&self.path)?;
+            // By seq, not inode: the log may have been rotated more than once since the last
+            // poll; the segments closed in between are handed out before the new file.
+            self.catch_up(&file, &mut out);
             self.file = file;
             self.id = id;
             self.pos = 0;
@@ -224,6 +237,48 @@ impl Follower {
         // open file followed.
         self.read_new(&mut out)?;
         Ok(out)
+    }
+
+    /// Hands out the records of the log's closed segments that come after the last record
+    /// handed out and before the new live file `file` starts (segments of a rotated log, see
+    /// [`crate::segment`]); a segment that cannot be read (pruned meanwhile) is passed over.
+    fn catch_up(&mut self, file: &File, out: &mut Vec<Update>) {
+        let Some(mut last) = self.last_seq else {
+            return;
+        };
+        let head = read_at_most(file, 0, 64 << 10).unwrap_or_default();
+        let live_first = Lines::new(&head, 0)
+            .next()
+            .and_then(|(_, l)| chain::chain_prefix(l))
+            .map(|f| f.seq);
+        let Ok(set) = crate::segment::LogSet::open(&self.path) else {
+            return;
+        };
+        for part in &set.parts {
+            let Some(name) = part.segment else { continue };
+            if name.last_seq <= last {
+                continue;
+            }
+            if live_first.is_some_and(|f| name.first_seq >= f) {
+                break;
+            }
+            let Ok(snap) = part.open() else { continue };
+            let mut fresh = Vec::new();
+            for (_, line) in snap.lines() {
+                if let Some(f) = chain::chain_prefix(line) {
+                    if f.seq <= last {
+                        continue;
+                    }
+                    last = f.seq;
+                }
+                fresh.extend_from_slice(line);
+                fresh.push(b'\n');
+            }
+            if !fresh.is_empty() {
+                out.push(Update::Lines(fresh));
+            }
+        }
+        self.last_seq = Some(last);
     }
 
     /// One read under the shared lock: checks the last line read is still in place (else finds
@@ -284,6 +339,9 @@ impl Follower {
         let mut fresh = Vec::new();
         for (offset, line) in Lines::new(buf, self.pos) {
             let seen = Seen::of(offset, line);
+            if let Some(f) = chain::chain_prefix(line) {
+                self.last_seq = Some(f.seq);
+            }
             if let Some(expected) = self.unconfirmed.front() {
                 if *expected == seen {
                     self.unconfirmed.pop_front();

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod set;
+mod source;
+pub use set::{LogSet, ManifestEntry, Part, read_manifest};
+
 /// The suffix of the manifest's file name after the log's own name.
 pub const MANIFEST_SUFFIX: &str = ".manifest.jsonl";
 

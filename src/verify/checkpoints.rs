@@ -47,6 +47,7 @@ pub(crate) fn locate<'a>(
             message: format!(
                 "{source} says the log had {size} records, but it has only {lines}: records were removed from its end"
             ),
+            file: None,
         }),
         Ok((offset, line)) if chain::hash_line(line) != *head => Err(Problem {
             kind: ProblemKind::CheckpointMismatch,
@@ -56,6 +57,7 @@ pub(crate) fn locate<'a>(
             message: format!(
                 "line {size} no longer hashes to the head in {source}: the log was rewritten up to there"
             ),
+            file: None,
         }),
         Ok(found) => Ok(Some(found)),
     }
@@ -89,6 +91,7 @@ pub(crate) fn check_checkpoints(
             offset: 0,
             seq: None,
             message,
+            file: None,
         };
         let note = match note::open(msg, keys) {
             Ok(note) => note,

@@ -38,6 +38,7 @@ mod checkpoints;
 mod diagnose;
 mod report;
 mod seals;
+mod segments;
 mod state;
 mod walk;
 
@@ -50,7 +51,7 @@ use crate::trust::note::VerifierKey;
 use crate::trust::state::{DEFAULT_SAMPLES, State, check_sample_size};
 use walk::WalkOptions;
 
-pub use report::{Problem, ProblemKind, Report};
+pub use report::{Anchored, Problem, ProblemKind, Report};
 pub(crate) use state::check_state;
 pub use walk::Resume;
 
@@ -325,8 +326,61 @@ impl Verifier {
             Some(Err(problem)) => (Some(problem), None),
             None => (None, self.resume),
         };
+        let report = walk::walk(snapshot, &self.walk, progress, resume)?;
+        self.finish(snapshot, report, state_problem, resume)
+    }
+
+    /// Verifies the log at `log` whether it is one file or rotated (segments and a manifest
+    /// beside it): a one-file log exactly as [`run_with_progress`](Verifier::run_with_progress)
+    /// does; a rotated one file by file as one chain (SECURITY.md says what that proves), with
+    /// the archive copies of pruned segments in `archive` too. Checkpoints, seals and the
+    /// state are checked against the log's bytes joined in memory (an incremental run walks a
+    /// rotated log in full).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Verifier::run), and [`Error::Io`] when the log's directory or a manifest
+    /// cannot be read.
+    pub fn run_log(
+        &self,
+        log: &Path,
+        archive: Option<&Path>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Report> {
+        let set = crate::segment::LogSet::open(log)?;
+        if !set.is_rotated() {
+            if let Some(dir) = archive {
+                return Err(Error::InvalidConfig(format!(
+                    "{} has no manifest and no segments, so nothing of it was archived: verify it without --archive {}",
+                    log.display(),
+                    dir.display()
+                )));
+            }
+            return self.run_with_progress(&Snapshot::open(log)?, progress);
+        }
+        let report = segments::verify_set(&set, archive, &self.walk, progress)?;
+        if self.state.is_none() && self.checkpoints.is_empty() && self.seal_key.is_none() {
+            return Ok(report);
+        }
+        let joined = set.joined()?;
+        let state_problem = match self.previous_state().map(|s| check_state(s, &joined)) {
+            Some(Err(problem)) => Some(problem),
+            _ => None,
+        };
+        self.finish(&joined, report, state_problem, None)
+    }
+
+    /// Adds the state, checkpoint and seal checks to the walk's `report`, and saves the new
+    /// state when it is clean.
+    fn finish(
+        &self,
+        snapshot: &Snapshot,
+        mut report: Report,
+        state_problem: Option<Problem>,
+        resume: Option<Resume>,
+    ) -> Result<Report> {
         let max_problems = self.walk.max_problems;
-        let mut report = walk::walk(snapshot, &self.walk, progress, resume)?;
+        let sample_size = self.samples.unwrap_or(DEFAULT_SAMPLES);
         if let Some(p) = state_problem {
             report.add_problem(p, max_problems);
         }

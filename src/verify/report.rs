@@ -44,6 +44,26 @@ pub enum ProblemKind {
     SealMismatch,
     /// Seal epochs skip a number.
     SealEpochGap,
+    /// A rotated log: a segment the manifest lists (and did not prune) is not on disk, or an
+    /// archived one is not in the `--archive` directory.
+    SegmentMissing,
+    /// A rotated log: a file named like a segment of the log that the manifest does not list.
+    SegmentExtra,
+    /// A rotated log: a segment holds the records of another segment (names swapped or
+    /// renamed).
+    SegmentRenamed,
+    /// A rotated log: a segment no longer holds its named range of records (truncated, cut, or
+    /// unreadable as zstd).
+    SegmentChanged,
+    /// A rotated log: a segment (or its archive copy) holds its named range of records but its
+    /// SHA-256 differs from the one the manifest recorded: its bytes changed.
+    SegmentHashMismatch,
+    /// A rotated log: the manifest is not intact (a record changed, deleted or inserted), or
+    /// its events contradict each other.
+    ManifestEdited,
+    /// A rotated log: the first record of a segment or of the live file does not link to the
+    /// last record of the file before it.
+    SegmentBoundaryBreak,
 }
 
 impl ProblemKind {
@@ -67,6 +87,13 @@ impl ProblemKind {
             ProblemKind::CheckpointMismatch => "checkpoint_mismatch",
             ProblemKind::SealMismatch => "seal_mismatch",
             ProblemKind::SealEpochGap => "seal_epoch_gap",
+            ProblemKind::SegmentMissing => "segment_missing",
+            ProblemKind::SegmentExtra => "segment_extra",
+            ProblemKind::SegmentRenamed => "segment_renamed",
+            ProblemKind::SegmentChanged => "segment_changed",
+            ProblemKind::SegmentHashMismatch => "segment_hash_mismatch",
+            ProblemKind::ManifestEdited => "manifest_edited",
+            ProblemKind::SegmentBoundaryBreak => "segment_boundary_break",
         }
     }
 }
@@ -90,6 +117,10 @@ pub struct Problem {
     pub seq: Option<u64>,
     /// One sentence for a person.
     pub message: String,
+    /// A rotated log: the file the problem concerns (a segment, the live file, the manifest or
+    /// an archive copy), by name. Absent for a log that is one file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The result of verifying a log; serialises to the JSON of SPEC §7.
@@ -101,7 +132,8 @@ pub struct Report {
     pub file: String,
     /// Number of chained records.
     pub records: u64,
-    /// File length in bytes, torn tail included.
+    /// File length in bytes, torn tail included; for a rotated log, the bytes of the files
+    /// walked (segments decompressed), which is the unrotated log's length when none was pruned.
     pub bytes: u64,
     /// `seq` of the first record.
     pub first_seq: Option<u64>,
@@ -124,6 +156,33 @@ pub struct Report {
     pub sealed_through_seq: Option<u64>,
     /// With a seal key: records after the last good seal, not yet sealed.
     pub unsealed_records: Option<u64>,
+    /// A rotated log whose first segments were pruned: what the chain's first remaining
+    /// record was checked against. Absent when the chain starts at its genesis record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchored: Option<Anchored>,
+}
+
+/// Where the chain of a pruned log is anchored: the manifest's head hash of the last pruned
+/// segment, which the first remaining record must link to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anchored {
+    /// `seq` of the last pruned record.
+    pub seq: u64,
+    /// Hex SHA-256 of that record's line, as the manifest keeps it.
+    pub head_hash: String,
+    /// The pruned segment's file name.
+    pub file: String,
+}
+
+impl std::fmt::Display for Anchored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "chain anchored at seq {} on the manifest's head of pruned segment {}",
+            self.seq + 1,
+            self.file
+        )
+    }
 }
 
 impl Report {

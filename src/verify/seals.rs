@@ -61,6 +61,7 @@ pub(crate) fn verify_seals(
             offset: offset as u64,
             seq: chain::chain_prefix(line).map(|f| f.seq),
             message,
+            file: None,
         };
         let Some((seq, prev, seal_epoch, tag)) = seal_fields(line) else {
             report.problems.push(problem(

@@ -89,6 +89,7 @@ pub(crate) fn check_state(
                 "line {}, one of the records the verifier state sampled at random, no longer hashes as it did at byte {}: it was changed, or records before it were inserted or removed{also}",
                 first.line, first.offset
             ),
+            file: None,
         });
     }
     if head_ok {
@@ -102,6 +103,7 @@ pub(crate) fn check_state(
                 "lines {first}..{}, the last records the verifier state vouches for, no longer hash as they did: one of them was changed",
                 state.size
             ),
+            file: None,
         });
     }
     match (head_now, located) {
@@ -114,6 +116,7 @@ pub(crate) fn check_state(
                 "line {line} is the head the verifier state remembers as line {} at byte {}, now at byte {offset}: records before it were changed, inserted or removed",
                 state.size, proof.head_offset
             ),
+            file: None,
         }),
         (None, Err(p)) => Err(p),
         (None, Ok(_)) => Err(Problem {
@@ -125,6 +128,7 @@ pub(crate) fn check_state(
                 "line {} no longer hashes to the head in the verifier state",
                 state.size
             ),
+            file: None,
         }),
     }
 }

@@ -51,32 +51,94 @@ pub(crate) fn walk(
     progress: &(dyn Fn(u64) + Sync),
     resume: Option<Resume>,
 ) -> Result<Report> {
+    let all = snapshot.data();
+    let start = resume.map_or(0, |r| r.offset.min(all.len()));
+    let from = Start {
+        lines: resume.map_or(0, |r| r.lines),
+        base: start as u64,
+        anchor: resume.map(|r| (r.seq, r.hash, r.last_offset as u64)),
+    };
+    let w = walk_bytes(&all[start..], snapshot.torn_tail(), from, opts, progress)?;
+    Ok(Report {
+        ok: w.problems_total == 0,
+        file: snapshot.path().display().to_string(),
+        records: w.records,
+        bytes: snapshot.len(),
+        first_seq: w.first.map(|r| r.seq),
+        last_seq: w.last.map(|r| r.seq),
+        first_timestamp: w.first_timestamp,
+        last_timestamp: w.last_timestamp,
+        head_hash: w.last.map(|r| hex::encode(r.hash)),
+        problems: w.problems,
+        problems_total: w.problems_total,
+        checkpoints_checked: 0,
+        sealed_through_seq: None,
+        unsealed_records: None,
+        anchored: None,
+    })
+}
+
+/// Where a walk over some bytes starts: after `lines` lines and `base` bytes of the whole
+/// log, linked to `anchor` (`seq`, hash and byte offset of the record before), or checked as
+/// the log's start (genesis) without one.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Start {
+    pub lines: u64,
+    pub base: u64,
+    pub anchor: Option<(u64, Hash, u64)>,
+}
+
+/// What a walk over some bytes found.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Walked {
+    pub lines: u64,
+    pub records: u64,
+    pub first: Option<WalkedRec>,
+    pub last: Option<WalkedRec>,
+    pub first_timestamp: Option<String>,
+    pub last_timestamp: Option<String>,
+    pub problems: Vec<Problem>,
+    pub problems_total: u64,
+}
+
+/// A record the walk met: its `seq` and hash.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalkedRec {
+    pub seq: u64,
+    pub hash: Hash,
+}
+
+/// Walks `data` (whole lines) followed by the torn bytes `torn`, from `from`.
+pub(crate) fn walk_bytes(
+    data: &[u8],
+    torn: &[u8],
+    from: Start,
+    opts: &WalkOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Walked> {
     let pool = crate::parallel::build_pool(opts.threads)?;
     let threads = pool.current_num_threads();
-    let all = snapshot.data();
     let mut walker = Walker::new(opts.max_problems);
-    let start = resume.map_or(0, |r| r.offset.min(all.len()));
-    if let Some(r) = resume {
-        walker.lines = r.lines;
+    walker.lines = from.lines;
+    if let Some((seq, hash, offset)) = from.anchor {
         walker.accept(
             Rec {
-                line: r.lines,
-                offset: r.last_offset as u64,
-                seq: r.seq,
+                line: from.lines,
+                offset,
+                seq,
                 prev: [0; 32],
-                hash: r.hash,
+                hash,
                 bare: None,
             },
             false,
         );
     }
-    let data = &all[start..];
 
     // Windows of the file: each is cut into per-thread chunks, hashed and parsed in parallel,
     // then walked in order. The window bounds memory whatever the file's size.
     let chunk = opts.chunk_size.max(1);
     let window = chunk.saturating_mul(threads * 2);
-    let base = start as u64;
+    let base = from.base;
     crate::parallel::map_lines_in_order(
         &pool,
         &[data],
@@ -88,17 +150,17 @@ pub(crate) fn walk(
     );
     walker.finish();
 
-    let torn = snapshot.torn_tail();
     if !torn.is_empty() {
         walker.problem(Problem {
             kind: ProblemKind::TornTail,
             line: walker.lines + 1,
-            offset: all.len() as u64,
+            offset: base + data.len() as u64,
             seq: None,
             message: format!(
                 "the file ends with {} bytes after its last LF: an incomplete write (the next append quarantines them)",
                 torn.len()
             ),
+            file: None,
         });
     }
 
@@ -117,35 +179,34 @@ pub(crate) fn walk(
                 "no line has chain fields (seq, prev_hash): this is a log in the old unchained Nexus-MCP format ({} records), which other commands read but which cannot be verified",
                 walker.unchained
             ),
+            file: None,
         });
         walker.problems_total = walker.problems_total - walker.unchained + 1;
         walker.problems.truncate(opts.max_problems);
     }
 
     let timestamp = |offset: Option<u64>| {
-        let offset = usize::try_from(offset?).ok()?;
-        let rest = &all[offset..];
+        let offset = usize::try_from(offset?.checked_sub(base)?).ok()?;
+        let rest = data.get(offset..)?;
         let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
         RecordView::parse(line)
             .ok()?
             .timestamp
             .map(std::borrow::Cow::into_owned)
     };
-    Ok(Report {
-        ok: walker.problems_total == 0,
-        file: snapshot.path().display().to_string(),
+    let walked = |r: Rec| WalkedRec {
+        seq: r.seq,
+        hash: r.hash,
+    };
+    Ok(Walked {
+        lines: walker.lines,
         records: walker.records,
-        bytes: snapshot.len(),
-        first_seq: walker.first.map(|r| r.seq),
-        last_seq: walker.last_record.map(|r| r.seq),
+        first: walker.first.map(walked),
+        last: walker.last_record.map(walked),
         first_timestamp: timestamp(walker.first.map(|r| r.offset)),
         last_timestamp: timestamp(walker.last_record.map(|r| r.offset)),
-        head_hash: walker.last_record.map(|r| hex::encode(r.hash)),
         problems: walker.problems,
         problems_total: walker.problems_total,
-        checkpoints_checked: 0,
-        sealed_through_seq: None,
-        unsealed_records: None,
     })
 }
 
@@ -344,6 +405,7 @@ impl Walker {
                     offset: info.offset,
                     seq: None,
                     message,
+                    file: None,
                 });
             }
         }
@@ -419,6 +481,7 @@ impl Walker {
                 offset: at.offset,
                 seq: Some(at.seq),
                 message: diagnosis.to_string(),
+                file: None,
             });
         }
     }

@@ -194,6 +194,7 @@ fn joined(base: &Report, tail: Report) -> Report {
         checkpoints_checked: 0,
         sealed_through_seq: None,
         unsealed_records: None,
+        anchored: None,
     }
 }
 
