@@ -12,6 +12,7 @@ pub mod redact;
 
 pub use error::{Error, Result};
 pub mod chain;
+mod config;
 mod lock;
 mod parallel;
 pub mod reader;
@@ -25,6 +26,11 @@ pub mod verify;
 pub mod writer;
 
 pub use chain::Head;
+pub use config::{
+    ByteSize, CONFIG_LOADED, Category, Compress, Config, ConfigError, DurabilitySetting, EnvName,
+    Header, KeyWord, Loaded, Pattern, ProxySection, RedactionSection, RetentionSection,
+    RotationSection, ServeSection, ShipSection, Span, TaxonomySection, Text,
+};
 pub use filter::Filter;
 pub use reader::Snapshot;
 pub use record::{Event, RecordView};
