@@ -9,7 +9,8 @@ use clap::{Arg, ArgAction, ArgMatches, Args, ValueEnum};
 
 use nexus_audit::chain::{FIELDS, Field, Flag, Kind};
 use nexus_audit::{
-    Durability, Event, Head, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
+    Durability, DurabilitySetting, Event, Head, LinesEnd, LinesOptions, LinesSummary, LogOptions,
+    Logger, Receipt,
 };
 use serde_json::{Value, json};
 
@@ -162,12 +163,18 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     // NOTE: this process appends and exits, so the library's background buffering would only
     // withhold each record's (seq, hash) from the receipt: it writes at once and syncs once at
     // the end instead.
-    let durability = match args.durability {
+    let durability = match ctx.from_file("durability", |c| c.durability) {
+        Some(DurabilitySetting::Sync) => DurabilityArg::Sync,
+        Some(DurabilitySetting::Buffered) => DurabilityArg::SyncOnClose,
+        Some(DurabilitySetting::None) => DurabilityArg::None,
+        None => args.durability,
+    };
+    let durability = match durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::SyncOnClose => Durability::SyncOnClose,
         DurabilityArg::None => Durability::None,
     };
-    let mut opts = LogOptions::new(&ctx.file).durability(durability);
+    let mut opts = ctx.configured(LogOptions::new(&ctx.file).durability(durability));
     if let Some(source) = &args.source {
         opts = opts.source(source.clone());
     }

@@ -1,6 +1,8 @@
 //! Argument parsing, dispatch, exit codes and error printing.
 
 mod append;
+mod completions;
+mod config;
 mod export;
 mod output;
 mod progress;
@@ -17,7 +19,9 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
+};
 use nexus_audit::Filter;
 use nexus_audit::reader::read_record;
 use nexus_audit::time::parse_time;
@@ -59,6 +63,11 @@ pub struct Cli {
         default_value = "audit.jsonl"
     )]
     file: PathBuf,
+
+    /// The configuration file [default: /etc/nexus-audit/config.toml if it exists]. Flags and
+    /// environment variables override what it sets.
+    #[arg(long, global = true, env = "NEXUS_AUDIT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// When to colour output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -157,6 +166,26 @@ enum Command {
     ///   nexus-audit serve --listen 0.0.0.0:8088 --token-file /etc/nexus-audit/serve.token
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// Check the configuration file, or print an example of one.
+    ///
+    /// Examples:
+    ///   nexus-audit config check /etc/nexus-audit/config.toml
+    ///   nexus-audit config example > config.toml
+    #[command(verbatim_doc_comment)]
+    Config(config::ConfigArgs),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   source <(nexus-audit completions bash)
+    ///   nexus-audit completions zsh > ~/.zfunc/_nexus-audit
+    #[command(verbatim_doc_comment)]
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages, one per command, into a directory.
+    ///
+    /// Examples:
+    ///   nexus-audit man /usr/local/share/man/man1
+    #[command(verbatim_doc_comment)]
+    Man(completions::ManArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -228,6 +257,10 @@ impl FilterArgs {
 /// What the command needs from the global options.
 pub struct Context {
     file: PathBuf,
+    /// The configuration file, if one was found (see [`config::load`]).
+    config: Option<nexus_audit::Loaded>,
+    /// The command's own arguments, to tell a flag or variable given from a default.
+    matches: ArgMatches,
     color: bool,
     stdout_tty: bool,
     stderr_tty: bool,
@@ -236,8 +269,11 @@ pub struct Context {
 /// Runs the command line and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     signals::install_sigbus_handler();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind;
             if !e.use_stderr() {
@@ -264,8 +300,28 @@ pub fn main() -> ExitCode {
             !cli.no_color && stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     };
+    // These work without a configuration, so that a broken one can still be checked.
+    match &cli.command {
+        Command::Config(args) => return finish(config::run(cli.config.as_deref(), args)),
+        Command::Completions(args) => return finish(completions::completions(args)),
+        Command::Man(args) => return finish(completions::man(args)),
+        _ => {}
+    }
+    let loaded = match config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(err) => return finish(Err(err)),
+    };
+    let file = match loaded.as_ref().and_then(|l| l.config.file.clone()) {
+        Some(file) if !config::given(&matches, "file") => file,
+        _ => cli.file,
+    };
     let ctx = Context {
-        file: cli.file,
+        file,
+        config: loaded,
+        matches: matches
+            .subcommand()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default(),
         color,
         stdout_tty,
         stderr_tty: io::stderr().is_terminal(),
@@ -282,7 +338,13 @@ pub fn main() -> ExitCode {
         Command::Seal(args) => trust::seal(&args),
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
+        Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(exit::OK),
     };
+    finish(result)
+}
+
+/// The exit code of a command's outcome, printing its error.
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::OK),

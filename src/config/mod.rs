@@ -252,7 +252,7 @@ impl ConfigError {
 pub struct Loaded {
     /// The configuration.
     pub config: Config,
-    /// Where it was read (a path, or `-`).
+    /// Where it was read: the file's full path, or `-`.
     pub source: String,
 }
 
@@ -273,10 +273,10 @@ impl Loaded {
                 _ => format!("cannot read the file ({e})"),
             },
         })?;
-        Ok(Loaded {
-            config: Config::parse(&text, &source)?,
-            source,
-        })
+        let config = Config::parse(&text, &source)?;
+        // The record names the file by its full path, whatever directory the writer ran in.
+        let source = std::fs::canonicalize(path).map_or(source, |p| p.display().to_string());
+        Ok(Loaded { config, source })
     }
 }
 
@@ -301,7 +301,7 @@ impl Config {
                 Some(span),
                 Some(key.clone()),
                 format!(
-                    "{key} would hold a secret inline; give a file path ({}) or an environment \
+                    "it would hold a secret inline; give a file path ({}) or an environment \
                      variable's name ({}) instead",
                     replacement(&key, "_file"),
                     replacement(&key, "_env")

@@ -96,6 +96,14 @@ pub struct LogOptions {
     redaction: RedactionRules,
     taxonomy: Taxonomy,
     seal: Option<SealOptions>,
+    config: Option<ConfigStamp>,
+}
+
+/// The configuration a writer announces with a `config_loaded` record.
+#[derive(Clone, Debug)]
+struct ConfigStamp {
+    sha256: String,
+    source: String,
 }
 
 impl LogOptions {
@@ -109,6 +117,7 @@ impl LogOptions {
             redaction: RedactionRules::default(),
             taxonomy: Taxonomy::default(),
             seal: None,
+            config: None,
         }
     }
 
@@ -151,6 +160,19 @@ impl LogOptions {
     #[must_use]
     pub fn seal(mut self, seal: SealOptions) -> Self {
         self.seal = Some(seal);
+        self
+    }
+
+    /// Records the configuration in use: before its first record, this logger writes a
+    /// `config_loaded` record (`details`: `config_sha256`, `source`) unless the last one in the
+    /// log's final 16 MiB has the same hash (see [`crate::Config::sha256`]). The record goes
+    /// in the same write as the first records, so a failed first append leaves no trace.
+    #[must_use]
+    pub fn config_loaded(mut self, sha256: impl Into<String>, source: impl Into<String>) -> Self {
+        self.config = Some(ConfigStamp {
+            sha256: sha256.into(),
+            source: source.into(),
+        });
         self
     }
 
@@ -229,6 +251,8 @@ struct Shared {
     wake: Condvar,
     log: Mutex<LogFile>,
     seal: Option<SealOptions>,
+    /// The `config_loaded` record still to write before the first records.
+    announce: Mutex<Option<Vec<u8>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -245,6 +269,21 @@ impl Logger {
             crate::trust::seal_key::KeyFile::load(&seal.key_path)?;
         }
         let encoder = Encoder::new(Redactor::new(&opts.redaction)?, opts.taxonomy, opts.source);
+        let announce = match &opts.config {
+            Some(stamp)
+                if file.is_some()
+                    && last_config_sha256(&opts.path)? == Some(stamp.sha256.clone()) =>
+            {
+                None
+            }
+            Some(stamp) => Some(encoder.encode_own(
+                Event::new(crate::config::CONFIG_LOADED).details(serde_json::json!({
+                    "config_sha256": stamp.sha256,
+                    "source": stamp.source,
+                })),
+            )?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             path: opts.path,
             mode: opts.mode,
@@ -260,6 +299,7 @@ impl Logger {
                 unsynced: false,
             }),
             seal: opts.seal,
+            announce: Mutex::new(announce),
         });
         let flusher = match opts.durability {
             Durability::Buffered { max_delay, .. } => {
@@ -296,7 +336,7 @@ impl Logger {
     /// As [`Logger::append_batch`].
     pub fn append(&self, event: Event) -> Result<Receipt> {
         let body = self.shared.encoder.encode(event)?;
-        self.shared.commit(vec![body])
+        self.shared.commit_first(vec![body])
     }
 
     /// Appends events as consecutive records, written with one `write` under one lock.
@@ -326,7 +366,7 @@ impl Logger {
                 records: Vec::new(),
             });
         }
-        self.shared.commit(bodies)
+        self.shared.commit_first(bodies)
     }
 
     /// Redacts and serialises an event with this log's rules, without writing it.
@@ -351,7 +391,7 @@ impl Logger {
             });
         }
         self.shared
-            .commit(records.into_iter().map(|Encoded(body)| body).collect())
+            .commit_first(records.into_iter().map(|Encoded(body)| body).collect())
     }
 
     /// Makes every record appended so far durable: in buffered mode writes the queued records
@@ -417,4 +457,66 @@ impl Drop for Logger {
         // NOTE: nothing can report an error from drop; call `close` to see it.
         let _ = self.flush();
     }
+}
+
+impl Shared {
+    /// Commits `bodies`, after the `config_loaded` record if it is still to be written.
+    fn commit_first(&self, mut bodies: Vec<Vec<u8>>) -> Result<Receipt> {
+        // NOTE: the lock is held through the first write, so no other thread's records get
+        // ahead of the announcement.
+        let mut announce = lock(&self.announce);
+        let Some(record) = announce.take() else {
+            drop(announce);
+            return self.commit(bodies);
+        };
+        bodies.insert(0, record.clone());
+        match self.commit(bodies) {
+            Ok(Receipt::Written { mut records }) => {
+                if !records.is_empty() {
+                    records.remove(0);
+                }
+                Ok(Receipt::Written { records })
+            }
+            Ok(Receipt::Queued) => Ok(Receipt::Queued),
+            Err(e) => {
+                *announce = Some(record);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How far back from the end a writer looks for the last `config_loaded` record. Past it, the
+/// configuration is announced again: each start costs at most this much reading, whatever
+/// the log's size, and every 16 MiB of log names its configuration.
+const CONFIG_SCAN_BYTES: usize = 16 << 20;
+
+/// `config_sha256` of the last `config_loaded` record in the log's final
+/// [`CONFIG_SCAN_BYTES`], found by searching backwards for the action's name.
+fn last_config_sha256(path: &Path) -> Result<Option<String>> {
+    let snapshot = crate::reader::Snapshot::open(path)?;
+    let data = snapshot.data();
+    let start = data.len().saturating_sub(CONFIG_SCAN_BYTES);
+    let window = &data[start..];
+    let needle = format!("\"{}\"", crate::config::CONFIG_LOADED);
+    let finder = memchr::memmem::FinderRev::new(needle.as_bytes());
+    let mut end = window.len();
+    while let Some(at) = finder.rfind(&window[..end]) {
+        let line_start = memchr::memrchr(b'\n', &window[..at]).map_or(0, |i| i + 1);
+        if line_start == 0 && start > 0 && data[start - 1] != b'\n' {
+            // A line cut by the window's edge: treated as not found.
+            return Ok(None);
+        }
+        let line_end = memchr::memchr(b'\n', &window[at..]).map_or(window.len(), |i| at + i);
+        if let Ok(record) =
+            serde_json::from_slice::<serde_json::Value>(&window[line_start..line_end])
+            && record["action"] == crate::config::CONFIG_LOADED
+        {
+            return Ok(record["details"]["config_sha256"]
+                .as_str()
+                .map(str::to_owned));
+        }
+        end = line_start;
+    }
+    Ok(None)
 }
