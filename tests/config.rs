@@ -325,6 +325,15 @@ fn the_example_is_accepted_by_check_and_is_the_one_in_contrib() {
         example.stdout, contrib,
         "contrib/config.toml is `config example`"
     );
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    assert!(
+        readme.contains(&format!(
+            "```toml\n{}```",
+            String::from_utf8_lossy(&contrib)
+        )),
+        "README's Configuration section shows the example as it is"
+    );
     let checked = bare()
         .args(["config", "check", "-"])
         .write_stdin(example.stdout)
