@@ -163,7 +163,7 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     // NOTE: this process appends and exits, so the library's background buffering would only
     // withhold each record's (seq, hash) from the receipt: it writes at once and syncs once at
     // the end instead.
-    let durability = match ctx.from_file("durability", |c| c.durability) {
+    let durability = match ctx.file_setting("durability", |c| c.durability) {
         Some(DurabilitySetting::Sync) => DurabilityArg::Sync,
         Some(DurabilitySetting::Buffered) => DurabilityArg::SyncOnClose,
         Some(DurabilitySetting::None) => DurabilityArg::None,

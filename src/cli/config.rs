@@ -35,8 +35,8 @@ enum ConfigCommand {
     /// Check a configuration file and print the configuration it gives (secrets are never in
     /// the file: only their file paths and environment variables' names).
     ///
-    /// Without FILE: the file that --config, NEXUS_AUDIT_CONFIG or /etc/nexus-audit/config.toml
-    /// names. `-` reads standard input.
+    /// Without FILE: the one every command would use (--config, else its environment
+    /// variable, else the system's file). `-` reads standard input.
     ///
     /// Examples:
     ///   nexus-audit config check /etc/nexus-audit/config.toml
@@ -147,7 +147,7 @@ fn print_effective(loaded: &Loaded) -> anyhow::Result<()> {
 impl super::Context {
     /// The configuration file's value for the setting of argument `id`, unless a flag or an
     /// environment variable gave that argument (they win over the file).
-    pub fn from_file<T>(&self, id: &str, get: impl FnOnce(&Config) -> Option<T>) -> Option<T> {
+    pub fn file_setting<T>(&self, id: &str, get: impl FnOnce(&Config) -> Option<T>) -> Option<T> {
         if given(&self.matches, id) {
             return None;
         }

@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     // Before the log (which may start a flusher thread) and the relay threads exist, so that
     // every thread of this process inherits the blocked set.
     let signals = block_termination_signals();
-    let durability = match ctx.from_file("durability", |c| c.durability) {
+    let durability = match ctx.file_setting("durability", |c| c.durability) {
         Some(DurabilitySetting::Sync) => DurabilityArg::Sync,
         Some(DurabilitySetting::Buffered) => DurabilityArg::Buffered,
         Some(DurabilitySetting::None) => DurabilityArg::None,
@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     let proxy = ctx.config.as_ref().map(|l| &l.config.proxy);
     let fail_closed = args.fail_closed
         || ctx
-            .from_file("fail_closed", |c| c.proxy.fail_closed)
+            .file_setting("fail_closed", |c| c.proxy.fail_closed)
             .unwrap_or(false);
     let opts = ProxyOptions {
         server_id: args.server_id.or_else(|| {
@@ -82,7 +82,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
             .or_else(|| proxy.and_then(|p| p.user.as_ref()).map(|t| t.0.clone())),
         log_results: args.log_results
             || ctx
-                .from_file("log_results", |c| c.proxy.log_results)
+                .file_setting("log_results", |c| c.proxy.log_results)
                 .unwrap_or(false),
         fail_closed,
         on_log_health: Some(HealthHook(Arc::new(move |health| {

@@ -24,6 +24,7 @@
 mod values;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -236,10 +237,10 @@ impl ConfigError {
     fn sentence(&self) -> String {
         let mut s = format!("the configuration {}", self.file);
         if let Some((line, column)) = self.at {
-            s.push_str(&format!(" line {line}, column {column}"));
+            let _ = write!(s, " line {line}, column {column}");
         }
         if let Some(key) = &self.key {
-            s.push_str(&format!(", key {key}"));
+            let _ = write!(s, ", key {key}");
         }
         s.push_str(": ");
         s.push_str(&self.message);
@@ -360,7 +361,7 @@ impl Config {
             out.default_shard.clone_from(&shard.0);
         }
         if let Some(category) = t.default_category {
-            out.default_category = category.as_str().to_owned();
+            category.as_str().clone_into(&mut out.default_category);
         }
         out
     }
