@@ -182,6 +182,26 @@ fn config_loaded_is_written_only_when_the_configuration_changes() {
 }
 
 #[test]
+fn a_first_append_that_fails_leaves_no_config_loaded_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    cli(&log)
+        .arg("--config")
+        .arg(fixture("sample.toml"))
+        .args([
+            "append",
+            "--json",
+            r#"{"tool":"t","timestamp":"yesterday"}"#,
+        ])
+        .assert()
+        .code(2);
+    assert!(
+        !log.exists(),
+        "the announcement is written with the first record or not at all"
+    );
+}
+
+#[test]
 fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
     let dir = tempfile::tempdir().expect("tempdir");
     assert!(

@@ -253,6 +253,8 @@ struct Shared {
     seal: Option<SealOptions>,
     /// The `config_loaded` record still to write before the first records.
     announce: Mutex<Option<Vec<u8>>>,
+    /// Whether `announce` may still hold a record: every commit reads it, only the first locks.
+    announcing: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -272,7 +274,8 @@ impl Logger {
         let announce = match &opts.config {
             Some(stamp)
                 if file.is_some()
-                    && last_config_sha256(&opts.path)? == Some(stamp.sha256.clone()) =>
+                    && crate::config::last_recorded_sha256(&opts.path)?
+                        == Some(stamp.sha256.clone()) =>
             {
                 None
             }
@@ -299,6 +302,7 @@ impl Logger {
                 unsynced: false,
             }),
             seal: opts.seal,
+            announcing: std::sync::atomic::AtomicBool::new(announce.is_some()),
             announce: Mutex::new(announce),
         });
         let flusher = match opts.durability {
@@ -462,6 +466,10 @@ impl Drop for Logger {
 impl Shared {
     /// Commits `bodies`, after the `config_loaded` record if it is still to be written.
     fn commit_first(&self, mut bodies: Vec<Vec<u8>>) -> Result<Receipt> {
+        use std::sync::atomic::Ordering;
+        if !self.announcing.load(Ordering::Acquire) {
+            return self.commit(bodies);
+        }
         // NOTE: the lock is held through the first write, so no other thread's records get
         // ahead of the announcement.
         let mut announce = lock(&self.announce);
@@ -470,7 +478,9 @@ impl Shared {
             return self.commit(bodies);
         };
         bodies.insert(0, record.clone());
-        match self.commit(bodies) {
+        let result = self.commit(bodies);
+        self.announcing.store(result.is_err(), Ordering::Release);
+        match result {
             Ok(Receipt::Written { mut records }) => {
                 if !records.is_empty() {
                     records.remove(0);
@@ -484,39 +494,4 @@ impl Shared {
             }
         }
     }
-}
-
-/// How far back from the end a writer looks for the last `config_loaded` record. Past it, the
-/// configuration is announced again: each start costs at most this much reading, whatever
-/// the log's size, and every 16 MiB of log names its configuration.
-const CONFIG_SCAN_BYTES: usize = 16 << 20;
-
-/// `config_sha256` of the last `config_loaded` record in the log's final
-/// [`CONFIG_SCAN_BYTES`], found by searching backwards for the action's name.
-fn last_config_sha256(path: &Path) -> Result<Option<String>> {
-    let snapshot = crate::reader::Snapshot::open(path)?;
-    let data = snapshot.data();
-    let start = data.len().saturating_sub(CONFIG_SCAN_BYTES);
-    let window = &data[start..];
-    let needle = format!("\"{}\"", crate::config::CONFIG_LOADED);
-    let finder = memchr::memmem::FinderRev::new(needle.as_bytes());
-    let mut end = window.len();
-    while let Some(at) = finder.rfind(&window[..end]) {
-        let line_start = memchr::memrchr(b'\n', &window[..at]).map_or(0, |i| i + 1);
-        if line_start == 0 && start > 0 && data[start - 1] != b'\n' {
-            // A line cut by the window's edge: treated as not found.
-            return Ok(None);
-        }
-        let line_end = memchr::memchr(b'\n', &window[at..]).map_or(window.len(), |i| at + i);
-        if let Ok(record) =
-            serde_json::from_slice::<serde_json::Value>(&window[line_start..line_end])
-            && record["action"] == crate::config::CONFIG_LOADED
-        {
-            return Ok(record["details"]["config_sha256"]
-                .as_str()
-                .map(str::to_owned));
-        }
-        end = line_start;
-    }
-    Ok(None)
 }
