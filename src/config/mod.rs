@@ -83,7 +83,10 @@ pub struct TaxonomySection {
     /// Tool name prefix → shard. The longest matching prefix wins, before the built-in table.
     #[serde(default)]
     pub shards: BTreeMap<String, Text>,
-    /// Tool name prefix, or a whole tool name → category. The longest match wins.
+    /// Tool name prefix, or a whole tool name → category. A key ending in `*` or in a
+    /// separator (`_`, `-`, `.`, `/`) is a prefix (`"workday_update_"`, `"acme*"`); any other
+    /// key is a whole tool name (`"helix_close_ticket"`), which wins over every prefix. Among
+    /// prefixes the longest match wins.
     #[serde(default)]
     pub categories: BTreeMap<String, Category>,
     /// Shard of a tool that matches no prefix [default: `unknown`].
@@ -347,10 +350,15 @@ impl Config {
             .iter()
             .map(|(p, s)| (p.clone(), s.0.clone()))
             .collect();
-        let mut categories: Vec<(String, String)> = t
-            .categories
-            .iter()
-            .map(|(p, c)| (p.clone(), c.as_str().to_owned()))
+        let (prefixes, names): (Vec<_>, Vec<_>) =
+            t.categories.iter().partition(|(key, _)| is_prefix(key));
+        let mut categories: Vec<(String, String)> = prefixes
+            .into_iter()
+            .map(|(p, c)| (p.trim_end_matches('*').to_owned(), c.as_str().to_owned()))
+            .collect();
+        out.tool_categories = names
+            .into_iter()
+            .map(|(name, c)| (name.clone(), c.as_str().to_owned()))
             .collect();
         for table in [&mut shards, &mut categories] {
             table.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
@@ -444,6 +452,11 @@ fn last_in_window(data: &[u8], window: usize) -> Option<String> {
         end = line_start;
     }
     None
+}
+
+/// True for a `[taxonomy] categories` key that is a prefix rather than a whole tool name.
+fn is_prefix(key: &str) -> bool {
+    key.is_empty() || key.ends_with(['*', '_', '-', '.', '/'])
 }
 
 /// `N/s`, `N/min` or `N/h` with N at least 1.
@@ -605,6 +618,20 @@ mod tests {
         assert_eq!(t.shard_for("workday_get"), "workday");
         assert_eq!(t.category_for("workday_update_worker"), "WRITE");
         assert_eq!(t.category_for("workday_get_worker"), "READ");
+        Ok(())
+    }
+
+    #[test]
+    fn a_category_key_without_a_separator_or_star_is_a_whole_tool_name() -> Result<(), ConfigError>
+    {
+        let c = Config::parse(
+            "[taxonomy]\ncategories = { \"helix_close_ticket\" = \"ADMIN\", \"acme*\" = \"WRITE\" }\n",
+            "c.toml",
+        )?;
+        let t = c.taxonomy();
+        assert_eq!(t.category_for("helix_close_ticket"), "ADMIN");
+        assert_eq!(t.category_for("helix_close_ticket_all"), "READ");
+        assert_eq!(t.category_for("acmeget"), "WRITE");
         Ok(())
     }
 
