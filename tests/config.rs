@@ -449,3 +449,55 @@ fn man_pages_are_written_for_every_command_and_render() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn serve_takes_listen_and_token_file_from_the_file_unless_a_flag_sets_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = common::write_log(dir.path(), "audit.jsonl", 3);
+    let config = dir.path().join("c.toml");
+    let serve = |flags: &[&str]| {
+        let out = cli(&log)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .args(flags)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The file's address is used: serve refuses it without a token.
+    std::fs::write(&config, "[serve]\nlisten = \"0.0.0.0:18081\"\n").expect("write");
+    assert!(serve(&[]).contains("0.0.0.0:18081"));
+    // A flag wins over the file.
+    assert!(serve(&["--listen", "0.0.0.0:18082"]).contains("0.0.0.0:18082"));
+    // The file's token file is read.
+    let token = dir.path().join("missing.token");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\nlisten = \"0.0.0.0:18081\"\ntoken_file = {:?}\n",
+            token.display().to_string()
+        ),
+    )
+    .expect("write");
+    assert!(serve(&[]).contains("missing.token"));
+}
+
+#[test]
+fn proxy_log_results_can_be_turned_on_by_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[proxy]\nlog_results = true\n").expect("write");
+    let mut s = Session::start_with(&[], &peer(), |c| {
+        c.env("NEXUS_AUDIT_CONFIG", &config);
+    });
+    s.send(&tool_call(1, "echo", &json!({})));
+    s.recv();
+    let (_, recs) = s.finish();
+    assert!(
+        call_record(&recs, "1")["details"]["response_sha256"].is_string(),
+        "{recs:#?}"
+    );
+}
