@@ -501,3 +501,27 @@ fn proxy_log_results_can_be_turned_on_by_the_file() {
         "{recs:#?}"
     );
 }
+
+#[test]
+fn every_record_gets_a_level_unless_the_caller_gave_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let input = [
+        json!({"tool": "a", "status": "success"}),
+        json!({"tool": "b", "status": "error", "error_type": "Timeout"}),
+        json!({"action": "server_start"}),
+        json!({"tool": "c", "status": "error", "level": "warn"}),
+    ]
+    .map(|v| v.to_string())
+    .join("\n");
+    cli(&log)
+        .args(["append", "--stdin"])
+        .write_stdin(input + "\n")
+        .assert()
+        .success();
+    let levels: Vec<Value> = records(&log).iter().map(|r| r["level"].clone()).collect();
+    assert_eq!(
+        levels,
+        [json!("info"), json!("error"), json!("info"), json!("warn")]
+    );
+}

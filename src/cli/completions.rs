@@ -70,3 +70,13 @@ fn collect(cmd: clap::Command, pages: &mut Vec<clap::Command>) {
     }
     pages.push(cmd);
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_that_completions_and_man_pages_come_from_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
