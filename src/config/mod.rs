@@ -519,11 +519,13 @@ fn names_secret(key: &str) -> bool {
 }
 
 /// The first key (dotted) that would hold a secret inline, and where. A `*_key` whose value is
-/// a path (it has a `/`) is not a secret: it names the file that holds one.
+/// a path (it has a `/`) is not a secret: it names the file that holds one. `[taxonomy]`'s keys
+/// are tool names (`api_token_` may be a prefix), so it is not searched.
 fn inline_secret(table: &DeTable<'_>, prefix: &str) -> Option<(String, Range<usize>)> {
     for (key, value) in table {
         let name = format!("{prefix}{}", key.get_ref());
         match value.get_ref() {
+            DeValue::Table(_) if name == "taxonomy" => {}
             DeValue::Table(inner) => {
                 if let Some(found) = inline_secret(inner, &format!("{name}.")) {
                     return Some(found);
@@ -605,6 +607,8 @@ mod tests {
         assert!(!e.to_string().contains("abc"), "{e}");
         let e = err("[serve]\ntoken = \"abc\"\n");
         assert_eq!(e.key.as_deref(), Some("serve.token"));
+        // Tool names are not secrets.
+        assert!(Config::parse("[taxonomy]\nshards = { \"api_token_\" = \"auth\" }\n", "c").is_ok());
     }
 
     #[test]
