@@ -305,18 +305,22 @@ fn a_secret_written_inline_is_refused_without_repeating_it() {
     // The same for every command's section, and a header that carries a credential.
     let dir = tempfile::tempdir().expect("tempdir");
     for (text, key) in [
-        ("[serve]\ntoken = \"abc\"\n", "serve.token"),
-        ("[proxy]\napi_key = \"abc\"\n", "proxy.api_key"),
-        ("db_password = \"abc\"\n", "db_password"),
+        ("[serve]\ntoken = \"pw-Zq81x\"\n", "serve.token"),
+        ("[proxy]\napi_key = \"pw-Zq81x\"\n", "proxy.api_key"),
+        ("db_password = \"pw-Zq81x\"\n", "db_password"),
         (
-            "[ship]\nheader = [\"Authorization: Bearer abc\"]\n",
+            "[ship]\ntoken_file = \"/run/pw-Zq81x\"\ntoken_env = \"PW_ZQ\"\n",
+            "ship.token_env",
+        ),
+        (
+            "[ship]\nheader = [\"Authorization: Bearer pw-Zq81x\"]\n",
             "ship.header",
         ),
     ] {
         let config = dir.path().join("c.toml");
         std::fs::write(&config, text).expect("write");
         let e = refused(&config, "line", key);
-        assert!(!e.contains("abc"), "{e}");
+        assert!(!e.contains("pw-Zq81x"), "{e}");
     }
 }
 

@@ -146,7 +146,10 @@ fn print_effective(loaded: &Loaded) -> anyhow::Result<()> {
 
 impl super::Context {
     /// The configuration file's value for the setting of argument `id`, unless a flag or an
-    /// environment variable gave that argument (they win over the file).
+    /// environment variable gave that argument (they win over the file). A command wires a
+    /// setting with one line, e.g. `ctx.file_setting("max_size", |c| c.rotation.max_size)`
+    /// for `append --max-size`, or `ctx.file_setting("batch", |c| c.ship.batch)` for
+    /// `ship --batch`.
     pub fn file_setting<T>(&self, id: &str, get: impl FnOnce(&Config) -> Option<T>) -> Option<T> {
         if given(&self.matches, id) {
             return None;

@@ -323,6 +323,27 @@ impl Config {
                 e.to_string(),
             ));
         }
+        let ship = &config.ship;
+        for (both, file_key, env_key) in [
+            (
+                ship.token_file.is_some() && ship.token_env.is_some(),
+                "token_file",
+                "token_env",
+            ),
+            (
+                ship.secret_file.is_some() && ship.secret_env.is_some(),
+                "secret_file",
+                "secret_env",
+            ),
+        ] {
+            if both {
+                return Err(error(
+                    span_of(table.get_ref(), &["ship", env_key]),
+                    Some(format!("ship.{env_key}")),
+                    format!("give the secret one way: {file_key} or {env_key}, not both"),
+                ));
+            }
+        }
         if let Some(rate) = &config.serve.export_rate
             && !is_rate(&rate.0)
         {
