@@ -43,7 +43,19 @@ pub use values::{
 /// differs from the last one the log records.
 pub const CONFIG_LOADED: &str = "config_loaded";
 
-/// A configuration file, checked. See the [module documentation](self).
+/// A configuration file, checked: every key optional; unknown keys, bad values and secrets
+/// written inline refused ([`Config::parse`], [`Loaded::read`]). README's Configuration section
+/// shows every key.
+///
+/// ```
+/// let config = nexus_audit::Config::parse(
+///     "[taxonomy]\nshards = { \"acme_\" = \"acme\" }\n[redaction]\nkeys = [\"badge_pin\"]\n",
+///     "config.toml",
+/// )?;
+/// assert_eq!(config.taxonomy().shard_for("acme_get_badge"), "acme");
+/// assert_eq!(config.redaction_rules().extra_keys, ["badge_pin"]);
+/// # Ok::<(), nexus_audit::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
