@@ -387,6 +387,14 @@ fn check_without_a_file_uses_the_configuration_named_by_the_environment() {
         .assert()
         .success()
         .stdout(predicates::str::contains("acme_ = \"acme\""));
+    // The log it prints is the one a command would use: the environment wins over the file.
+    bare()
+        .env("NEXUS_AUDIT_FILE", "/srv/audit/env.jsonl")
+        .args(["config", "check"])
+        .arg(fixture("sample.toml"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("file = \"/srv/audit/env.jsonl\""));
     bare()
         .args(["--config"])
         .arg(fixture("wrong-type.toml"))

@@ -80,7 +80,8 @@ pub fn load(named: Option<&Path>) -> anyhow::Result<Option<Loaded>> {
     Ok(Some(Loaded::read(path)?))
 }
 
-pub fn run(named: Option<&Path>, args: &ConfigArgs) -> anyhow::Result<u8> {
+/// `file`: the log named by `--file` or `NEXUS_AUDIT_FILE`, which wins over the file's.
+pub fn run(named: Option<&Path>, file: Option<&Path>, args: &ConfigArgs) -> anyhow::Result<u8> {
     match &args.command {
         ConfigCommand::Example => {
             io::stdout().lock().write_all(EXAMPLE.as_bytes())?;
@@ -106,15 +107,18 @@ pub fn run(named: Option<&Path>, args: &ConfigArgs) -> anyhow::Result<u8> {
                     )
                 })?,
             };
-            print_effective(&loaded)?;
+            print_effective(&loaded, file)?;
             Ok(exit::OK)
         }
     }
 }
 
 /// The configuration with the built-in defaults of the settings it leaves out, as TOML.
-fn print_effective(loaded: &Loaded) -> anyhow::Result<()> {
+fn print_effective(loaded: &Loaded, file: Option<&Path>) -> anyhow::Result<()> {
     let mut config = loaded.config.clone();
+    if let Some(file) = file {
+        config.file = Some(file.to_path_buf());
+    }
     config
         .file
         .get_or_insert_with(|| PathBuf::from("audit.jsonl"));
@@ -122,8 +126,9 @@ fn print_effective(loaded: &Loaded) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "# {}: valid. The effective configuration (flags and environment variables override \
-         it); secrets are never in it, only their files and variables.",
+        "# {}: valid. The effective configuration (with --file or NEXUS_AUDIT_FILE applied; \
+         other flags and variables override it too); secrets are never in it, only their \
+         files and variables.",
         loaded.source
     )?;
     writeln!(out, "# config_sha256 = \"{}\"", loaded.config.sha256())?;

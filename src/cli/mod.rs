@@ -302,7 +302,10 @@ pub fn main() -> ExitCode {
     };
     // These work without a configuration, so that a broken one can still be checked.
     match &cli.command {
-        Command::Config(args) => return finish(config::run(cli.config.as_deref(), args)),
+        Command::Config(args) => {
+            let file = config::given(&matches, "file").then_some(cli.file.as_path());
+            return finish(config::run(cli.config.as_deref(), file, args));
+        }
         Command::Completions(args) => return finish(completions::completions(args)),
         Command::Man(args) => return finish(completions::man(args)),
         _ => {}
