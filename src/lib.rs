@@ -49,6 +49,7 @@ compile_error!("nexus-audit supports 64-bit targets only: it memory-maps whole l
 mod chain;
 #[cfg(feature = "cli")]
 mod cli;
+mod config;
 mod error;
 mod filter;
 // Parts of it serve only the command line (output guards, `--since` parsing, the search

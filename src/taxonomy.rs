@@ -11,7 +11,8 @@
 //! | `generate_` | `audit` | `REPORT` |
 //! | anything else | `unknown` | `READ` |
 //!
-//! Both tables are configurable; the first matching prefix wins.
+//! Both tables are configurable; the first matching prefix wins, after the whole tool names of
+//! [`Taxonomy::tool_categories`].
 
 /// Prefix tables used to fill `shard` and `action_category` when a record does not give them.
 ///
@@ -32,6 +33,8 @@ pub struct Taxonomy {
     pub default_shard: String,
     /// `(tool name prefix, category)`, first match wins.
     pub categories: Vec<(String, String)>,
+    /// `(whole tool name, category)`, tried before `categories`.
+    pub tool_categories: Vec<(String, String)>,
     /// Category of a tool that matches no prefix.
     pub default_category: String,
 }
@@ -57,6 +60,7 @@ impl Default for Taxonomy {
             ]),
             default_shard: "unknown".to_owned(),
             categories: pairs(&[("audit_", "AUDIT"), ("generate_", "REPORT")]),
+            tool_categories: Vec::new(),
             default_category: "READ".to_owned(),
         }
     }
@@ -110,7 +114,12 @@ impl Taxonomy {
     /// The action category of a tool.
     #[must_use]
     pub fn category_for(&self, tool: &str) -> &str {
-        lookup(&self.categories, tool).unwrap_or(&self.default_category)
+        self.tool_categories
+            .iter()
+            .find(|(name, _)| name == tool)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| lookup(&self.categories, tool))
+            .unwrap_or(&self.default_category)
     }
 }
 

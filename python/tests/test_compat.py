@@ -3,7 +3,7 @@
 fixtures/python/*.json* hold what the old module answered (made once by
 fixtures/python/generate.py from the reference module); each test gives nexus_audit the same
 calls and compares. The only differences allowed are the ones named here: the chain fields and
-two fields the format adds (NEW_FIELDS), the timestamp's spelling of UTC, fields the old logger
+the fields the format adds (NEW_FIELDS), the timestamp's spelling of UTC, fields the old logger
 wrote as null being left out, and the per-case differences listed in cases.py (stricter
 redaction, whole-word key matching, the sanitised error message, whole milliseconds).
 """
@@ -23,9 +23,10 @@ from conftest import FIXTURES, assert_one_chain, assert_verifies, records
 
 OLD = FIXTURES / "python"
 
-#: Fields every new record has that the old one did not: the chain (SPEC section 2), and the
-#: `action` and `resource` the format fills for a tool call.
-NEW_FIELDS = {"seq", "prev_hash", "action", "resource"}
+#: Fields every new record has that the old one did not: the chain (SPEC section 2), the
+#: `action` and `resource` the format fills for a tool call, and the `level` every record gets
+#: (issue 16: `error` for status error, else `info`).
+NEW_FIELDS = {"seq", "prev_hash", "action", "resource", "level"}
 
 OLD_TIMESTAMP_SUFFIX = "+00:00"
 NEW_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Arg, ArgAction, ArgMatches, Args, ValueEnum};
 
 use crate::chain::{FIELDS, Field, Flag, Kind};
+use crate::config::DurabilitySetting;
 use crate::{
     Durability, Event, Head, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, Receipt,
 };
@@ -165,14 +166,21 @@ pub fn run(ctx: &Context, args: AppendArgs) -> anyhow::Result<u8> {
     // NOTE: this process appends and exits, so the library's background buffering would only
     // withhold each record's (seq, hash) from the receipt: it writes at once and syncs once at
     // the end instead.
-    let durability = match args.durability {
+    let durability = match ctx.file_setting("durability", |c| c.durability) {
+        Some(DurabilitySetting::Sync) => DurabilityArg::Sync,
+        Some(DurabilitySetting::Buffered) => DurabilityArg::SyncOnClose,
+        Some(DurabilitySetting::None) => DurabilityArg::None,
+        None => args.durability,
+    };
+    let durability = match durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::SyncOnClose => Durability::SyncOnClose,
         DurabilityArg::None => Durability::None,
     };
-    let mut opts = args
-        .rotation
-        .apply(LogOptions::new(&ctx.file).durability(durability));
+    let mut opts = args.rotation.apply(
+        ctx,
+        ctx.configured(LogOptions::new(&ctx.file).durability(durability)),
+    );
     if let Some(source) = &args.source {
         opts = opts.source(source.clone());
     }

@@ -1,6 +1,8 @@
 //! Argument parsing, dispatch, exit codes and error printing.
 
 mod append;
+mod completions;
+mod config;
 mod export;
 mod output;
 mod progress;
@@ -20,7 +22,9 @@ use std::process::ExitCode;
 
 use crate::Filter;
 use crate::time::parse_time;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
+};
 
 /// Exit codes (SPEC §7).
 pub mod exit {
@@ -59,6 +63,11 @@ pub struct Cli {
         default_value = "audit.jsonl"
     )]
     file: PathBuf,
+
+    /// The configuration file [default: /etc/nexus-audit/config.toml if it exists]. Flags and
+    /// environment variables override what it sets.
+    #[arg(long, global = true, env = "NEXUS_AUDIT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// When to colour output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -171,6 +180,26 @@ enum Command {
     ///   nexus-audit prune --older-than 30d --dry-run
     #[command(verbatim_doc_comment)]
     Prune(rotate::PruneArgs),
+    /// Check the configuration file, or print an example of one.
+    ///
+    /// Examples:
+    ///   nexus-audit config check /etc/nexus-audit/config.toml
+    ///   nexus-audit config example > config.toml
+    #[command(verbatim_doc_comment)]
+    Config(config::ConfigArgs),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   source <(nexus-audit completions bash)
+    ///   nexus-audit completions zsh > ~/.zfunc/_nexus-audit
+    #[command(verbatim_doc_comment)]
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages, one per command, into a directory.
+    ///
+    /// Examples:
+    ///   nexus-audit man /usr/local/share/man/man1
+    #[command(verbatim_doc_comment)]
+    Man(completions::ManArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -242,6 +271,10 @@ impl FilterArgs {
 /// What the command needs from the global options.
 pub struct Context {
     file: PathBuf,
+    /// The configuration file, if one was found (see [`config::load`]).
+    config: Option<crate::config::Loaded>,
+    /// The command's own arguments, to tell a flag or variable given from a default.
+    matches: ArgMatches,
     color: bool,
     stdout_tty: bool,
     stderr_tty: bool,
@@ -250,8 +283,11 @@ pub struct Context {
 /// Runs the command line and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     signals::install_sigbus_handler();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind;
             if !e.use_stderr() {
@@ -278,8 +314,31 @@ pub fn main() -> ExitCode {
             !cli.no_color && stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     };
+    // These work without a configuration, so that a broken one can still be checked.
+    match &cli.command {
+        Command::Config(args) => {
+            let file = config::given(&matches, "file").then_some(cli.file.as_path());
+            return finish(config::run(cli.config.as_deref(), file, args));
+        }
+        Command::Completions(args) => return finish(completions::completions(args)),
+        Command::Man(args) => return finish(completions::man(args)),
+        _ => {}
+    }
+    let loaded = match config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(err) => return finish(Err(err)),
+    };
+    let file = match loaded.as_ref().and_then(|l| l.config.file.clone()) {
+        Some(file) if !config::given(&matches, "file") => file,
+        _ => cli.file,
+    };
     let ctx = Context {
-        file: cli.file,
+        file,
+        config: loaded,
+        matches: matches
+            .subcommand()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default(),
         color,
         stdout_tty,
         stderr_tty: io::stderr().is_terminal(),
@@ -298,7 +357,13 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Rotate(args) => rotate::rotate(&ctx, &args),
         Command::Prune(args) => rotate::prune(&ctx, &args),
+        Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(exit::OK),
     };
+    finish(result)
+}
+
+/// The exit code of a command's outcome, printing its error.
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::OK),

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
+use crate::config::DurabilitySetting;
 use crate::proxy::{self, HealthHook, LogHealth, ProxyOptions};
 use crate::{Durability, LogOptions};
 
@@ -52,23 +53,45 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     // Before the log (which may start a flusher thread) and the relay threads exist, so that
     // every thread of this process inherits the blocked set.
     let signals = block_termination_signals();
-    let durability = match args.durability {
+    let durability = match ctx.file_setting("durability", |c| c.durability) {
+        Some(DurabilitySetting::Sync) => DurabilityArg::Sync,
+        Some(DurabilitySetting::Buffered) => DurabilityArg::Buffered,
+        Some(DurabilitySetting::None) => DurabilityArg::None,
+        None => args.durability,
+    };
+    let durability = match durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Buffered => Durability::buffered(),
         DurabilityArg::None => Durability::None,
     };
     let log = args
         .rotation
-        .apply(LogOptions::new(&ctx.file).durability(durability))
+        .apply(
+            ctx,
+            ctx.configured(LogOptions::new(&ctx.file).durability(durability)),
+        )
         .open()?;
-    let fail_closed = args.fail_closed;
+    let proxy = ctx.config.as_ref().map(|l| &l.config.proxy);
+    let fail_closed = args.fail_closed
+        || ctx
+            .file_setting("fail_closed", |c| c.proxy.fail_closed)
+            .unwrap_or(false);
     let opts = ProxyOptions {
-        server_id: args.server_id,
+        server_id: args.server_id.or_else(|| {
+            proxy
+                .and_then(|p| p.server_id.as_ref())
+                .map(|t| t.0.clone())
+        }),
+        // Precedence: --user, then NEXUS_AUDIT_USER, then the file.
         user_id: args
             .user
             .or_else(|| std::env::var("NEXUS_AUDIT_USER").ok())
-            .filter(|u| !u.is_empty()),
-        log_results: args.log_results,
+            .filter(|u| !u.is_empty())
+            .or_else(|| proxy.and_then(|p| p.user.as_ref()).map(|t| t.0.clone())),
+        log_results: args.log_results
+            || ctx
+                .file_setting("log_results", |c| c.proxy.log_results)
+                .unwrap_or(false),
         fail_closed,
         on_log_health: Some(HealthHook(Arc::new(move |health| {
             eprintln!("{}", health_sentence(health, fail_closed));

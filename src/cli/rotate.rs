@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use crate::config::{Compress, Span};
 use crate::{Compression, LogOptions, PruneOptions};
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -46,16 +47,24 @@ pub struct RotationArgs {
 }
 
 impl RotationArgs {
-    /// The options with these flags applied (and, in test builds, the crash point a test
-    /// asked for).
-    pub fn apply(&self, mut opts: LogOptions) -> LogOptions {
-        if let Some(size) = self.max_size {
+    /// The options with these flags applied, else the configuration file's `[rotation]` (and,
+    /// in test builds, the crash point a test asked for).
+    pub fn apply(&self, ctx: &Context, mut opts: LogOptions) -> LogOptions {
+        let size = self
+            .max_size
+            .or_else(|| ctx.file_setting("max_size", |c| c.rotation.max_size.map(|s| s.0)));
+        let age = self.max_age.or_else(|| {
+            ctx.file_setting("max_age", |c| {
+                c.rotation.max_age.as_ref().map(Span::duration)
+            })
+        });
+        if let Some(size) = size {
             opts = opts.max_size(size);
         }
-        if let Some(age) = self.max_age {
+        if let Some(age) = age {
             opts = opts.max_age(age);
         }
-        with_crash_point(opts.compress(self.compress.compression()))
+        with_crash_point(opts.compress(compression(ctx, self.compress)))
     }
 }
 
@@ -93,9 +102,21 @@ pub struct PruneArgs {
     dry_run: bool,
 }
 
+/// `--compress` when given, else the configuration file's `[rotation] compress`, else zstd.
+fn compression(ctx: &Context, flag: CompressArg) -> Compression {
+    ctx.file_setting("compress", |c| c.rotation.compress)
+        .map_or(flag.compression(), |c| match c {
+            Compress::Zstd => Compression::Zstd,
+            Compress::None => Compression::None,
+        })
+}
+
 pub fn rotate(ctx: &Context, args: &RotateArgs) -> anyhow::Result<u8> {
-    let log = with_crash_point(LogOptions::new(&ctx.file).compress(args.compress.compression()))
-        .open()?;
+    let log = with_crash_point(
+        ctx.configured(LogOptions::new(&ctx.file))
+            .compress(compression(ctx, args.compress)),
+    )
+    .open()?;
     let closed = log.rotate()?;
     log.close()?;
     let summary = match closed {
@@ -113,9 +134,20 @@ pub fn rotate(ctx: &Context, args: &RotateArgs) -> anyhow::Result<u8> {
 }
 
 pub fn prune(ctx: &Context, args: &PruneArgs) -> anyhow::Result<u8> {
-    let log = with_crash_point(LogOptions::new(&ctx.file)).open()?;
-    let mut opts = PruneOptions::new(args.older_than).dry_run(args.dry_run);
-    if let Some(dir) = &args.archive {
+    let log = with_crash_point(ctx.configured(LogOptions::new(&ctx.file))).open()?;
+    // The flags, else the configuration file's `[retention]`, else 90 days and no archive.
+    let older_than = ctx
+        .file_setting("older_than", |c| {
+            c.retention.older_than.as_ref().map(Span::duration)
+        })
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .unwrap_or(args.older_than);
+    let archive = args
+        .archive
+        .clone()
+        .or_else(|| ctx.file_setting("archive", |c| c.retention.archive.clone()));
+    let mut opts = PruneOptions::new(older_than).dry_run(args.dry_run);
+    if let Some(dir) = &archive {
         opts = opts.archive(dir);
     }
     let report = log.prune(&opts)?;

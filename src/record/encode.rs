@@ -61,9 +61,14 @@ impl Encoder {
         self.encode_with(e, None)
     }
 
-    /// Fills the fields the writer infers when they are absent: `action`, `shard`,
+    /// Fills the fields the writer infers when they are absent: `level`, `action`, `shard`,
     /// `action_category`, `resource` and `reduction_percent`.
     fn infer(&self, e: &mut Event) {
+        if e.level.is_none() {
+            // SIEM dashboards filter on `level`: every record has one.
+            let failed = e.status.as_deref() == Some("error");
+            e.level = Some(if failed { "error" } else { "info" }.to_owned());
+        }
         if e.action.is_none() && e.tool.is_some() {
             e.action = Some("mcp_call".to_owned());
         }

@@ -21,7 +21,8 @@ macro_rules! event_struct {
         $(, event $about:literal)? $(, flag $flag:literal $help:literal)?;)*) => {
         /// One event to append. Every field is optional; the writer fills `event_id`,
         /// `timestamp`, `source`, `shard`, `action_category` and `resource` when they are absent
-        /// (and `action` = `mcp_call` for an event with a `tool` but no action), and always sets
+        /// (and `action` = `mcp_call` for an event with a `tool` but no action, and `level` =
+        /// `error` for an event whose status is `error`, else `info`), and always sets
         /// `seq`, `prev_hash` and `schema_version` itself: the version names the format of the
         /// line, which is the writer's. The fields are those of
         /// [`FIELD_ORDER`](crate::FIELD_ORDER) that a caller can give.

@@ -103,6 +103,14 @@ pub struct LogOptions {
     seal: Option<SealOptions>,
     policy: rotate::Policy,
     crash_at: Option<String>,
+    config: Option<ConfigStamp>,
+}
+
+/// The configuration a writer announces with a `config_loaded` record.
+#[derive(Clone, Debug)]
+struct ConfigStamp {
+    sha256: String,
+    source: String,
 }
 
 impl LogOptions {
@@ -118,6 +126,7 @@ impl LogOptions {
             seal: None,
             policy: rotate::Policy::default(),
             crash_at: None,
+            config: None,
         }
     }
 
@@ -194,6 +203,19 @@ impl LogOptions {
     #[must_use]
     pub fn seal(mut self, seal: SealOptions) -> Self {
         self.seal = Some(seal);
+        self
+    }
+
+    /// Records the configuration in use: before its first record, this logger writes a
+    /// `config_loaded` record (`details`: `config_sha256`, `source`) unless the last one in the
+    /// log's final 16 MiB has the same hash (see [`crate::Config::sha256`]). The record goes
+    /// in the same write as the first records, so a failed first append leaves no trace.
+    #[must_use]
+    pub fn config_loaded(mut self, sha256: impl Into<String>, source: impl Into<String>) -> Self {
+        self.config = Some(ConfigStamp {
+            sha256: sha256.into(),
+            source: source.into(),
+        });
         self
     }
 
@@ -279,6 +301,10 @@ struct Shared {
     /// The crash point a test asked for (feature `fault-injection`).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     crash_at: Option<String>,
+    /// The `config_loaded` record still to write before the first records.
+    announce: Mutex<Option<Vec<u8>>>,
+    /// Whether `announce` may still hold a record: every commit reads it, only the first locks.
+    announcing: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -295,6 +321,22 @@ impl Logger {
             crate::chain::seal_key::KeyFile::load(&seal.key_path)?;
         }
         let encoder = Encoder::new(Redactor::new(&opts.redaction)?, opts.taxonomy, opts.source);
+        let announce = match &opts.config {
+            Some(stamp)
+                if file.is_some()
+                    && crate::config::last_recorded_sha256(&opts.path)?
+                        == Some(stamp.sha256.clone()) =>
+            {
+                None
+            }
+            Some(stamp) => Some(encoder.encode_own(
+                Event::new(crate::config::CONFIG_LOADED).details(serde_json::json!({
+                    "config_sha256": stamp.sha256,
+                    "source": stamp.source,
+                })),
+            )?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             path: opts.path,
             mode: opts.mode,
@@ -314,6 +356,8 @@ impl Logger {
             policy: opts.policy,
             maintaining: std::sync::atomic::AtomicBool::new(false),
             crash_at: opts.crash_at,
+            announcing: std::sync::atomic::AtomicBool::new(announce.is_some()),
+            announce: Mutex::new(announce),
         });
         let flusher = match opts.durability {
             Durability::Buffered { max_delay, .. } => {
@@ -350,7 +394,7 @@ impl Logger {
     /// As [`Logger::append_batch`].
     pub fn append(&self, event: Event) -> Result<Receipt> {
         let body = self.shared.encoder.encode(event)?;
-        self.shared.commit(vec![body])
+        self.shared.commit_first(vec![body])
     }
 
     /// Appends events as consecutive records, written with one `write` under one lock.
@@ -380,7 +424,7 @@ impl Logger {
                 records: Vec::new(),
             });
         }
-        self.shared.commit(bodies)
+        self.shared.commit_first(bodies)
     }
 
     /// Redacts and serialises an event with this log's rules, without writing it.
@@ -405,7 +449,7 @@ impl Logger {
             });
         }
         self.shared
-            .commit(records.into_iter().map(|Encoded(body)| body).collect())
+            .commit_first(records.into_iter().map(|Encoded(body)| body).collect())
     }
 
     /// Makes every record appended so far durable: in buffered mode writes the queued records
@@ -484,5 +528,38 @@ impl Drop for Logger {
         self.stop_flusher();
         // NOTE: nothing can report an error from drop; call `close` to see it.
         let _ = self.flush();
+    }
+}
+
+impl Shared {
+    /// Commits `bodies`, after the `config_loaded` record if it is still to be written.
+    fn commit_first(&self, mut bodies: Vec<Vec<u8>>) -> Result<Receipt> {
+        use std::sync::atomic::Ordering;
+        if !self.announcing.load(Ordering::Acquire) {
+            return self.commit(bodies);
+        }
+        // NOTE: the lock is held through the first write, so no other thread's records get
+        // ahead of the announcement.
+        let mut announce = lock(&self.announce);
+        let Some(record) = announce.take() else {
+            drop(announce);
+            return self.commit(bodies);
+        };
+        bodies.insert(0, record.clone());
+        let result = self.commit(bodies);
+        self.announcing.store(result.is_err(), Ordering::Release);
+        match result {
+            Ok(Receipt::Written { mut records }) => {
+                if !records.is_empty() {
+                    records.remove(0);
+                }
+                Ok(Receipt::Written { records })
+            }
+            Ok(Receipt::Queued) => Ok(Receipt::Queued),
+            Err(e) => {
+                *announce = Some(record);
+                Err(e)
+            }
+        }
     }
 }

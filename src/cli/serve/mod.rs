@@ -112,7 +112,17 @@ impl App {
     }
 }
 
-pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Context, mut args: ServeArgs) -> anyhow::Result<u8> {
+    // The configuration file fills what no flag set.
+    if let Some(listen) = ctx.file_setting("listen", |c| c.serve.listen.clone()) {
+        args.listen = listen.0;
+    }
+    if args.token_file.is_none() {
+        args.token_file = ctx.file_setting("token_file", |c| c.serve.token_file.clone());
+    }
+    if let Some(rate) = ctx.file_setting("export_rate", |c| c.serve.export_rate.clone()) {
+        args.export_rate = export::parse_rate(&rate.0).map_err(anyhow::Error::msg)?;
+    }
     let addr = listen_addr(&args.listen)?;
     let token = match &args.token_file {
         Some(path) => Some(auth::Token::load(path)?),
