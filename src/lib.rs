@@ -17,6 +17,7 @@ mod parallel;
 pub mod reader;
 pub mod record;
 pub mod scan;
+mod ship;
 pub mod stats;
 pub mod taxonomy;
 pub mod time;
@@ -37,6 +38,11 @@ pub use writer::{
 };
 
 pub use parallel::MAX_THREADS;
+pub use ship::{
+    Against, AgainstProblem, AgainstReport, Backoff, Cursor, Destination, DestinationOptions,
+    SendError, ShipEvent, ShipOptions, ShipSummary, Shipped, check_against, default_cursor_path,
+    mask_url, open as open_destination, ship,
+};
 
 // The trust modules at their old paths.
 pub use trust::note;
