@@ -7,6 +7,7 @@ mod progress;
 mod proxy;
 mod query;
 mod serve;
+mod ship;
 mod signals;
 mod stats;
 mod tail;
@@ -157,6 +158,13 @@ enum Command {
     ///   nexus-audit serve --listen 0.0.0.0:8088 --token-file /etc/nexus-audit/serve.token
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// Forward the log to PostgreSQL, a SIEM or a webhook, at least once, from a cursor.
+    ///
+    /// Examples:
+    ///   nexus-audit ship --to 'postgres://audit@db.internal/soc2?table=audit_log'
+    ///   NEXUS_AUDIT_WEBHOOK_SECRET=whsec_... nexus-audit ship --to webhook+https://hooks.example.com/audit --follow
+    #[command(verbatim_doc_comment)]
+    Ship(ship::ShipArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -282,6 +290,7 @@ pub fn main() -> ExitCode {
         Command::Seal(args) => trust::seal(&args),
         Command::Proxy(args) => proxy::run(&ctx, args),
         Command::Serve(args) => serve::run(&ctx, args),
+        Command::Ship(args) => ship::run(&ctx, &args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
