@@ -234,9 +234,14 @@ fn against_human(
     let noun = if r.records == 1 { "record" } else { "records" };
     let copy = sanitize(&r.against);
     if r.ok {
+        let same = r
+            .head_hash
+            .as_deref()
+            .map(|h| format!(" {}…", &h[..16]))
+            .unwrap_or_default();
         return writeln!(
             out,
-            "{}: the copy in {copy} holds {} {noun}{span} exactly as the log does, and re-hashes and re-links to the same head{head}",
+            "{}: the copy in {copy} holds the log's {} {noun}{span} exactly; it re-hashes and re-links to the same head{same}",
             paint(color, "\x1b[32m", "OK"),
             grouped(r.records)
         );
