@@ -183,15 +183,18 @@ async fn hook(
             let seq = item["seq"].as_u64().unwrap_or(u64::MAX);
             if item["hash"] != hash.as_str()
                 || item["record"]["seq"].as_u64() != Some(seq)
-                || item["id"].as_str() != Some(&format!("{}:{seq}", item["chain_id"].as_str().unwrap_or("")))
+                || item["id"].as_str()
+                    != Some(&format!(
+                        "{}:{seq}",
+                        item["chain_id"].as_str().unwrap_or("")
+                    ))
             {
                 seen.bad.push(format!("item {seq} does not match its line"));
             }
             *seen.stored.entry(seq).or_default() += 1;
         }
     }
-    let mut response =
-        (StatusCode::from_u16(status).expect("status"), "answer").into_response();
+    let mut response = (StatusCode::from_u16(status).expect("status"), "answer").into_response();
     if let Some(after) = retry_after {
         response
             .headers_mut()
@@ -261,9 +264,17 @@ fn every_record_arrives_through_5xx_bursts_and_a_429_with_retry_after() {
     assert!(seen.bad.is_empty(), "{:?}", seen.bad);
     let stored: Vec<u64> = seen.stored.keys().copied().collect();
     assert_eq!(stored, (0..300).collect::<Vec<_>>(), "nothing lost");
-    assert!(seen.stored.values().all(|n| *n == 1), "acknowledged once each");
+    assert!(
+        seen.stored.values().all(|n| *n == 1),
+        "acknowledged once each"
+    );
     let r = &seen.requests;
     assert_eq!(r.len(), 6 + 5, "6 batches and 5 failures");
+    let statuses: Vec<u16> = r.iter().map(|q| q.status).collect();
+    assert_eq!(
+        statuses,
+        [503, 502, 500, 200, 429, 200, 503, 200, 200, 200, 200]
+    );
     // A batch sent again is the same batch, under the same webhook-id.
     assert_eq!(r[0].id, r[3].id);
     assert_eq!(r[0].seqs, r[3].seqs);
@@ -299,7 +310,10 @@ fn a_receiver_down_for_a_while_gets_everything_once_it_is_back() {
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.matches("sending it again in").count() >= 2, "{stderr}");
+    assert!(
+        stderr.matches("sending it again in").count() >= 2,
+        "{stderr}"
+    );
     let seen = receiver.seen();
     assert_eq!(
         seen.stored.keys().copied().collect::<Vec<_>>(),
@@ -420,7 +434,13 @@ fn bad_input_is_one_sentence_and_exit_2() {
             "is not a destination",
         ),
         (
-            vec!["ship", "--to", "webhook+http://127.0.0.1:9/hook", "--batch", "0"],
+            vec![
+                "ship",
+                "--to",
+                "webhook+http://127.0.0.1:9/hook",
+                "--batch",
+                "0",
+            ],
             "batch size",
         ),
         (
@@ -428,7 +448,13 @@ fn bad_input_is_one_sentence_and_exit_2() {
             "the table must be",
         ),
         (
-            vec!["ship", "--to", "webhook+http://127.0.0.1:9/hook", "--header", "bad header"],
+            vec![
+                "ship",
+                "--to",
+                "webhook+http://127.0.0.1:9/hook",
+                "--header",
+                "bad header",
+            ],
             "--header",
         ),
         (vec!["ship"], "--to"),

@@ -1,5 +1,5 @@
-//! `ship --to postgres://…` and `verify --against postgres://…` against a real PostgreSQL
-//! server: Debian's `postgresql` (scripts/test installs it), started by each test with
+//! `ship --to postgres://…` and `verify --against postgres://…` against a real
+//! `PostgreSQL` server: Debian's `postgresql` (scripts/test installs it), started by each test with
 //! `initdb` in a temporary directory as the unprivileged user `nobody`, listening only on a
 //! unix socket there, and stopped by its pid at the end.
 
@@ -14,7 +14,7 @@ use postgres::{Client, NoTls};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nexus-audit");
 
-/// A PostgreSQL server of its own for one test.
+/// A `PostgreSQL` server of its own for one test.
 struct Server {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -40,7 +40,7 @@ impl Server {
             });
         let dir = tempfile::tempdir().expect("tempdir");
         let server = Server { dir, bin };
-        server.own_by_nobody(server.dir.path());
+        Server::own_by_nobody(server.dir.path());
         let data = server.dir.path().join("data");
         server.run_as_nobody(
             "initdb",
@@ -60,7 +60,7 @@ impl Server {
         server
     }
 
-    fn own_by_nobody(&self, path: &Path) {
+    fn own_by_nobody(path: &Path) {
         if !is_root() {
             return;
         }
@@ -83,7 +83,12 @@ impl Server {
         } else {
             Command::new(&program).args(args).output()
         }
-        .unwrap_or_else(|e| panic!("cannot run {} (runuser needs util-linux): {e}", program.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (runuser needs util-linux): {e}",
+                program.display()
+            )
+        });
         assert!(
             out.status.success(),
             "{tool} failed: {}{}",
@@ -199,7 +204,9 @@ impl Rng {
     fn new() -> Rng {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
+            .map_or(1, |d| {
+                u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1)
+            })
             | 1;
         eprintln!("random seed {seed}");
         Rng(seed)
@@ -224,6 +231,10 @@ fn verify_against(log: &Path, url: &str) -> (i32, String) {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: ship through kills, prove the copy, then tamper with it"
+)]
 fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
     const N: u64 = 100_000;
     let server = Server::start();
@@ -262,7 +273,11 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
                     )
                     .expect("count")
                     .get(0);
-                assert_eq!(held, i64::try_from(seq + 1).expect("seq"), "cursor at seq {seq} after kill {kills}");
+                assert_eq!(
+                    held,
+                    i64::try_from(seq + 1).expect("seq"),
+                    "cursor at seq {seq} after kill {kills}"
+                );
             }
             continue;
         }
@@ -285,7 +300,8 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
             &[&chain],
         )
         .expect("counts");
-    let (count, distinct, min, max): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (count, distinct, min, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!((count, distinct, min, max), (100_000, 100_000, 0, 99_999));
     // The copy proves itself: every row's hash is the SHA-256 of its line, and every row's
     // prev_hash the SHA-256 of the line of the row before.
@@ -319,7 +335,11 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
     let (code, out) = verify_against(&log, &url);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("seq 500: missing"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("seq ")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("seq ")).count(),
+        1,
+        "{out}"
+    );
 
     // A changed row, with its hash column changed to match.
     let line = row_of(&mut db, 777);
@@ -344,8 +364,7 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
         "INSERT INTO audit_log SELECT * FROM audit_log WHERE seq = 42",
         &[],
     )
-    .err()
-    .expect("the primary key refuses an exact duplicate");
+    .expect_err("the primary key refuses an exact duplicate");
     db.execute(
         "INSERT INTO audit_log (chain_id, seq, hash, prev_hash, line)
          SELECT chain_id, 100000, hash, prev_hash, line FROM audit_log WHERE seq = 42",
@@ -373,7 +392,12 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
         .as_array()
         .expect("problems")
         .iter()
-        .map(|p| (p["seq"].as_u64().unwrap_or(0), p["kind"].as_str().unwrap_or("").to_owned()))
+        .map(|p| {
+            (
+                p["seq"].as_u64().unwrap_or(0),
+                p["kind"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -399,7 +423,14 @@ fn shipping_waits_for_a_server_that_is_down_and_ships_everything_once_it_is_back
     let child = ship(
         &log,
         &url,
-        &["--batch", "300", "--backoff-base-ms", "50", "--backoff-cap-ms", "400"],
+        &[
+            "--batch",
+            "300",
+            "--backoff-base-ms",
+            "50",
+            "--backoff-cap-ms",
+            "400",
+        ],
     )
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
@@ -466,11 +497,15 @@ fn follow_ships_what_is_appended_reports_lag_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = write_log(dir.path(), "audit.jsonl", 100);
     let url = server.url("audit_log");
-    let child = ship(&log, &url, &["--follow", "--progress-ms", "200", "--poll-ms", "50"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ship --follow");
+    let child = ship(
+        &log,
+        &url,
+        &["--follow", "--progress-ms", "200", "--poll-ms", "50"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn ship --follow");
     let mut db = server.client();
     let count = |db: &mut Client| -> i64 {
         db.query_one("SELECT count(*) FROM audit_log", &[])
@@ -485,8 +520,10 @@ fn follow_ships_what_is_appended_reports_lag_and_stops_cleanly_on_sigterm() {
     };
     wait_for(&mut db, 100);
     let input: String = (0..50)
-        .map(|i| format!("{{\"tool\":\"later_{i}\",\"status\":\"success\"}}\n"))
-        .collect();
+        .map(|i| format!("{{\"tool\":\"later_{i}\",\"status\":\"success\"}}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
     cli(&log)
         .args(["append", "--stdin"])
         .write_stdin(input)
@@ -495,7 +532,13 @@ fn follow_ships_what_is_appended_reports_lag_and_stops_cleanly_on_sigterm() {
     wait_for(&mut db, 150);
     std::thread::sleep(Duration::from_millis(300));
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -14,6 +14,10 @@ use super::output::sanitize;
 use super::{Context, FilterArgs, exit, grouped};
 
 #[derive(Debug, Args)]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap help text, shown as written: URLs and variable names without Markdown"
+)]
 pub struct ShipArgs {
     /// Where to ship: postgres://USER@HOST:PORT/DB?table=audit_log, webhook+https://HOST/PATH,
     /// splunk-hec+https://HOST:8088, elasticsearch+https://HOST:9200/INDEX, syslog+tcp://HOST:PORT
@@ -143,7 +147,10 @@ fn destination_options(
     cursor: &Path,
     args: &ShipArgs,
 ) -> anyhow::Result<DestinationOptions> {
-    let scheme = url.split_once("://").map_or("", |(s, _)| s).to_ascii_lowercase();
+    let scheme = url
+        .split_once("://")
+        .map_or("", |(s, _)| s)
+        .to_ascii_lowercase();
     let token_env = if scheme.starts_with("splunk-hec") {
         Some("NEXUS_AUDIT_HEC_TOKEN")
     } else if scheme.starts_with("postgres") {
@@ -199,7 +206,7 @@ fn destination_options(
     })
 }
 
-/// The password verify --against uses: NEXUS_AUDIT_PG_PASSWORD.
+/// The password `verify --against` uses: `NEXUS_AUDIT_PG_PASSWORD`.
 pub fn against_options() -> DestinationOptions {
     DestinationOptions {
         token: std::env::var("NEXUS_AUDIT_PG_PASSWORD")
@@ -227,7 +234,9 @@ fn decode_secret(text: &str) -> anyhow::Result<Vec<u8>> {
     match text.strip_prefix("whsec_") {
         Some(b64) => base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map_err(|_| anyhow::anyhow!("the webhook secret starts with whsec_ but the rest is not base64")),
+            .map_err(|_| {
+                anyhow::anyhow!("the webhook secret starts with whsec_ but the rest is not base64")
+            }),
         None => Ok(text.as_bytes().to_vec()),
     }
 }
@@ -273,7 +282,12 @@ impl Signals {
                 )
             })
             .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
-            .with_context(|| format!("cannot catch {}", signal_name(usize::try_from(signal).unwrap_or(0))))?;
+            .with_context(|| {
+                format!(
+                    "cannot catch {}",
+                    signal_name(usize::try_from(signal).unwrap_or(0))
+                )
+            })?;
         }
         Ok(Signals { stop, received })
     }

@@ -116,7 +116,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_survives_a_round_trip_and_is_private() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    fn a_cursor_survives_a_round_trip_and_is_private()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("c.cursor");

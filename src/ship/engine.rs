@@ -54,8 +54,9 @@ impl Backoff {
             .min(self.cap);
         let mut random = [0u8; 8];
         let fraction = if getrandom::fill(&mut random).is_ok() {
-            f64::from(u32::from_le_bytes([random[0], random[1], random[2], random[3]]))
-                / f64::from(u32::MAX)
+            f64::from(u32::from_le_bytes([
+                random[0], random[1], random[2], random[3],
+            ])) / f64::from(u32::MAX)
         } else {
             0.5
         };

@@ -191,9 +191,16 @@ pub fn mask_url(url: &str) -> String {
 
 fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["password", "passwd", "token", "secret", "key", "sslpassword"]
-        .iter()
-        .any(|s| name.contains(s))
+    [
+        "password",
+        "passwd",
+        "token",
+        "secret",
+        "key",
+        "sslpassword",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The PostgreSQL destination: `postgres://user@host:port/db?table=audit_log`.
+//! The Postgres destination: `postgres://user@host:port/db?table=audit_log`.
 //!
 //! The table is created when missing: `chain_id`, `seq`, `hash`, `prev_hash`, one column per
 //! record field of [`FIELDS`](crate::chain::FIELDS) (text, `jsonb` for objects, `numeric` for
@@ -15,6 +15,7 @@
 //! (`?host=/run/postgresql`), a tunnel, or a private network. The password comes from the URL
 //! or from [`DestinationOptions::token`].
 
+use std::fmt::Write as _;
 use std::str::FromStr as _;
 
 use postgres::{Client, Config, NoTls};
@@ -28,7 +29,7 @@ use super::{Destination, DestinationOptions, SendError, Shipped, mask_url};
 /// The table written when the URL names none.
 const DEFAULT_TABLE: &str = "audit_log";
 
-/// A PostgreSQL table as a destination.
+/// A Postgres table as a destination.
 pub(crate) struct Postgres {
     config: Config,
     table: Table,
@@ -49,7 +50,9 @@ impl Table {
         let ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
-                && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && s.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         };
         match text.split_once('.') {
@@ -98,9 +101,7 @@ fn field_columns() -> Vec<Column> {
 
 /// Splits `?table=…` off the URL: the `postgres` crate refuses parameters it does not know.
 fn split_url(url: &str) -> Result<(String, Table)> {
-    let invalid = |why: &str| {
-        Error::InvalidConfig(format!("--to {}: {why}", mask_url(url)))
-    };
+    let invalid = |why: &str| Error::InvalidConfig(format!("--to {}: {why}", mask_url(url)));
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -167,14 +168,15 @@ fn create_sql(table: &Table) -> String {
         "CREATE TABLE IF NOT EXISTS {t} (\n  \"chain_id\" text NOT NULL,\n  \"seq\" bigint NOT NULL,\n  \"hash\" text NOT NULL,\n  \"prev_hash\" text NOT NULL,\n"
     );
     for c in field_columns() {
-        sql.push_str(&format!("  \"{}\" {},\n", c.name, c.sql_type));
+        let _ = writeln!(sql, "  \"{}\" {},", c.name, c.sql_type);
     }
     sql.push_str("  \"line\" text NOT NULL,\n  PRIMARY KEY (\"chain_id\", \"seq\")\n);\n");
     let base = &table.name;
-    sql.push_str(&format!(
+    let _ = write!(
+        sql,
         "CREATE INDEX IF NOT EXISTS \"{base}_timestamp_action_idx\" ON {t} (\"timestamp\", \"action\");\n\
          CREATE INDEX IF NOT EXISTS \"{base}_user_id_timestamp_idx\" ON {t} (\"user_id\", \"timestamp\");\n"
-    ));
+    );
     sql
 }
 
@@ -184,7 +186,12 @@ fn insert_sql(table: &Table) -> String {
     names.extend(columns.iter().map(|c| c.name));
     names.push("line");
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let mut select = vec!["c1".to_owned(), "c2".to_owned(), "c3".to_owned(), "c4".to_owned()];
+    let mut select = vec![
+        "c1".to_owned(),
+        "c2".to_owned(),
+        "c3".to_owned(),
+        "c4".to_owned(),
+    ];
     let mut arrays = vec![
         "$1::text[]".to_owned(),
         "$2::int8[]".to_owned(),
@@ -225,7 +232,7 @@ fn column_value(name: &str, kind: Kind, value: Option<&Value>) -> Option<String>
     }
 }
 
-/// PostgreSQL's text and jsonb hold no NUL character: replaced by U+FFFD in the columns (the
+/// Postgres's text and jsonb hold no NUL character: replaced by U+FFFD in the columns (the
 /// line keeps it, escaped).
 fn without_nul(v: Value) -> Value {
     match v {
@@ -304,14 +311,13 @@ impl Destination for Postgres {
         let mut hashes = Vec::with_capacity(batch.len());
         let mut prevs = Vec::with_capacity(batch.len());
         let mut lines = Vec::with_capacity(batch.len());
-        let mut fields: Vec<Vec<Option<String>>> =
-            columns.iter().map(|_| Vec::with_capacity(batch.len())).collect();
+        let mut fields: Vec<Vec<Option<String>>> = columns
+            .iter()
+            .map(|_| Vec::with_capacity(batch.len()))
+            .collect();
         for r in batch {
             let seq = i64::try_from(r.seq).map_err(|_| {
-                SendError::Fatal(format!(
-                    "seq {} does not fit PostgreSQL's bigint",
-                    r.seq
-                ))
+                SendError::Fatal(format!("seq {} does not fit PostgreSQL's bigint", r.seq))
             })?;
             let record: serde_json::Map<String, Value> = serde_json::from_str(&r.line)
                 .map_err(|e| SendError::Fatal(format!("record seq {}: {e}", r.seq)))?;

@@ -226,8 +226,7 @@ pub(crate) fn first_line_hash(snapshot: &Snapshot) -> Option<String> {
 
 fn seq_of(line: &[u8]) -> std::result::Result<u64, chain::ChainError> {
     chain::chain_prefix(line)
-        .map(Ok)
-        .unwrap_or_else(|| chain::chain_fields(line))
+        .map_or_else(|| chain::chain_fields(line), Ok)
         .map(|f| f.seq)
 }
 

@@ -9,6 +9,7 @@
 //! secret). A 2xx answer acknowledges the batch; 408, 425, 429 and 5xx, a timeout or a network
 //! error are retried (honouring `Retry-After`); any other answer stops the shipper.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -67,10 +68,11 @@ pub(crate) fn body(batch: &[Shipped]) -> String {
             out.push(',');
         }
         let line = serde_json::Value::String(r.line.clone()).to_string();
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "{{\"id\":\"{}:{}\",\"chain_id\":\"{}\",\"seq\":{},\"hash\":\"{}\",\"prev_hash\":\"{}\",\"line\":{line},\"record\":{}}}",
             r.chain_id, r.seq, r.chain_id, r.seq, r.hash, r.prev_hash, r.line
-        ));
+        );
     }
     out.push(']');
     out
@@ -132,7 +134,11 @@ impl Destination for Webhook {
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             // NOTE: the answer is read so the connection can be used again.
-            let _ = response.body_mut().with_config().limit(1 << 20).read_to_string();
+            let _ = response
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string();
             return Ok(());
         }
         let after = response
