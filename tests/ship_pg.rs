@@ -547,3 +547,47 @@ fn follow_ships_what_is_appended_reports_lag_and_stops_cleanly_on_sigterm() {
     assert!(stderr.contains("cursor at seq 149"), "{stderr}");
     assert_eq!(cursor_seq(&log), Some(149));
 }
+
+#[test]
+fn a_user_granted_insert_alone_ships_to_an_existing_table_and_duplicates_are_harmless() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 50);
+    let owner_url = server.url("audit_log");
+    let (code, _) = run_ship(&log, &owner_url, &dir.path().join("owner.cursor"));
+    assert_eq!(code, 0);
+    let mut db = server.client();
+    db.batch_execute(
+        "CREATE ROLE shipper LOGIN; GRANT INSERT ON audit_log TO shipper; REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    )
+    .expect("role");
+    cli(&log)
+        .args(["append", "--stdin"])
+        .write_stdin("{\"tool\":\"more\"}\n".repeat(25))
+        .assert()
+        .success();
+    // Another cursor: the 50 records already there are sent again, and inserted once.
+    let url = format!(
+        "postgres://shipper@/postgres?host={}&table=audit_log",
+        server.dir.path().display()
+    );
+    let (code, stderr) = run_ship(&log, &url, &dir.path().join("shipper.cursor"));
+    assert_eq!(code, 0, "{stderr}");
+    let row = db
+        .query_one("SELECT count(*), count(DISTINCT seq) FROM audit_log", &[])
+        .expect("count");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (75, 75));
+    let (code, out) = verify_against(&log, &owner_url);
+    assert_eq!(code, 0, "{out}");
+}
+
+fn run_ship(log: &Path, url: &str, cursor: &Path) -> (i32, String) {
+    let out = ship(log, url, &["--cursor"])
+        .arg(cursor)
+        .output()
+        .expect("run ship");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -208,7 +208,7 @@ fn insert_sql(table: &Table) -> String {
     arrays.push(format!("${n}::text[]"));
     let aliases: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
     format!(
-        "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT (\"chain_id\", \"seq\") DO NOTHING",
+        "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT DO NOTHING",
         table.quoted(),
         quoted.join(", "),
         select.join(", "),
@@ -249,7 +249,7 @@ fn without_nul(v: Value) -> Value {
 
 /// Sorts an error into retry (the server or the network) or stop (the request).
 fn classify(e: &postgres::Error) -> SendError {
-    let text = one_line(&e.to_string());
+    let text = one_line(&describe_error(e));
     if let Some(code) = e.code() {
         let code = code.code();
         let transient = ["08", "53", "57", "58", "40"]
@@ -279,6 +279,15 @@ fn classify(e: &postgres::Error) -> SendError {
     }
 }
 
+/// The error in one sentence: the server's own message for a database error (the `postgres`
+/// crate's display says only "db error" then).
+fn describe_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("the server said: {}", db.message()),
+        None => e.to_string(),
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -292,9 +301,20 @@ impl Postgres {
         }
         if self.client.is_none() {
             let mut client = self.config.connect(NoTls).map_err(|e| classify(&e))?;
-            client
-                .batch_execute(&create_sql(&self.table))
-                .map_err(|e| classify(&e))?;
+            // NOTE: the table is created only when missing, so a user granted INSERT alone
+            // (no CREATE on the schema, not the table's owner) can ship to an existing table.
+            let exists: bool = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&self.table.quoted()],
+                )
+                .map_err(|e| classify(&e))?
+                .get(0);
+            if !exists {
+                client
+                    .batch_execute(&create_sql(&self.table))
+                    .map_err(|e| classify(&e))?;
+            }
             self.client = Some(client);
         }
         self.client
@@ -379,7 +399,7 @@ pub(crate) fn read_rows(
         Error::Ship(format!(
             "cannot read the copy back from {}: {}",
             mask_url(url),
-            one_line(&e.to_string())
+            one_line(&describe_error(e))
         ))
     };
     let mut client = config.connect(NoTls).map_err(|e| fail(&e))?;
