@@ -157,19 +157,35 @@ pub fn open(url: &str, opts: &DestinationOptions) -> Result<Box<dyn Destination>
 /// parameters that look secret (`password`, `token`, `secret`, `key`) replaced by `***`.
 #[must_use]
 pub fn mask_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, url),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // NOTE: not a URL (a libpq `key=value` string, a typo): every secret-looking
+        // `key=value` word is masked, and nothing is taken for userinfo.
+        return url
+            .split(' ')
+            .map(|word| match word.split_once('=') {
+                Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
+                _ => word.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    };
+    // NOTE: the userinfo is taken to end at the last `@`, even when an unencoded `/`, `?` or
+    // `#` in the password would end the authority earlier: the password is masked either way
+    // (an `@` in a query after a port then masks too much, which is the safe side).
+    let (user, rest) = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***@"),
+                None => format!("{userinfo}@"),
+            };
+            (user, &rest[at + 1..])
+        }
+        None => (String::new(), rest),
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
+    let (host, tail) = rest.split_at(authority_end);
+    let authority = format!("{user}{host}");
     let tail = match tail.split_once('?') {
         Some((path, query)) => {
             let query: Vec<String> = query
@@ -183,10 +199,7 @@ pub fn mask_url(url: &str) -> String {
         }
         None => tail.to_owned(),
     };
-    match scheme {
-        Some(s) => format!("{s}://{authority}{tail}"),
-        None => format!("{authority}{tail}"),
-    }
+    format!("{scheme}://{authority}{tail}")
 }
 
 fn is_secret_name(name: &str) -> bool {
@@ -218,6 +231,14 @@ mod tests {
             "webhook+https://h/p?token=***"
         );
         assert_eq!(mask_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(
+            mask_url("postgres://bob:p/a?s@db/x"),
+            "postgres://bob:***@db/x"
+        );
+        assert_eq!(
+            mask_url("host=db user=u password=pw"),
+            "host=db user=u password=***"
+        );
     }
 
     #[test]
