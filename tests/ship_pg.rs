@@ -256,7 +256,18 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
             .spawn()
             .expect("spawn ship");
         if kills < 20 {
-            std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
+            // Killed at a random point after this run's first acknowledged batch, so every run
+            // makes progress however loaded the machine is: in a batch, between the insert
+            // and the cursor's rename, or while the next batch is read.
+            let before = cursor_seq(&log);
+            let until = Instant::now() + Duration::from_secs(30);
+            while cursor_seq(&log) == before
+                && Instant::now() < until
+                && child.try_wait().expect("try_wait").is_none()
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(300)));
             let finished = child.try_wait().expect("try_wait").is_some();
             let _ = child.kill();
             let _ = child.wait();
