@@ -282,18 +282,11 @@ fn check_chain(source: &Source, cursor: &Cursor, cursor_path: &Path) -> Result<(
 }
 
 fn progress<'a>(source: &Source, summary: &ShipSummary, pos: Option<&Position>) -> Event<'a> {
-    let last = source.last_seq();
-    let behind_records = match (last, pos) {
-        (Some(last), Some(p)) => last.saturating_sub(p.seq),
-        (Some(last), None) => last + 1,
-        _ => 0,
-    };
+    let (behind_records, next) = source.lag(pos);
     let behind_seconds = if behind_records == 0 {
         0.0
     } else {
-        source
-            .next_timestamp(pos)
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        next.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
             .map_or(0.0, |t| {
                 let age = chrono::Utc::now().signed_duration_since(t);
                 age.to_std().map_or(0.0, |d| d.as_secs_f64())

@@ -89,22 +89,26 @@ impl Source {
         &self.path
     }
 
-    /// The `seq` of the log's last complete record, if it has one.
-    pub fn last_seq(&self) -> Option<u64> {
-        self.snapshot
-            .lines_rev()
-            .find_map(|(_, line)| seq_of(line).ok())
-    }
-
-    /// The `timestamp` of the first record after `after`, if there is one.
-    pub fn next_timestamp(&self, after: Option<&Position>) -> Option<String> {
-        let start = usize::try_from(after.map_or(0, |p| p.offset)).ok()?;
-        let data = self.snapshot.data().get(start..)?;
-        let (_, line) = Lines::new(data, 0).next()?;
-        read_record(line)
-            .ok()?
-            .timestamp
-            .map(std::borrow::Cow::into_owned)
+    /// How far the log, as it is now (a fresh snapshot, not the one being shipped from), is
+    /// ahead of `after`: the records after it, and the `timestamp` of the first of them.
+    pub fn lag(&self, after: Option<&Position>) -> (u64, Option<String>) {
+        let Ok(now) = Snapshot::open(&self.path) else {
+            return (0, None);
+        };
+        let last = now.lines_rev().find_map(|(_, line)| seq_of(line).ok());
+        let behind = match (last, after) {
+            (Some(last), Some(p)) => last.saturating_sub(p.seq),
+            (Some(last), None) => last + 1,
+            _ => 0,
+        };
+        let start = usize::try_from(after.map_or(0, |p| p.offset)).unwrap_or(usize::MAX);
+        let next = now
+            .data()
+            .get(start..)
+            .and_then(|data| Lines::new(data, 0).next())
+            .and_then(|(_, line)| read_record(line).ok()?.timestamp)
+            .map(std::borrow::Cow::into_owned);
+        (behind, next)
     }
 
     /// Checks that the record ending at `pos` is still the one read there: same segment, same
