@@ -237,9 +237,11 @@ fn verify_against(log: &Path, url: &str) -> (i32, String) {
 )]
 fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
     const N: u64 = 100_000;
+    let t0 = Instant::now();
     let server = Server::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let log = write_log(dir.path(), "audit.jsonl", N);
+    eprintln!("{:?}: server started, log written", t0.elapsed());
     let url = server.url("audit_log");
     let chain = chain_id(&log);
     let mut db = server.client();
@@ -296,6 +298,7 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
         assert!(status.success(), "the last run ends well");
         break;
     }
+    eprintln!("{:?}: shipped through {kills} kills", t0.elapsed());
     assert!(kills >= 20, "{kills} kills in {runs} runs");
     // The kills landed at different points of the shipping, not all before or after it.
     cursors_after_kills.dedup();
@@ -330,9 +333,11 @@ fn shipping_100k_records_survives_20_sigkills_and_the_copy_proves_the_chain() {
         .expect("chain check")
         .get(0);
     assert_eq!(broken, 0, "rows that do not re-hash or re-link");
+    eprintln!("{:?}: copy checked in SQL", t0.elapsed());
     let (code, out) = verify_against(&log, &url);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("OK: the copy in "), "{out}");
+    eprintln!("{:?}: verify --against passed", t0.elapsed());
     assert!(out.contains("100,000 records"), "{out}");
 
     // The copy tampered with four ways at once, each reported by its seq: a row deleted, a
