@@ -7,7 +7,8 @@
 //! seq>-<last seq>`, the same on every attempt), `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` under the
 //! secret). A 2xx answer acknowledges the batch; 408, 425, 429 and 5xx, a timeout or a network
-//! error are retried (honouring `Retry-After`); any other answer stops the shipper.
+//! error are retried (honouring `Retry-After`); any other answer (a redirect included: none is
+//! followed) or a TLS failure stops the shipper.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub(crate) fn open(url: &str, opts: &DestinationOptions) -> Result<Box<dyn Desti
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(opts.timeout))
         .http_status_as_error(false)
+        .max_redirects(0)
         .build();
     Ok(Box::new(Webhook {
         url: http_url,
@@ -125,9 +127,19 @@ impl Destination for Webhook {
         let mut response = match request.send(body.as_str()) {
             Ok(r) => r,
             Err(e) => {
-                return Err(SendError::Retry {
-                    reason: e.to_string().replace(&self.url, &self.describe),
-                    after: None,
+                let reason = e.to_string().replace(&self.url, &self.describe);
+                // NOTE: what the network or the server's state explains is retried; a bad
+                // certificate, URL or protocol stops (sending again would fail the same way).
+                return Err(match e {
+                    ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::Protocol(_) => SendError::Retry {
+                        reason,
+                        after: None,
+                    },
+                    _ => SendError::Fatal(reason),
                 });
             }
         };
