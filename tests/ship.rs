@@ -488,3 +488,76 @@ fn bad_input_is_one_sentence_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("postgres:// only"));
 }
+
+#[test]
+fn sigint_while_a_batch_waits_to_be_sent_again_exits_cleanly_and_keeps_the_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 60);
+    // The first batch is acknowledged, the second refused with 503 again and again.
+    let receiver = Receiver::start(
+        std::iter::once((200, None))
+            .chain(std::iter::repeat_n((503, None), 1000))
+            .collect(),
+    );
+    let child = ship(
+        &log,
+        &receiver.url(),
+        &[
+            "--batch",
+            "20",
+            "--backoff-base-ms",
+            "50",
+            "--backoff-cap-ms",
+            "200",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn ship");
+    let until = Instant::now() + Duration::from_secs(20);
+    while receiver.seen().requests.len() < 4 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+    assert!(stderr.contains("cursor at seq 19"), "{stderr}");
+    assert_eq!(cursor_seq(&log), Some(19), "only the acknowledged batch");
+    assert_eq!(
+        receiver.seen().stored.keys().copied().collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_damaged_cursor_file_is_one_sentence_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 5);
+    let receiver = Receiver::start(Vec::new());
+    let cursor_file = dir.path().join("c.cursor");
+    for junk in [
+        "",
+        "{\"version\":1",
+        "not json",
+        "{\"version\":7,\"chain_id\":\"a\",\"seq\":1,\"offset\":1,\"segment\":\"x\",\"hash\":\"00\",\"destination\":\"d\"}",
+    ] {
+        std::fs::write(&cursor_file, junk).expect("write");
+        let (code, stderr) = run(ship(&log, &receiver.url(), &[])
+            .arg("--cursor")
+            .arg(&cursor_file));
+        assert_eq!(code, 2, "{junk:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{junk:?}: {stderr}");
+        assert!(stderr.contains("not a ship cursor"), "{junk:?}: {stderr}");
+    }
+    assert!(receiver.seen().requests.is_empty());
+}
