@@ -168,6 +168,7 @@ pub fn ship(
         ..ShipSummary::default()
     };
     let mut last_progress = Instant::now();
+    let mut fresh = false;
     loop {
         if stop.load(Ordering::SeqCst) {
             summary.stopped = true;
@@ -178,15 +179,21 @@ pub fn ship(
             if !opts.follow {
                 break;
             }
-            if last_progress.elapsed() >= opts.progress_every {
-                on_event(&progress(&source, &summary, pos.as_ref()));
-                last_progress = Instant::now();
-            }
-            if sleep_unless_stopped(opts.poll, stop) {
-                summary.stopped = true;
-                break;
+            // NOTE: a snapshot read to its end is first taken again at once (the log may have
+            // grown while the last batch was in flight); only a fresh one with nothing new
+            // means waiting.
+            if fresh {
+                if last_progress.elapsed() >= opts.progress_every {
+                    on_event(&progress(&source, &summary, pos.as_ref()));
+                    last_progress = Instant::now();
+                }
+                if sleep_unless_stopped(opts.poll, stop) {
+                    summary.stopped = true;
+                    break;
+                }
             }
             source.refresh()?;
+            fresh = true;
             if let Some(p) = &pos {
                 source.check(p)?;
             } else if let Some(c) = &cursor {
@@ -194,6 +201,7 @@ pub fn ship(
             }
             continue;
         };
+        fresh = false;
         if !batch.records.is_empty() {
             match send_until_acknowledged(dest, &batch.records, opts, stop, &mut summary, on_event)?
             {
