@@ -161,7 +161,6 @@ fn measure(target: &Target, calls: usize) -> Result {
     let elapsed = t.elapsed();
     drop(writer.join().expect("writer"));
     child.wait().expect("wait");
-    #[expect(clippy::cast_precision_loss, reason = "call counts are small")]
     let calls_per_s = calls as f64 / elapsed.as_secs_f64();
     Result {
         calls_per_s,

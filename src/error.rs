@@ -127,6 +127,10 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// Shipping the log failed: a destination refused it, or the cursor no longer matches the
+    /// log. The message names the destination with any secret masked.
+    #[error("{0}")]
+    Ship(String),
     /// A write shared with other appenders (group commit) failed.
     #[error("a shared write to {path} failed: {message}")]
     GroupWrite {

@@ -68,6 +68,8 @@ mod redact;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 mod scan;
 mod segment;
+#[cfg(feature = "ship")]
+mod ship;
 mod stats;
 mod taxonomy;
 // Parts of it serve only the command line (output guards, `--since` parsing, the search
@@ -109,6 +111,12 @@ pub use writer::{
 
 /// Runs the MCP stdio proxy: see [`ProxyOptions`].
 pub use proxy::run as run_proxy;
+#[cfg(feature = "ship")]
+pub use ship::{
+    Against, AgainstProblem, AgainstReport, Backoff, Cursor, Destination, DestinationOptions,
+    SendError, ShipEvent, ShipOptions, ShipSummary, Shipped, check_against, default_cursor_path,
+    mask_url, open as open_destination, ship,
+};
 
 /// Runs the `nexus-audit` command line with the process's arguments and returns its exit
 /// code: what `main` of the `nexus-audit` binary does. Needs the `cli` feature (on by default).

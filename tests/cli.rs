@@ -837,7 +837,6 @@ fn expected_stats(records: &[Value]) -> Value {
         .collect();
     lat.sort_unstable();
     let rank = |p: usize| lat[(p * lat.len()).div_ceil(100).max(1) - 1];
-    #[expect(clippy::cast_precision_loss, reason = "test sums are small")]
     let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64;
     json!({
         "total_entries": records.len(),

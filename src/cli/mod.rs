@@ -10,6 +10,7 @@ mod proxy;
 mod query;
 mod rotate;
 mod serve;
+mod ship;
 mod signals;
 mod stats;
 mod tail;
@@ -45,7 +46,7 @@ pub mod exit {
 ///
 /// Examples:
 ///   nexus-audit --file /var/log/nexus/audit.jsonl verify
-///   `NEXUS_AUDIT_FILE=audit.jsonl` nexus-audit query --status error --since 24h
+///   NEXUS_AUDIT_FILE=audit.jsonl nexus-audit query --status error --since 24h
 #[derive(Debug, Parser)]
 #[command(
     name = "nexus-audit",
@@ -73,7 +74,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
 
-    /// Never colour output (same as --color never, or `NO_COLOR` set).
+    /// Never colour output (same as --color never, or NO_COLOR set).
     #[arg(long, global = true)]
     no_color: bool,
 
@@ -90,8 +91,8 @@ enum Command {
     /// Append one event (from flags or --json) or many (--stdin).
     ///
     /// Examples:
-    ///   nexus-audit append --tool `workday_get_worker` --user alice --status success --latency-ms 42
-    ///   nexus-audit append --json '{"`tool":"helix_create_ticket","status":"error","error_type":"Timeout`"}'
+    ///   nexus-audit append --tool workday_get_worker --user alice --status success --latency-ms 42
+    ///   nexus-audit append --json '{"tool":"helix_create_ticket","status":"error","error_type":"Timeout"}'
     ///   producer | nexus-audit append --stdin --durability none
     #[command(verbatim_doc_comment)]
     Append(append::AppendArgs),
@@ -156,13 +157,13 @@ enum Command {
     ///
     /// Examples:
     ///   nexus-audit --file audit.jsonl proxy -- npx -y @modelcontextprotocol/server-everything
-    ///   nexus-audit proxy --server-id workday --fail-closed -- python `workday_server.py`
+    ///   nexus-audit proxy --server-id workday --fail-closed -- python workday_server.py
     #[command(verbatim_doc_comment)]
     Proxy(proxy::ProxyArgs),
     /// Serve the log over HTTP, read-only: query API, Prometheus metrics, live stream, dashboard.
     ///
     /// Examples:
-    ///   nexus-audit --file audit.jsonl serve                  (then open <http://127.0.0.1:8088>/)
+    ///   nexus-audit --file audit.jsonl serve                  (then open http://127.0.0.1:8088/)
     ///   nexus-audit serve --listen 0.0.0.0:8088 --token-file /etc/nexus-audit/serve.token
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
@@ -200,6 +201,13 @@ enum Command {
     ///   nexus-audit man /usr/local/share/man/man1
     #[command(verbatim_doc_comment)]
     Man(completions::ManArgs),
+    /// Forward the log to PostgreSQL, a SIEM or a webhook, at least once, from a cursor.
+    ///
+    /// Examples:
+    ///   nexus-audit ship --to 'postgres://audit@db.internal/soc2?table=audit_log'
+    ///   NEXUS_AUDIT_WEBHOOK_SECRET=whsec_... nexus-audit ship --to webhook+https://hooks.example.com/audit --follow
+    #[command(verbatim_doc_comment)]
+    Ship(ship::ShipArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -212,16 +220,16 @@ enum ColorChoice {
 /// The filters shared by tail, query, stats and export.
 #[derive(Debug, Args, Default, Clone)]
 pub struct FilterArgs {
-    /// Only this `user_id` (a trailing * matches a prefix).
+    /// Only this user_id (a trailing * matches a prefix).
     #[arg(long)]
     user: Option<String>,
-    /// Only this `server_id`.
+    /// Only this server_id.
     #[arg(long)]
     server: Option<String>,
     /// Only this tool (e.g. 'workday_*').
     #[arg(long)]
     tool: Option<String>,
-    /// Only this action (`mcp_call`, `server_start`, …).
+    /// Only this action (mcp_call, server_start, …).
     #[arg(long)]
     action: Option<String>,
     /// Only this status (success, error).
@@ -233,7 +241,7 @@ pub struct FilterArgs {
     /// Only this action category (READ, WRITE, AUDIT, REPORT, ADMIN).
     #[arg(long)]
     category: Option<String>,
-    /// Only this `session_id`.
+    /// Only this session_id.
     #[arg(long)]
     session: Option<String>,
     /// Only records at or after: RFC 3339, a date, or a span back from now (15m, 24h, 7d).
@@ -358,6 +366,7 @@ pub fn main() -> ExitCode {
         Command::Rotate(args) => rotate::rotate(&ctx, &args),
         Command::Prune(args) => rotate::prune(&ctx, &args),
         Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(exit::OK),
+        Command::Ship(args) => ship::run(&ctx, &args),
     };
     finish(result)
 }
@@ -547,7 +556,7 @@ impl Skipped {
     }
 
     /// Counts the line at byte `offset` as skipped, for the reason `why` (a phrase: "not a
-    /// record (`bad_json`)").
+    /// record (bad_json)").
     pub fn add(&self, offset: u64, why: &'static str) {
         let mut s = self.0.borrow_mut();
         s.total += 1;

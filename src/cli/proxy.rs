@@ -23,10 +23,10 @@ enum DurabilityArg {
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// `server_id` of the records [default: the server's own name].
+    /// server_id of the records [default: the server's own name].
     #[arg(long)]
     server_id: Option<String>,
-    /// `user_id` of the records [default: `NEXUS_AUDIT_USER`, else the client's name].
+    /// user_id of the records [default: NEXUS_AUDIT_USER, else the client's name].
     #[arg(long)]
     user: Option<String>,
     /// Record the SHA-256 and size of each answer line (never its content).

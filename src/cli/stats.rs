@@ -119,7 +119,6 @@ fn human(out: &mut impl Write, s: &Stats, color: bool) -> io::Result<()> {
         if s.total_entries == 0 {
             String::new()
         } else {
-            #[expect(clippy::cast_precision_loss, reason = "a percentage for display")]
             let p = n as f64 * 100.0 / s.total_entries as f64;
             format!(" ({p:.1}%)")
         }

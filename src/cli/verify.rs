@@ -51,9 +51,16 @@ pub struct VerifyArgs {
     /// [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
     output: Option<Format>,
+    /// Check a shipped copy instead (postgres://…): report each record missing, extra,
+    /// changed or reordered in it, else confirm it re-hashes and re-links to the log's head.
+    #[arg(long, value_name = "URL")]
+    against: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<u8> {
+    if let Some(url) = &args.against {
+        return against(ctx, args, url);
+    }
     let verifier = verifier(args)?;
     let set = crate::LogSet::open(&ctx.file)
         .with_context(|| format!("cannot read the log {}", ctx.file.display()))?;
@@ -229,5 +236,77 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         grouped(r.problems_total),
         sanitize(&r.file),
         grouped(r.records)
+    )
+}
+
+/// `verify --against URL`: the shipped copy checked against the log.
+fn against(ctx: &Context, args: &VerifyArgs, url: &str) -> anyhow::Result<u8> {
+    let _ = open_snapshot(ctx)?;
+    let against = crate::Against {
+        url: url.to_owned(),
+        options: super::ship::against_options(),
+        max_problems: args.max_problems,
+    };
+    let report = crate::check_against(&ctx.file, &against)?;
+    let mut out = io::stdout().lock();
+    match Format::or_default(args.output, ctx) {
+        Format::Table | Format::Csv => against_human(&mut out, &report, ctx.color)?,
+        format => write_value(&mut out, format, &serde_json::to_value(&report)?)?,
+    }
+    out.flush()?;
+    Ok(if report.ok { exit::OK } else { exit::INTEGRITY })
+}
+
+fn against_human(out: &mut impl Write, r: &crate::AgainstReport, color: bool) -> io::Result<()> {
+    let span = match (r.first_seq, r.last_seq) {
+        (Some(a), Some(b)) => format!(", seq {a}..{b}"),
+        _ => String::new(),
+    };
+    let head = r
+        .head_hash
+        .as_deref()
+        .map(|h| format!(", head {}…", &h[..16]))
+        .unwrap_or_default();
+    let noun = if r.records == 1 { "record" } else { "records" };
+    let copy = sanitize(&r.against);
+    if r.ok {
+        let same = r
+            .head_hash
+            .as_deref()
+            .map(|h| format!(" {}…", &h[..16]))
+            .unwrap_or_default();
+        return writeln!(
+            out,
+            "{}: the copy in {copy} holds the log's {} {noun}{span} exactly; it re-hashes and re-links to the same head{same}",
+            paint(color, "\x1b[32m", "OK"),
+            grouped(r.records)
+        );
+    }
+    for p in &r.problems {
+        writeln!(
+            out,
+            "seq {}: {}: {}",
+            p.seq,
+            paint(color, "\x1b[31m", p.kind),
+            sanitize(&p.message)
+        )?;
+    }
+    let listed = if (r.problems.len() as u64) < r.problems_total {
+        format!(
+            " ({} listed; raise --max-problems to see more)",
+            r.problems.len()
+        )
+    } else {
+        String::new()
+    };
+    let total = r.problems_total.max(1);
+    let plural = if total == 1 { "" } else { "s" };
+    writeln!(
+        out,
+        "{}: {} problem{plural} in the copy in {copy}{listed}: the log has {} {noun}{span}{head}, the copy {} rows",
+        paint(color, "\x1b[31m", "FAILED"),
+        grouped(total),
+        grouped(r.records),
+        grouped(r.rows)
     )
 }

@@ -221,10 +221,6 @@ impl<'a> Val<'a> {
         let s = std::str::from_utf8(self.text()).ok()?;
         s.parse::<i64>().ok().or_else(|| {
             let f = s.parse::<f64>().ok().filter(|f| f.is_finite())?;
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "a code outside i64 saturates, which is what should be shown"
-            )]
             Some(f.trunc() as i64)
         })
     }

@@ -189,11 +189,6 @@ fn as_u64(key: &str, value: &Value) -> Result<u64> {
         return Ok(n);
     }
     match value.as_f64() {
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "checked to be a finite, non-negative value within u64's range"
-        )]
         Some(f) if f.is_finite() && (0.0..1.8e19).contains(&f) => Ok(f.round() as u64),
         _ => Err(wrong(key, "a non-negative integer", value)),
     }

@@ -213,13 +213,7 @@ fn redacted<'a>(redactor: Option<&Redactor>, text: &'a str) -> Cow<'a, str> {
 /// `round((1 - filtered / response) * 100)`.
 #[must_use]
 pub fn reduction_percent(response: u64, filtered: u64) -> i64 {
-    #[expect(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        reason = "byte counts far below 2^52; the result is a small percentage"
-    )]
-    let pct = ((1.0 - filtered as f64 / response as f64) * 100.0).round() as i64;
-    pct
+    ((1.0 - filtered as f64 / response as f64) * 100.0).round() as i64
 }
 
 /// Gives every number in `v` the text the writer stores for it.

@@ -98,11 +98,6 @@ impl<'a> RecordView<'a> {
     /// `latency_ms` as a whole number of milliseconds, when present and non-negative.
     #[must_use]
     pub fn latency(&self) -> Option<u64> {
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "checked non-negative and finite; latencies are far below 2^53"
-        )]
         self.latency_ms
             .filter(|l| l.is_finite() && *l >= 0.0)
             .map(|l| l.round() as u64)

@@ -160,10 +160,6 @@ impl Latencies {
             Some(Err(_)) => resolved[i],
             None => None,
         });
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "a mean needs no more than f64's precision"
-        )]
         let mean = (self.sum as f64 / count as f64 * 1000.0).round() / 1000.0;
         LatencyStats {
             count,
@@ -211,10 +207,6 @@ pub(super) fn resolve_percentiles(
                         if let Some(u) = u
                             && (u.low..=u.last).contains(&v)
                         {
-                            #[expect(
-                                clippy::cast_possible_truncation,
-                                reason = "below PARTS by construction"
-                            )]
                             let part = ((v - u.low) / width(u)) as usize;
                             hist[part] += 1;
                         }

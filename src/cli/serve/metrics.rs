@@ -225,10 +225,6 @@ impl Counters {
             .as_deref()
             .and_then(crate::time::parse_timestamp)
         {
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "seconds since 1970 with microseconds fit an f64 closely enough for a gauge"
-            )]
             let secs = ts.timestamp() as f64 + f64::from(ts.timestamp_subsec_micros()) / 1e6;
             self.last_timestamp = Some(secs);
         }
