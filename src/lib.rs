@@ -17,6 +17,7 @@ mod parallel;
 pub mod reader;
 pub mod record;
 pub mod scan;
+mod ship;
 pub mod stats;
 pub mod taxonomy;
 pub mod time;

@@ -1,0 +1,354 @@
+//! Syslog: `syslog+tcp://host:port` and `syslog+tls://host:port` (RFC 5425; `ca=FILE` for a
+//! private CA, else the built-in web roots). The port defaults to 514 for `tcp` and 6514 for
+//! `tls`.
+//!
+//! Each record is one RFC 5424 message, framed by octet counting (RFC 6587 §3.4.1: the
+//! message's length in bytes, a space, the message; no trailer):
+//!
+//! ```text
+//! <110>1 2026-11-22T09:05:04.123456Z gw-1 nexus-audit - mcp_call [nexus@32473 chain_id="…" seq="42" hash="…"] {"seq":42,…}
+//! ```
+//!
+//! - PRI = facility 13 (log audit) × 8 + the severity of the record's `level`: `error` 3,
+//!   `warn`/`warning` 4, `debug` 7, anything else (`info`, none) 6.
+//! - TIMESTAMP is the record's `timestamp` in UTC with microseconds, `-` when it has none.
+//! - HOSTNAME is this machine's name, PROCID `-`, MSGID the record's `action` when it is 1 to 32
+//!   printable ASCII characters, else `-`.
+//! - The structured data element `nexus@32473` carries `chain_id`, `seq` and `hash`, with `"`,
+//!   `\` and `]` escaped by a backslash in the values (RFC 5424 §6.3.3).
+//! - MSG is the stored line exactly (one line of JSON, UTF-8), without a BOM: receivers parse
+//!   it as JSON and most JSON parsers refuse a BOM.
+//!
+//! Plain TCP syslog has no acknowledgement: `send` returns `Ok` once the frames are written and
+//! flushed to the socket, which proves only that the local kernel took them. Before each batch
+//! the connection is checked for a close by the server (which would otherwise swallow the first
+//! write); any error drops the connection, and the next `send` reconnects and resends the batch.
+
+use std::io::{self, Write as _};
+use std::net::{TcpStream, ToSocketAddrs as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::Deserialize;
+
+use super::http::{self, Target};
+use super::{Destination, DestinationOptions, SendError, Shipped};
+use crate::error::Error;
+
+/// The IANA private enterprise number in the structured data's id (`nexus@32473`, the number
+/// RFC 5612 reserves for documentation).
+const SD_ID: &str = "nexus@32473";
+/// Facility 13: log audit.
+const FACILITY: u8 = 13;
+
+/// Opens a syslog destination (see the module's docs).
+pub(crate) fn open(url: &str, opts: &DestinationOptions) -> Result<Box<dyn Destination>, Error> {
+    let target = Target::parse(url, "syslog+", &["tcp", "tls"])?;
+    target.only_params(&[])?;
+    let bad = |why: &str| Error::InvalidConfig(format!("destination {}: {why}", target.masked));
+    if target.user.is_some() || !target.path.is_empty() {
+        return Err(bad(
+            "a syslog URL is syslog+tcp://host:port, with no user and no path",
+        ));
+    }
+    let tls = target.scheme == "tls";
+    let (host, port) = split_host_port(&target.authority, if tls { 6514 } else { 514 })
+        .map_err(|why| bad(&why))?;
+    if target.ca_file.is_some() && !tls {
+        return Err(bad("ca= is for syslog+tls, not syslog+tcp"));
+    }
+    let tls = if tls {
+        let mut roots = rustls::RootCertStore::empty();
+        match &target.ca_file {
+            Some(ca) => {
+                for cert in http::read_ca_file(ca)? {
+                    roots
+                        .add(CertificateDer::from(cert.der().to_vec()))
+                        .map_err(|e| {
+                            Error::InvalidConfig(format!(
+                                "the CA file {} holds a certificate rustls cannot use: {e}",
+                                ca.display()
+                            ))
+                        })?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = ServerName::try_from(host.clone())
+            .map_err(|_| bad("the host is not a name TLS can check"))?;
+        Some((Arc::new(config), name))
+    } else {
+        None
+    };
+    Ok(Box::new(Syslog {
+        host,
+        port,
+        tls,
+        timeout: opts.timeout,
+        hostname: local_hostname().unwrap_or_else(|| "-".to_owned()),
+        conn: None,
+        describe: target.masked,
+        buf: Vec::new(),
+    }))
+}
+
+/// `host:port`, `[v6]:port` or a host alone (then `default`).
+fn split_host_port(authority: &str, default: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "an IPv6 address needs its closing ]".to_owned())?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => default,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("the port {p:?} is not a number from 1 to 65535"))?,
+    };
+    if host.is_empty() {
+        return Err("it has no host".to_owned());
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// This machine's name as RFC 5424 allows it (1 to 255 printable ASCII characters), if it has
+/// one.
+pub(crate) fn local_hostname() -> Option<String> {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_str().ok()?;
+    (!name.is_empty() && name.len() <= 255 && name.bytes().all(|b| (33..=126).contains(&b)))
+        .then(|| name.to_owned())
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Conn::Tcp(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+
+    fn write_all_flush(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => {
+                s.write_all(bytes)?;
+                s.flush()
+            }
+            Conn::Tls(s) => {
+                s.write_all(bytes)?;
+                s.flush()
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (or it broke) since the last write: a syslog
+    /// server never sends anything, so readable means end of stream or an error.
+    fn closed_by_peer(&self) -> bool {
+        let sock = self.socket();
+        if sock.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match sock.peek(&mut byte) {
+            Ok(0) => true,
+            // TLS: the server may have sent a close_notify or a session ticket; treat any data
+            // that is not a close as harmless only for plain TCP.
+            Ok(_) => matches!(self, Conn::Tcp(_)),
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        closed || sock.set_nonblocking(false).is_err()
+    }
+}
+
+struct Syslog {
+    host: String,
+    port: u16,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    timeout: Duration,
+    hostname: String,
+    conn: Option<Conn>,
+    describe: String,
+    buf: Vec<u8>,
+}
+
+impl Syslog {
+    fn connect(&self) -> io::Result<Conn> {
+        let mut last = None;
+        for addr in (self.host.as_str(), self.port).to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, self.timeout) {
+                Ok(sock) => {
+                    sock.set_write_timeout(Some(self.timeout))?;
+                    sock.set_read_timeout(Some(self.timeout))?;
+                    sock.set_nodelay(true)?;
+                    return match &self.tls {
+                        None => Ok(Conn::Tcp(sock)),
+                        Some((config, name)) => {
+                            let mut conn =
+                                rustls::ClientConnection::new(config.clone(), name.clone())
+                                    .map_err(io::Error::other)?;
+                            let mut sock = sock;
+                            while conn.is_handshaking() {
+                                conn.complete_io(&mut sock)?;
+                            }
+                            Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
+                        }
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("the host has no address")))
+    }
+
+    fn frames(&mut self, batch: &[Shipped]) -> Result<(), SendError> {
+        self.buf.clear();
+        let mut msg = Vec::with_capacity(1024);
+        for r in batch {
+            msg.clear();
+            message(&mut msg, r, &self.hostname)?;
+            self.buf
+                .extend_from_slice(format!("{} ", msg.len()).as_bytes());
+            self.buf.extend_from_slice(&msg);
+        }
+        Ok(())
+    }
+}
+
+impl Destination for Syslog {
+    fn send(&mut self, batch: &[Shipped]) -> Result<(), SendError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.frames(batch)?;
+        if self.conn.as_ref().is_some_and(Conn::closed_by_peer) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            match self.connect() {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    let fatal = e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+                    let reason = format!("syslog: cannot connect to {}: {e}", self.describe);
+                    return Err(if fatal {
+                        SendError::Fatal(format!("{reason} (give the CA with ca=FILE)"))
+                    } else {
+                        SendError::Retry {
+                            reason,
+                            after: None,
+                        }
+                    });
+                }
+            }
+        }
+        let conn = self.conn.as_mut().ok_or_else(|| SendError::Retry {
+            reason: "syslog: no connection".to_owned(),
+            after: None,
+        })?;
+        if let Err(e) = conn.write_all_flush(&self.buf) {
+            self.conn = None;
+            return Err(SendError::Retry {
+                reason: format!("syslog: writing to {} failed: {e}", self.describe),
+                after: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+#[derive(Deserialize)]
+struct Level<'a> {
+    #[serde(borrow)]
+    level: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// RFC 5424 severity of a record's `level`.
+fn severity(level: Option<&str>) -> u8 {
+    match level.map(str::to_ascii_lowercase).as_deref() {
+        Some("emergency" | "emerg") => 0,
+        Some("alert") => 1,
+        Some("critical" | "crit") => 2,
+        Some("error" | "err") => 3,
+        Some("warn" | "warning") => 4,
+        Some("notice") => 5,
+        Some("debug") => 7,
+        _ => 6,
+    }
+}
+
+/// One RFC 5424 message for a record.
+fn message(out: &mut Vec<u8>, r: &Shipped, hostname: &str) -> Result<(), SendError> {
+    let level: Level<'_> = serde_json::from_str(&r.line).map_err(|_| {
+        SendError::Fatal(format!(
+            "record seq {} is not a JSON object and cannot be sent to syslog",
+            r.seq
+        ))
+    })?;
+    let pri = FACILITY * 8 + severity(level.level.as_deref());
+    let timestamp = chrono::DateTime::parse_from_rfc3339(&r.timestamp).map_or_else(
+        |_| "-".to_owned(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string()
+        },
+    );
+    let msgid = if !r.action.is_empty()
+        && r.action.len() <= 32
+        && r.action.bytes().all(|b| (33..=126).contains(&b))
+    {
+        r.action.as_str()
+    } else {
+        "-"
+    };
+    out.extend_from_slice(
+        format!(
+            "<{pri}>1 {timestamp} {hostname} nexus-audit - {msgid} [{SD_ID} chain_id=\"{}\" seq=\"{}\" hash=\"{}\"] ",
+            sd_escape(&r.chain_id),
+            r.seq,
+            sd_escape(&r.hash)
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(r.line.as_bytes());
+    Ok(())
+}
+
+/// An SD-PARAM value with `"`, `\` and `]` escaped (RFC 5424 §6.3.3).
+fn sd_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
