@@ -266,3 +266,226 @@ impl Destination for Elastic {
         self.describe.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::super::http::testing::servers::{Fault, Server};
+    use super::super::http::testing::{batch, options};
+    use super::*;
+
+    fn url(server: &Server, userinfo: &str) -> String {
+        format!("elasticsearch+http://{userinfo}{}/nexus-audit", server.addr)
+    }
+
+    fn id(r: &Shipped) -> String {
+        format!("{}:{}", r.chain_id, r.seq)
+    }
+
+    fn retry(r: Result<(), SendError>) -> (String, Option<Duration>) {
+        match r {
+            Err(SendError::Retry { reason, after }) => (reason, after),
+            other => panic!("expected Retry, got {other:?}"),
+        }
+    }
+
+    fn fatal(r: Result<(), SendError>) -> String {
+        match r {
+            Err(SendError::Fatal(m)) => m,
+            other => panic!("expected Fatal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bulk_creates_each_record_under_its_id_and_a_resend_answers_409() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::elastic();
+        let mut dest = open(&url(&server, ""), &options(dir.path(), None))?;
+        let records = batch(9);
+        dest.send(&records).expect("stored");
+        dest.send(&records).expect("already stored is fine");
+        let seen = server.seen();
+        assert_eq!(seen.stored.len(), 9);
+        for r in &records {
+            let (doc, times) = &seen.stored[&id(r)];
+            assert_eq!(*times, 2, "sent twice, stored once");
+            let mut want: serde_json::Value = serde_json::from_str(&r.line).expect("json");
+            want["chain_id"] = r.chain_id.clone().into();
+            want["hash"] = r.hash.clone().into();
+            assert_eq!(doc, &want, "the record's fields plus chain_id and hash");
+            assert_eq!(doc["prev_hash"], r.prev_hash.as_str());
+            assert_eq!(doc["seq"], r.seq);
+        }
+        let body = String::from_utf8(seen.bodies[0].clone()).expect("utf-8");
+        let first = body.lines().next().expect("action line");
+        assert_eq!(
+            first,
+            format!(
+                "{{\"create\":{{\"_index\":\"nexus-audit\",\"_id\":\"{}\"}}}}",
+                id(&records[0])
+            )
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn items_refused_for_now_are_resent_and_the_stored_ones_answer_409() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::elastic();
+        let records = batch(8);
+        let mut dest = open(&url(&server, ""), &options(dir.path(), None))?;
+        dest.send(&records[..3]).expect("the first three stored");
+        {
+            let mut seen = server.seen();
+            seen.item_faults
+                .insert(id(&records[4]), VecDeque::from([429, 429]));
+            seen.item_faults
+                .insert(id(&records[6]), VecDeque::from([503]));
+        }
+        // 409, 409, 409, 201, 429, 201, 503, 201
+        let (reason, _) = retry(dest.send(&records));
+        assert!(reason.contains("refused 2 of 8"), "{reason}");
+        assert!(
+            reason.contains("seq 4: 429 es_rejected_execution_exception"),
+            "{reason}"
+        );
+        let (reason, _) = retry(dest.send(&records));
+        assert!(reason.contains("refused 1 of 8"), "{reason}");
+        dest.send(&records).expect("all stored at last");
+        let seen = server.seen();
+        assert_eq!(seen.stored.len(), 8);
+        assert!(
+            seen.stored
+                .keys()
+                .all(|k| records.iter().any(|r| &id(r) == k))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_rejected_item_stops_naming_its_seq_and_reason() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::elastic();
+        let records = batch(30)[20..26].to_vec();
+        server
+            .seen()
+            .item_faults
+            .insert(id(&records[2]), VecDeque::from([400]));
+        server
+            .seen()
+            .item_faults
+            .insert(id(&records[4]), VecDeque::from([429]));
+        let mut dest = open(&url(&server, ""), &options(dir.path(), None))?;
+        let message = fatal(dest.send(&records));
+        assert!(
+            message.contains("rejected record seq 22 (400 document_parsing_exception"),
+            "{message}"
+        );
+        assert!(
+            message.contains("failed to parse field [latency_ms]"),
+            "{message}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_throttled_or_failing_request_is_retried_after_retry_after() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::elastic();
+        server
+            .seen()
+            .faults
+            .extend([Fault::too_many(4), Fault::bad_gateway()]);
+        let mut dest = open(&url(&server, ""), &options(dir.path(), None))?;
+        let records = batch(3);
+        let (reason, after) = retry(dest.send(&records));
+        assert!(reason.contains("answered 429"), "{reason}");
+        assert_eq!(after, Some(Duration::from_secs(4)));
+        let (reason, after) = retry(dest.send(&records));
+        assert!(reason.contains("answered 502"), "{reason}");
+        assert_eq!(after, None);
+        dest.send(&records).expect("stored");
+        assert_eq!(server.seen().stored.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn basic_auth_comes_from_the_url_and_a_wrong_password_stops() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::elastic();
+        server.seen().basic = Some("shipper:s3cr:t@pw".to_owned());
+        let good = url(&server, "shipper:s3cr%3At%40pw@");
+        let mut dest = open(&good, &options(dir.path(), None))?;
+        assert!(!dest.describe().contains("s3cr"), "{}", dest.describe());
+        dest.send(&batch(2)).expect("authenticated");
+        let mut dest = open(
+            &url(&server, "shipper:nope-pw@"),
+            &options(dir.path(), None),
+        )?;
+        let message = fatal(dest.send(&batch(2)));
+        assert!(
+            message.contains("refused the credentials (401"),
+            "{message}"
+        );
+        assert!(!message.contains("nope-pw"), "{message}");
+        Ok(())
+    }
+
+    #[test]
+    fn an_api_key_header_is_sent_as_given() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::elastic();
+        server.seen().authorization = Some("ApiKey a2V5OnNlY3JldA==".to_owned());
+        let mut opts = options(dir.path(), None);
+        opts.headers.push((
+            "Authorization".to_owned(),
+            "ApiKey a2V5OnNlY3JldA==".to_owned(),
+        ));
+        open(&url(&server, ""), &opts)?
+            .send(&batch(2))
+            .expect("authenticated");
+        let err = open(&url(&server, "u:p@"), &opts)
+            .err()
+            .expect("both")
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_server_down_for_a_while_is_retried_until_it_is_back() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Server::elastic();
+        let mut dest = open(&url(&server, ""), &options(dir.path(), None))?;
+        let records = batch(6);
+        dest.send(&records[..3]).expect("stored");
+        server.stop();
+        retry(dest.send(&records[3..]));
+        server.restart();
+        dest.send(&records[3..]).expect("stored once it is back");
+        assert_eq!(server.seen().stored.len(), 6);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_index_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = options(dir.path(), None);
+        for (url, says) in [
+            ("elasticsearch+https://es:9200", "name the index"),
+            ("elasticsearch+https://es:9200/Audit", "lowercase"),
+            ("elasticsearch+https://es:9200/_audit", "cannot be"),
+            ("elasticsearch+https://es:9200/a%20b", "without spaces"),
+            (
+                "elasticsearch+https://es:9200/audit?refresh=true",
+                "unknown parameter",
+            ),
+        ] {
+            let err = open(url, &opts).err().expect(url).to_string();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+        assert!(open("elasticsearch+https://es:9200/proxy/audit-1", &opts).is_ok());
+    }
+}

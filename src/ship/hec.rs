@@ -340,3 +340,224 @@ impl Destination for Hec {
         self.describe.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::super::http::testing::servers::{Fault, HEC_TOKEN, Server};
+    use super::super::http::testing::{batch, options};
+    use super::*;
+
+    fn url(server: &Server, extra: &str) -> String {
+        format!("splunk-hec+{}{extra}", server.base())
+    }
+
+    fn retry(r: Result<(), SendError>) -> (String, Option<Duration>) {
+        match r {
+            Err(SendError::Retry { reason, after }) => (reason, after),
+            other => panic!("expected Retry, got {other:?}"),
+        }
+    }
+
+    fn fatal(r: Result<(), SendError>) -> String {
+        match r {
+            Err(SendError::Fatal(m)) => m,
+            other => panic!("expected Fatal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_acknowledged_only_when_the_ack_turns_true() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        server.seen().ack_false_polls = 3;
+        let mut dest = open(&url(&server, ""), &options(dir.path(), Some(HEC_TOKEN)))?;
+        let records = batch(12);
+        dest.send(&records).expect("acknowledged");
+        let seen = server.seen();
+        assert_eq!(seen.ack_polls, 4, "three false answers, then true");
+        assert_eq!(seen.stored.len(), 12);
+        for r in &records {
+            let (env, times) = &seen.stored[&format!("{}:{}", r.chain_id, r.seq)];
+            assert_eq!(*times, 1);
+            assert_eq!(env["source"], "nexus-audit");
+            assert_eq!(env["sourcetype"], "_json");
+            assert_eq!(env["fields"]["chain_id"], r.chain_id.as_str());
+            assert_eq!(env["fields"]["seq"], r.seq.to_string().as_str());
+            assert_eq!(env["fields"]["hash"], r.hash.as_str());
+            let event: serde_json::Value = serde_json::from_str(&r.line).expect("json");
+            assert_eq!(env["event"], event, "the event is the stored record");
+            match chrono::DateTime::parse_from_rfc3339(&r.timestamp) {
+                Ok(t) => {
+                    let secs = env["time"].as_f64().expect("time is a number");
+                    assert!((secs - t.timestamp_micros() as f64 / 1e6).abs() < 1e-5);
+                }
+                Err(_) => assert!(env.get("time").is_none()),
+            }
+        }
+        // The stored line is embedded byte for byte.
+        let body = String::from_utf8(seen.bodies[0].clone()).expect("utf-8");
+        assert!(body.contains(&format!("\"event\":{},", records[3].line)));
+        Ok(())
+    }
+
+    #[test]
+    fn the_channel_is_kept_private_and_reused_after_a_restart() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        let opts = options(dir.path(), Some(HEC_TOKEN));
+        open(&url(&server, ""), &opts)?
+            .send(&batch(2))
+            .expect("sent");
+        open(&url(&server, ""), &opts)?
+            .send(&batch(2))
+            .expect("sent");
+        let file = dir.path().join("audit.jsonl.ship-test.hec-channel");
+        let mode = std::fs::metadata(&file)
+            .expect("channel file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let kept = std::fs::read_to_string(&file).expect("read");
+        let seen = server.seen();
+        assert_eq!(seen.channels.len(), 2);
+        assert!(seen.channels.iter().all(|c| c == kept.trim()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_lost_ack_means_the_batch_is_sent_again() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        server.seen().lose_acks = 1;
+        let mut dest = open(
+            &url(&server, "?ack_timeout=0.4"),
+            &options(dir.path(), Some(HEC_TOKEN)),
+        )?;
+        let records = batch(5);
+        let (reason, _) = retry(dest.send(&records));
+        assert!(reason.contains("did not acknowledge ackId 0"), "{reason}");
+        dest.send(&records).expect("the second try is acknowledged");
+        let seen = server.seen();
+        assert!(seen.stored.values().all(|(_, n)| *n == 2), "resent whole");
+        Ok(())
+    }
+
+    #[test]
+    fn busy_unhealthy_and_throttled_answers_are_retried_with_retry_after() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        server.seen().faults.extend([
+            Fault::hec_busy(Some(3)),
+            Fault::hec_internal(),
+            Fault::Status {
+                status: 503,
+                body: serde_json::json!({"text": "HEC is unhealthy, queues are full", "code": 18}),
+                retry_after: None,
+            },
+            Fault::too_many(2),
+            Fault::bad_gateway(),
+        ]);
+        let mut dest = open(&url(&server, ""), &options(dir.path(), Some(HEC_TOKEN)))?;
+        let records = batch(3);
+        let (reason, after) = retry(dest.send(&records));
+        assert!(reason.contains("code 9: Server is busy"), "{reason}");
+        assert_eq!(after, Some(Duration::from_secs(3)));
+        let (reason, _) = retry(dest.send(&records));
+        assert!(reason.contains("code 8"), "{reason}");
+        let (reason, _) = retry(dest.send(&records));
+        assert!(reason.contains("code 18"), "{reason}");
+        let (_, after) = retry(dest.send(&records));
+        assert_eq!(after, Some(Duration::from_secs(2)));
+        let (reason, _) = retry(dest.send(&records));
+        assert!(reason.contains("HTTP 502"), "{reason}");
+        dest.send(&records).expect("then acknowledged");
+        assert_eq!(server.seen().stored.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_token_stops_without_showing_it() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        let mut dest = open(
+            &url(&server, ""),
+            &options(dir.path(), Some("wrong-token-0xdeadbeef")),
+        )?;
+        let message = fatal(dest.send(&batch(2)));
+        assert!(message.contains("code 4: Invalid token"), "{message}");
+        assert!(message.contains("NEXUS_AUDIT_HEC_TOKEN"), "{message}");
+        assert!(!message.contains("deadbeef"), "{message}");
+        assert!(server.seen().stored.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_data_stops_naming_the_record() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        server.seen().faults.push_back(Fault::HecInvalidEvent(2));
+        let mut dest = open(&url(&server, ""), &options(dir.path(), Some(HEC_TOKEN)))?;
+        let records = batch(20)[10..15].to_vec();
+        let message = fatal(dest.send(&records));
+        assert!(message.contains("record seq 12 as invalid"), "{message}");
+        assert!(message.contains("code 6"), "{message}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_server_down_for_a_while_is_retried_until_it_is_back() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Server::hec();
+        let mut dest = open(&url(&server, ""), &options(dir.path(), Some(HEC_TOKEN)))?;
+        let records = batch(4);
+        dest.send(&records[..2]).expect("sent");
+        server.stop();
+        retry(dest.send(&records[2..]));
+        retry(dest.send(&records[2..]));
+        server.restart();
+        dest.send(&records[2..]).expect("sent once it is back");
+        assert_eq!(server.seen().stored.len(), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn without_indexer_acknowledgement_the_answer_is_the_ack() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::hec();
+        server.seen().ack_disabled = true;
+        let mut dest = open(&url(&server, ""), &options(dir.path(), Some(HEC_TOKEN)))?;
+        dest.send(&batch(3)).expect("sent");
+        assert_eq!(server.seen().ack_polls, 0);
+        assert_eq!(server.seen().stored.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn opening_needs_a_token_and_a_well_formed_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = options(dir.path(), None);
+        let err = open("splunk-hec+https://splunk:8088", &opts)
+            .err()
+            .expect("no token")
+            .to_string();
+        assert!(err.contains("NEXUS_AUDIT_HEC_TOKEN"), "{err}");
+        let opts = options(dir.path(), Some(HEC_TOKEN));
+        for (url, says) in [
+            ("splunk-hec+ftp://splunk:8088", "must be http or https"),
+            (
+                "splunk-hec+https://splunk:8088?acktimeout=3",
+                "unknown parameter",
+            ),
+            (
+                "splunk-hec+https://splunk:8088?ack_timeout=-1",
+                "ack_timeout",
+            ),
+            ("splunk-hec+https://u:pw@splunk:8088", "not from the URL"),
+        ] {
+            let err = open(url, &opts).err().expect(url).to_string();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+    }
+}

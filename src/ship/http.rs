@@ -156,7 +156,11 @@ impl Target {
 /// `url` with the password of its userinfo (if any) replaced by `***`.
 pub(crate) fn mask_userinfo(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
+        // Not a URL at all: show nothing of what might be userinfo.
+        return match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
+        };
     };
     let end = url[start..]
         .find(['/', '?', '#'])
@@ -340,5 +344,82 @@ mod tests {
         assert_eq!(retry_after(&r), Some(Duration::ZERO));
         let r = ureq::http::Response::builder().body(()).expect("response");
         assert_eq!(retry_after(&r), None);
+    }
+}
+
+/// The mock HEC and Elasticsearch servers, shared with tests/ship_dest.rs.
+#[cfg(test)]
+#[path = "../../tests/ship/dest_servers.rs"]
+pub(crate) mod test_servers;
+
+/// Records and servers for the destinations' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use sha2::{Digest as _, Sha256};
+
+    use super::super::{DestinationOptions, Shipped};
+
+    pub(crate) use super::test_servers as servers;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// `n` chained records from `seq` 0, with the awkward cases in them: `]`, `"`, `\`,
+    /// newlines and non-ASCII text in values, every level, an action that is no MSGID, a
+    /// record without timestamp.
+    pub(crate) fn batch(n: u64) -> Vec<Shipped> {
+        let mut out = Vec::new();
+        let mut prev = "0".repeat(64);
+        let mut first = None;
+        for seq in 0..n {
+            let action = match seq % 7 {
+                3 => "a\u{e9}ction with spaces".to_owned(),
+                5 => "x".repeat(40),
+                _ => "mcp_call".to_owned(),
+            };
+            let level = ["info", "warn", "error", "info"][(seq % 4) as usize];
+            let mut rec = serde_json::json!({
+                "seq": seq,
+                "prev_hash": prev,
+                "event_id": format!("00000000-0000-4000-8000-{seq:012}"),
+                "timestamp": format!("2026-11-22T09:05:{:02}.{:06}Z", seq % 60, seq * 7 % 1_000_000),
+                "schema_version": "1",
+                "level": level,
+                "action": action,
+                "tool": "helix_create_ticket",
+                "args_summary": {"title": format!("a ]bracket[ \"quote\" back\\slash\nnew line\r\ttab #{seq}"), "note": "Grüße, 東京, emoji \u{1f680}, \u{2028}"},
+                "latency_ms": seq * 3,
+            });
+            if seq % 11 == 10 {
+                rec.as_object_mut().expect("object").remove("timestamp");
+            }
+            let line = rec.to_string();
+            let hash = sha(line.as_bytes());
+            let chain_id = first.get_or_insert_with(|| hash.clone()).clone();
+            out.push(Shipped {
+                chain_id,
+                seq,
+                hash: hash.clone(),
+                prev_hash: prev,
+                timestamp: rec["timestamp"].as_str().unwrap_or("").to_owned(),
+                action,
+                line,
+            });
+            prev = hash;
+        }
+        out
+    }
+
+    /// Options for a test: `token`, a short timeout, state in `dir`.
+    pub(crate) fn options(dir: &std::path::Path, token: Option<&str>) -> DestinationOptions {
+        DestinationOptions {
+            token: token.map(str::to_owned),
+            secret: None,
+            headers: Vec::new(),
+            timeout: std::time::Duration::from_secs(5),
+            state_dir: dir.to_path_buf(),
+            state_stem: "audit.jsonl.ship-test".to_owned(),
+        }
     }
 }
