@@ -352,3 +352,154 @@ fn sd_escape(value: &str) -> String {
     }
     out
 }
+
+/// The real rsyslog harness, shared with tests/ship_rsyslog.rs.
+#[cfg(test)]
+#[path = "../../tests/ship/rsyslog.rs"]
+mod rsyslog_server;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::http::testing::{batch, options};
+    use super::rsyslog_server::{Rsyslog, parse_5424};
+    use super::*;
+
+    /// Checks that `got` holds each record of `records` (at least once, exactly once when
+    /// `once`) as the message this module promises.
+    fn check(got: &[Vec<u8>], records: &[Shipped], once: bool) {
+        let mut count = std::collections::HashMap::new();
+        for m in got {
+            let p = parse_5424(m).unwrap_or_else(|| {
+                panic!("not an RFC 5424 message: {}", String::from_utf8_lossy(m))
+            });
+            let seq: u64 = p.params[1].1.parse().expect("seq");
+            let r = &records[usize::try_from(seq).expect("seq")];
+            assert_eq!(p.msg, r.line.as_bytes(), "MSG is the stored line");
+            assert_eq!(p.app, "nexus-audit");
+            assert_eq!(p.procid, "-");
+            assert_eq!(p.sd_id, "nexus@32473");
+            assert_eq!(
+                p.params,
+                vec![
+                    ("chain_id".to_owned(), r.chain_id.clone()),
+                    ("seq".to_owned(), r.seq.to_string()),
+                    ("hash".to_owned(), r.hash.clone()),
+                ]
+            );
+            let level: serde_json::Value = serde_json::from_str(&r.line).expect("json");
+            let sev = match level["level"].as_str() {
+                Some("error") => 3,
+                Some("warn") => 4,
+                _ => 6,
+            };
+            assert_eq!(p.pri, 13 * 8 + sev);
+            let msgid = if r.action == "mcp_call" {
+                "mcp_call"
+            } else {
+                "-"
+            };
+            assert_eq!(p.msgid, msgid);
+            if r.timestamp.is_empty() {
+                assert_eq!(p.timestamp, "-");
+            } else {
+                assert_eq!(p.timestamp, r.timestamp);
+            }
+            *count.entry(seq).or_insert(0) += 1;
+        }
+        for r in records {
+            let n = count.get(&r.seq).copied().unwrap_or(0);
+            assert!(n >= 1, "seq {} never arrived", r.seq);
+            if once {
+                assert_eq!(n, 1, "seq {} arrived {n} times", r.seq);
+            }
+        }
+    }
+
+    #[test]
+    fn rsyslog_receives_every_record_once_with_its_framing_intact() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Rsyslog::start();
+        let mut dest = open(
+            &format!("syslog+tcp://127.0.0.1:{}", server.port),
+            &options(dir.path(), None),
+        )?;
+        let records = batch(500);
+        for chunk in records.chunks(64) {
+            dest.send(chunk).expect("written");
+        }
+        let got = server.wait_for(records.len(), Duration::from_secs(20));
+        assert_eq!(got.len(), records.len(), "one message per record");
+        check(&got, &records, true);
+        Ok(())
+    }
+
+    #[test]
+    fn a_restarted_rsyslog_gets_the_batch_again_on_a_new_connection() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Rsyslog::start();
+        let mut dest = open(
+            &format!("syslog+tcp://127.0.0.1:{}", server.port),
+            &options(dir.path(), None),
+        )?;
+        let records = batch(40);
+        dest.send(&records[..20]).expect("written");
+        server.wait_for(20, Duration::from_secs(20));
+        server.stop();
+        match dest.send(&records[20..]) {
+            Err(SendError::Retry { reason, .. }) => {
+                assert!(reason.contains("cannot connect"), "{reason}");
+            }
+            other => panic!("a stopped server must mean Retry, got {other:?}"),
+        }
+        server.restart();
+        dest.send(&records[20..])
+            .expect("written on a new connection");
+        let got = server.wait_for(40, Duration::from_secs(20));
+        check(&got, &records, true);
+        Ok(())
+    }
+
+    #[test]
+    fn messages_follow_rfc_5424_with_escaped_structured_data() {
+        let mut r = batch(4).remove(2);
+        r.chain_id = "a\"b\\c]d".to_owned();
+        r.action = "tools/call".to_owned();
+        let mut out = Vec::new();
+        message(&mut out, &r, "gw-1").expect("message");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            text,
+            format!(
+                "<107>1 2026-11-22T09:05:02.000014Z gw-1 nexus-audit - tools/call [nexus@32473 chain_id=\"a\\\"b\\\\c\\]d\" seq=\"2\" hash=\"{}\"] {}",
+                r.hash, r.line
+            )
+        );
+        assert_eq!(sd_escape("]]\\\""), "\\]\\]\\\\\\\"");
+        assert_eq!(severity(Some("WARNING")), 4);
+        assert_eq!(severity(None), 6);
+    }
+
+    #[test]
+    fn a_bad_syslog_url_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = options(dir.path(), None);
+        for (url, says) in [
+            ("syslog+udp://h:514", "must be tcp or tls"),
+            ("syslog+tcp://h:0", "not a number from 1 to 65535"),
+            ("syslog+tcp://h:99999", "not a number from 1 to 65535"),
+            ("syslog+tcp://h:514/path", "no path"),
+            ("syslog+tcp://h:514?ca=/x.pem", "ca= is for syslog+tls"),
+            (
+                "syslog+tls://h:6514?ca=/nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+        ] {
+            let err = open(url, &opts).err().expect(url).to_string();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+        assert!(open("syslog+tls://[::1]:6514", &opts).is_ok());
+        assert!(open("syslog+tcp://collector", &opts).is_ok());
+    }
+}
