@@ -1,4 +1,5 @@
-//! Elasticsearch and `OpenSearch`: `elasticsearch+https://host:9200/INDEX` (`+http` too).
+//! Elasticsearch and `OpenSearch`: `elasticsearch+https://host:9200/INDEX` (`+http` too;
+//! `opensearch+https://…` is the same).
 //!
 //! A batch is one `POST /_bulk` (`Content-Type: application/x-ndjson`), two lines per record:
 //!
@@ -34,7 +35,7 @@ use crate::error::Error;
 
 /// Opens an Elasticsearch destination (see the module's docs).
 pub(crate) fn open(url: &str, opts: &DestinationOptions) -> Result<Box<dyn Destination>, Error> {
-    let target = Target::parse(url, "elasticsearch+", &["http", "https"])?;
+    let target = Target::parse(url, &["elasticsearch+", "opensearch+"], &["http", "https"])?;
     target.only_params(&[])?;
     let bad = |why: &str| Error::InvalidConfig(format!("destination {}: {why}", target.masked));
     let (prefix, index) = target.path.rsplit_once('/').unwrap_or(("", ""));
@@ -487,5 +488,6 @@ mod tests {
             assert!(err.contains(says), "{url}: {err}");
         }
         assert!(open("elasticsearch+https://es:9200/proxy/audit-1", &opts).is_ok());
+        assert!(open("OpenSearch+HTTPS://es:9200/audit", &opts).is_ok());
     }
 }

@@ -52,7 +52,7 @@ const MAX_POLL: Duration = Duration::from_secs(2);
 
 /// Opens a Splunk HEC destination (see the module's docs).
 pub(crate) fn open(url: &str, opts: &DestinationOptions) -> Result<Box<dyn Destination>, Error> {
-    let target = Target::parse(url, "splunk-hec+", &["http", "https"])?;
+    let target = Target::parse(url, &["splunk-hec+"], &["http", "https"])?;
     target.only_params(&["index", "sourcetype", "ack_timeout"])?;
     if target.user.is_some() {
         return Err(Error::InvalidConfig(format!(

@@ -43,15 +43,18 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Reads `url`, which must start with `KIND+http://` or `KIND+https://` where `KIND+` is
-    /// `prefix`, e.g. `splunk-hec+`.
-    pub(crate) fn parse(url: &str, prefix: &str, schemes: &[&str]) -> Result<Self, Error> {
+    /// Reads `url`, which must start with `KIND+SCHEME://` where `KIND+` is one of `prefixes`
+    /// (e.g. `splunk-hec+`) and `SCHEME` one of `schemes`, in any case.
+    pub(crate) fn parse(url: &str, prefixes: &[&str], schemes: &[&str]) -> Result<Self, Error> {
         let bad =
             |why: &str| Error::InvalidConfig(format!("destination {}: {why}", mask_userinfo(url)));
-        let rest = url
-            .strip_prefix(prefix)
-            .ok_or_else(|| bad(&format!("does not start with {prefix}")))?;
-        let (scheme, rest) = rest.split_once("://").ok_or_else(|| bad("has no ://"))?;
+        let (full_scheme, rest) = url.split_once("://").ok_or_else(|| bad("has no ://"))?;
+        let full_scheme = full_scheme.to_ascii_lowercase();
+        let prefix = prefixes
+            .iter()
+            .find(|p| full_scheme.starts_with(*p))
+            .ok_or_else(|| bad(&format!("does not start with {}", prefixes.join(" or "))))?;
+        let scheme = &full_scheme[prefix.len()..];
         if !schemes.contains(&scheme) {
             return Err(bad(&format!(
                 "the scheme after {prefix} must be {}",
@@ -293,7 +296,7 @@ mod tests {
     fn a_url_is_taken_apart_and_its_password_masked() -> Result<(), Error> {
         let t = Target::parse(
             "elasticsearch+https://ship%40corp:p%3Ass@es.example:9200/pre/audit?ca=/etc/ca.pem&x=1",
-            "elasticsearch+",
+            &["elasticsearch+"],
             &["http", "https"],
         )?;
         assert_eq!(t.scheme, "https");
@@ -317,9 +320,10 @@ mod tests {
             "elasticsearch+ftp://u:secretpw@h/i",
             "elasticsearch+https://u:secretpw@/i",
             "elasticsearch+https//u:secretpw@h/i",
+            "Elasticsearch+HTTPS//u:secretpw@h/i",
             "splunk-hec+https://u:secretpw@h/i",
         ] {
-            let err = Target::parse(url, "elasticsearch+", &["http", "https"])
+            let err = Target::parse(url, &["elasticsearch+"], &["http", "https"])
                 .expect_err(url)
                 .to_string();
             assert!(!err.contains("secretpw"), "{err}");

@@ -44,7 +44,7 @@ const FACILITY: u8 = 13;
 
 /// Opens a syslog destination (see the module's docs).
 pub(crate) fn open(url: &str, opts: &DestinationOptions) -> Result<Box<dyn Destination>, Error> {
-    let target = Target::parse(url, "syslog+", &["tcp", "tls"])?;
+    let target = Target::parse(url, &["syslog+"], &["tcp", "tls"])?;
     target.only_params(&[])?;
     let bad = |why: &str| Error::InvalidConfig(format!("destination {}: {why}", target.masked));
     if target.user.is_some() || !target.path.is_empty() {
