@@ -26,6 +26,8 @@ pub const HEC_TOKEN: &str = "hec-test-token-4f1c";
 /// A failure the next request gets instead of the normal answer.
 #[derive(Clone, Debug)]
 pub enum Fault {
+    /// The normal answer (to fail a later request, not this one).
+    Pass,
     /// An HTTP status with a JSON body and an optional `Retry-After` (seconds).
     Status {
         status: u16,
@@ -280,7 +282,7 @@ async fn hec_event(
                 None,
             );
         }
-        None => {}
+        Some(Fault::Pass) | None => {}
     }
     // Event envelopes back to back, not an array: each must be an object with a non-blank event.
     let mut envelopes = Vec::new();
