@@ -1,5 +1,5 @@
 //! `nexus-audit ship` to Splunk HEC and Elasticsearch, through the real binary, against local
-//! servers that follow the documented protocols (tests/ship/dest_servers.rs), including their
+//! servers that follow the documented protocols (`tests/ship/dest_servers.rs`), including their
 //! failure answers. In every case: nothing is lost, the cursor never passes an unacknowledged
 //! record, and backoff and `Retry-After` are observed.
 
@@ -31,9 +31,14 @@ fn ids(log: &Path) -> Vec<String> {
 
 /// `nexus-audit --file LOG ship --to URL --cursor LOG.cursor ARGS…`
 fn ship(log: &Path, url: &str, args: &[&str]) -> assert_cmd::Command {
+    ship_with_cursor(log, url, &log.with_extension("cursor"), args)
+}
+
+/// `nexus-audit --file LOG ship --to URL --cursor CURSOR ARGS…`
+fn ship_with_cursor(log: &Path, url: &str, cursor: &Path, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = cli(log);
     cmd.args(["ship", "--to", url, "--cursor"])
-        .arg(log.with_extension("cursor"))
+        .arg(cursor)
         .args(FAST)
         .args(args);
     cmd
@@ -248,9 +253,13 @@ fn elasticsearch_stores_every_record_once_through_201_409_429_and_5xx_items() {
     );
     assert_eq!(cursor_seq(&log), Some(199));
     // Shipping everything again under a new cursor stores nothing new (every item 409).
-    let (code, stderr) =
-        run(&mut ship(&log, &url, &["--batch", "50", "--cursor"])
-            .arg(dir.path().join("again.cursor")));
+    let again = dir.path().join("again.cursor");
+    let (code, stderr) = run(&mut ship_with_cursor(
+        &log,
+        &url,
+        &again,
+        &["--batch", "50"],
+    ));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(server.seen().stored.len(), 200);
 }

@@ -1,4 +1,4 @@
-//! `nexus-audit ship --to syslog+tcp://…` to a real rsyslogd (tests/ship/rsyslog.rs), through
+//! `nexus-audit ship --to syslog+tcp://…` to a real rsyslogd (`tests/ship/rsyslog.rs`), through
 //! the real binary: every record arrives once, framed by octet counting, as the RFC 5424
 //! message the README describes, including records whose text holds `]`, `"`, `\`, newlines
 //! and non-ASCII characters; an rsyslogd that is down for a while gets everything once it is
@@ -8,7 +8,7 @@ mod common;
 #[path = "ship/rsyslog.rs"]
 mod rsyslog;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -48,7 +48,7 @@ fn awkward_log(dir: &Path, n: u64) -> PathBuf {
 fn check_once(got: &[Vec<u8>], log: &Path) {
     let stored = lines(log);
     let chain = hex::encode(Sha256::digest(&stored[0]));
-    let mut by_seq = BTreeMap::new();
+    let mut by_seq = BTreeSet::new();
     for m in got {
         let p = parse_5424(m)
             .unwrap_or_else(|| panic!("not an RFC 5424 message: {}", String::from_utf8_lossy(m)));
@@ -70,7 +70,7 @@ fn check_once(got: &[Vec<u8>], log: &Path) {
             "-"
         };
         assert_eq!(p.msgid, msgid);
-        assert!(by_seq.insert(seq, ()).is_none(), "seq {seq} arrived twice");
+        assert!(by_seq.insert(seq), "seq {seq} arrived twice");
     }
     assert_eq!(by_seq.len(), stored.len(), "every record arrived");
 }

@@ -162,22 +162,37 @@ impl Conn {
         }
     }
 
-    /// Whether the server closed the connection (or it broke) since the last write: a syslog
-    /// server never sends anything, so readable means end of stream or an error.
-    fn closed_by_peer(&self) -> bool {
-        let sock = self.socket();
-        if sock.set_nonblocking(true).is_err() {
+    /// Whether the server closed the connection (or it broke) since the last write. A syslog
+    /// server sends nothing over plain TCP, so anything readable there is end of stream or an
+    /// error; over TLS it may send records of its own (session tickets), which are read and
+    /// processed here, and a `close_notify` or end of stream means closed.
+    fn closed_by_peer(&mut self) -> bool {
+        if self.socket().set_nonblocking(true).is_err() {
             return true;
         }
-        let mut byte = [0u8; 1];
-        let closed = match sock.peek(&mut byte) {
-            Ok(0) => true,
-            // TLS: the server may have sent a close_notify or a session ticket; treat any data
-            // that is not a close as harmless only for plain TCP.
-            Ok(_) => matches!(self, Conn::Tcp(_)),
-            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        let closed = match self {
+            Conn::Tcp(sock) => {
+                let mut byte = [0u8; 1];
+                match sock.peek(&mut byte) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+                }
+            }
+            Conn::Tls(s) => loop {
+                match s.conn.read_tls(&mut s.sock) {
+                    Ok(0) => break true,
+                    Ok(_) => match s.conn.process_new_packets() {
+                        Ok(state) if state.peer_has_closed() => break true,
+                        Ok(_) => {}
+                        Err(_) => break true,
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                    Err(_) => break true,
+                }
+            },
         };
-        closed || sock.set_nonblocking(false).is_err()
+        closed || self.socket().set_nonblocking(false).is_err()
     }
 }
 
@@ -241,7 +256,7 @@ impl Destination for Syslog {
             return Ok(());
         }
         self.frames(batch)?;
-        if self.conn.as_ref().is_some_and(Conn::closed_by_peer) {
+        if self.conn.as_mut().is_some_and(Conn::closed_by_peer) {
             self.conn = None;
         }
         if self.conn.is_none() {
@@ -501,5 +516,112 @@ mod tests {
         }
         assert!(open("syslog+tls://[::1]:6514", &opts).is_ok());
         assert!(open("syslog+tcp://collector", &opts).is_ok());
+    }
+
+    /// A TLS syslog receiver on a loopback port with a certificate for `localhost` from a CA of
+    /// its own: returns the port, the CA's PEM and a channel that gets the frames' messages.
+    fn tls_receiver(
+        per_connection: Vec<usize>,
+    ) -> (
+        u16,
+        String,
+        std::sync::mpsc::Receiver<std::io::Result<Vec<Vec<u8>>>>,
+    ) {
+        use std::io::{BufRead as _, BufReader, Read as _};
+
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+            .expect("cert");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let config = Arc::new(config);
+            let result = (|| {
+                let mut got = Vec::new();
+                for expect in per_connection {
+                    let (sock, _) = listener.accept()?;
+                    let conn =
+                        rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+                    let mut reader = BufReader::new(rustls::StreamOwned::new(conn, sock));
+                    for _ in 0..expect {
+                        // Octet counting: LEN SP MSG.
+                        let mut len = Vec::new();
+                        reader.read_until(b' ', &mut len)?;
+                        let len: usize = std::str::from_utf8(&len[..len.len().saturating_sub(1)])
+                            .ok()
+                            .and_then(|l| l.parse().ok())
+                            .ok_or_else(|| io::Error::other("bad frame length"))?;
+                        let mut msg = vec![0; len];
+                        reader.read_exact(&mut msg)?;
+                        got.push(msg);
+                    }
+                    // Then the server goes away: close_notify and end of stream.
+                    let stream = reader.get_mut();
+                    stream.conn.send_close_notify();
+                    stream.conn.complete_io(&mut stream.sock)?;
+                    stream.sock.shutdown(std::net::Shutdown::Both)?;
+                }
+                Ok(got)
+            })();
+            let _ = tx.send(result);
+        });
+        (port, ca.pem(), rx)
+    }
+
+    #[test]
+    fn syslog_over_tls_trusts_the_ca_given_and_frames_every_record() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let records = batch(50);
+        // The receiver closes the connection after 20 records: the next batch must notice and
+        // go over a new connection, not into the closed one.
+        let (port, ca, rx) = tls_receiver(vec![20, 30]);
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca).expect("write CA");
+        let mut dest = open(
+            &format!("syslog+tls://localhost:{port}?ca={}", ca_file.display()),
+            &options(dir.path(), None),
+        )?;
+        dest.send(&records[..20]).expect("written");
+        std::thread::sleep(Duration::from_millis(300));
+        dest.send(&records[20..]).expect("written");
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the receiver answers")
+            .expect("the receiver read every frame");
+        check(&got, &records, true);
+        Ok(())
+    }
+
+    #[test]
+    fn syslog_over_tls_refuses_a_server_the_roots_do_not_vouch_for() -> Result<(), Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (port, _, _rx) = tls_receiver(vec![1]);
+        let mut dest = open(
+            &format!("syslog+tls://localhost:{port}"),
+            &options(dir.path(), None),
+        )?;
+        match dest.send(&batch(1)) {
+            Err(SendError::Fatal(m)) => assert!(m.contains("ca=FILE"), "{m}"),
+            other => panic!("an untrusted certificate must stop shipping, got {other:?}"),
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Small local servers that follow the documented protocols of Splunk's HTTP Event Collector and
 //! Elasticsearch's `_bulk` API, including their failure answers, for the shipping tests. Used by
-//! tests/ship_dest.rs (through the real binary) and by the unit tests of src/ship/hec.rs and
-//! src/ship/elastic.rs (through `#[path]`), so both test the same protocol.
+//! `tests/ship_dest.rs` (through the real binary) and by the unit tests of `src/ship/hec.rs` and
+//! `src/ship/elastic.rs` (through `#[path]`), so both test the same protocol.
 //!
 //! Each server runs on its own Tokio runtime on a loopback port; `stop` closes the port (the
 //! destination then sees "connection refused") and `restart` opens the same port again.
@@ -236,6 +236,10 @@ fn hec_auth(headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one answer per documented failure, in order"
+)]
 async fn hec_event(
     State(seen): State<Arc<Mutex<Seen>>>,
     headers: HeaderMap,
@@ -434,6 +438,10 @@ fn es_auth(s: &Seen, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one answer per documented failure, in order"
+)]
 async fn es_bulk(
     State(seen): State<Arc<Mutex<Seen>>>,
     headers: HeaderMap,
@@ -472,7 +480,7 @@ async fn es_bulk(
         );
     }
     let lines: Vec<&[u8]> = body[..body.len() - 1].split(|b| *b == b'\n').collect();
-    if lines.len() % 2 != 0 {
+    if !lines.len().is_multiple_of(2) {
         return answer(
             400,
             &json!({"error": {"type": "illegal_argument_exception", "reason": "Malformed action/metadata line"}, "status": 400}),

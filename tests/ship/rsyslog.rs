@@ -1,7 +1,8 @@
 //! A real rsyslog for the syslog tests: `rsyslogd -n` started as an unprivileged process (user
 //! `nobody` when the tests run as root) on a loopback port with `imtcp`, writing each message it
 //! receives, raw (`%rawmsg%`, the bytes inside the octet-counted frame), as one line of a file.
-//! Used by tests/ship_rsyslog.rs and, through `#[path]`, by src/ship/syslog.rs's unit tests.
+//! Used by `tests/ship_rsyslog.rs` and, through `#[path]`, by the unit tests of
+//! `src/ship/syslog.rs`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -34,9 +35,7 @@ fn rsyslogd() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
 
 impl Rsyslog {
