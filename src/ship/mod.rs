@@ -29,6 +29,7 @@ mod cursor;
 mod elastic;
 mod engine;
 mod hec;
+mod http;
 mod postgres;
 mod source;
 mod syslog;
