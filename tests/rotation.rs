@@ -451,3 +451,50 @@ fn manifest_records_hold_the_files_hashes_unredacted() {
     let text = std::fs::read_to_string(manifest(&log)).expect("test step");
     assert!(!text.contains("REDACTED"), "{text}");
 }
+
+/// Sealing goes on across rotations: the seals of the concatenated log verify with the
+/// initial key, through its last record.
+#[test]
+fn seals_continue_across_rotations() {
+    let dir = tempfile::tempdir().expect("test step");
+    let log = dir.path().join("audit.jsonl");
+    let keys = dir.path().join("keys");
+    cli(&log)
+        .args(["seal", "init", "--out"])
+        .arg(&keys)
+        .assert()
+        .success();
+    let key = keys.join("seal.key");
+    for i in 0..12 {
+        append(
+            &log,
+            &format!("s{i}"),
+            &[
+                "--seal-key",
+                key.to_str().expect("test step"),
+                "--seal-every",
+                "3",
+                "--max-size",
+                "1500",
+            ],
+        );
+    }
+    assert!(segment_files(&log).len() >= 2, "rotated");
+    let records = verify_concatenation(&log);
+    assert_eq!(correlation_ids(&records).len(), 12);
+    let joined = dir.path().join("joined.jsonl");
+    std::fs::write(&joined, concatenation(&log)).expect("test step");
+    let out = cli(&joined)
+        .args(["verify", "--output", "json", "--seal-verify"])
+        .arg(keys.join("seal.verify"))
+        .assert()
+        .success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).expect("test step");
+    assert_eq!(
+        report["sealed_through_seq"],
+        records.len() as u64 - 1,
+        "{report}"
+    );
+    assert_eq!(report["unsealed_records"], 0);
+    check_manifest(&log);
+}

@@ -89,3 +89,30 @@ fn verify_after_pruning_is_anchored_and_archives_verify() {
         "the archived records are checked too: {report}"
     );
 }
+
+/// A rotation or compression cut by a crash at any step leaves a log that `verify` reads
+/// clean as it is (before any writer finishes the step), every record once.
+#[test]
+fn verify_is_clean_at_every_crash_point_of_rotation_and_compression() {
+    for point in [
+        "rotate-after-manifest",
+        "rotate-after-rename",
+        "compress-after-zst",
+        "compress-after-manifest",
+    ] {
+        let dir = tempfile::tempdir().expect("test step");
+        let log = dir.path().join("audit.jsonl");
+        append(&log, "r0", &[]);
+        append(&log, "r1", &[]);
+        let out = cli(&log)
+            .env("NEXUS_AUDIT_TEST_CRASH_AT", point)
+            .arg("rotate")
+            .output()
+            .expect("test step");
+        assert!(!out.status.success(), "{point}: the rotate was to crash");
+        let (code, report) = verify(&log, &[]);
+        assert_eq!(code, 0, "{point}: {report}");
+        assert_eq!(report["records"], 2, "{point}: {report}");
+        assert_eq!(stats_total(&log), 2, "{point}");
+    }
+}

@@ -651,3 +651,46 @@ pub(crate) fn dir_of(path: &Path) -> PathBuf {
         _ => PathBuf::from("."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifest is read whole; lines that are not manifest records (a torn tail, another
+    /// action, details that do not fit) are skipped, and the head is the highest segment's.
+    #[test]
+    fn the_manifest_is_read_past_lines_that_are_not_its_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("a.jsonl");
+        let closed = |first: u64, last: u64, head: &str| {
+            serde_json::json!({"seq": 0, "action": "segment_closed", "details": {
+                "file": segment::segment_file_name("a.jsonl", first, last, Compression::None),
+                "chain_id": "c", "first_seq": first, "last_seq": last,
+                "first_timestamp": "t", "last_timestamp": "t", "records": last - first + 1,
+                "head_hash": head, "bytes": 1, "sha256": "s"}})
+            .to_string()
+        };
+        let text = [
+            closed(0, 4, &"ab".repeat(32)),
+            r#"{"seq":1,"action":"something_else","details":{}}"#.to_owned(),
+            r#"{"seq":2,"action":"segment_closed","details":{"file":1}}"#.to_owned(),
+            closed(5, 9, &"cd".repeat(32)),
+            r#"{"seq":4,"action":"segment_pru"#.to_owned(),
+        ]
+        .join("\n");
+        std::fs::write(segment::manifest_path(&log), text).expect("write");
+        let m = Manifest::read(&log).expect("read");
+        assert_eq!(m.closed.len(), 2);
+        let head = m.head().expect("a head");
+        assert_eq!(head.seq, 9);
+        assert_eq!(hex::encode(head.hash), "cd".repeat(32));
+        assert!(m.closed_for(0, 4).is_some());
+        assert!(m.closed_for(0, 9).is_none());
+        assert!(
+            Manifest::read(&dir.path().join("none.jsonl"))
+                .expect("absent")
+                .closed
+                .is_empty()
+        );
+    }
+}
