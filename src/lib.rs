@@ -85,6 +85,7 @@ mod writer;
 
 pub use chain::seal_key::{KeyFile, init as init_seal_keys};
 pub use chain::{ChainFields, FIELD_ORDER, GENESIS_HASH_HEX, Hash, Head, chain_prefix, hash_line};
+pub use config::{Config, ConfigError, Loaded};
 pub use error::{Error, Result};
 pub use filter::{Filter, Matcher};
 pub use json::is_valid as is_valid_json;
