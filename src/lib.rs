@@ -11,7 +11,7 @@
 //! | files | `writer` (the [`Logger`], rotation, pruning), `reader` ([`Snapshot`], [`Follower`]), `segment` (segment names, the manifest) |
 //! | queries | `parallel` (the one window engine), `filter`, `scan`, `stats`, `trust` (notes, checkpoints, state) |
 //! | proof | `verify` (the [`Verifier`]) |
-//! | programs | `proxy` (the MCP stdio proxy), `cli` (the `nexus-audit` command, feature `cli`) |
+//! | programs | `config` (the operator's configuration file), `ship` (forwarding, feature `ship`), `proxy` (the MCP stdio proxy), `cli` (the `nexus-audit` command, feature `cli`) |
 //!
 //! The modules are private; what a program (or the Python binding) calls is listed below.
 //!
@@ -109,8 +109,8 @@ pub use verify::{
     verify,
 };
 pub use writer::{
-    Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger, PruneOptions,
-    PruneReport, PrunedSegment, Receipt, SealOptions, ZSTD_LEVEL,
+    CONFIG_LOADED, Durability, Encoded, LinesEnd, LinesOptions, LinesSummary, LogOptions, Logger,
+    PruneOptions, PruneReport, PrunedSegment, Receipt, SealOptions, ZSTD_LEVEL,
 };
 
 /// Runs the MCP stdio proxy: see [`ProxyOptions`].

@@ -9,6 +9,7 @@
 //! `(seq, hash)`. Threads that queued meanwhile are written by the next leader, so concurrent
 //! `sync` appenders share one `fdatasync` (group commit).
 
+mod announce;
 mod commit;
 mod compress;
 mod lines;
@@ -33,6 +34,7 @@ use crate::record::{Encoder, Event};
 use crate::redact::{RedactionRules, Redactor};
 use crate::taxonomy::Taxonomy;
 
+pub use announce::CONFIG_LOADED;
 pub use compress::ZSTD_LEVEL;
 pub use lines::{LinesEnd, LinesOptions, LinesSummary};
 pub use prune::{PruneOptions, PruneReport, PrunedSegment};
@@ -324,13 +326,13 @@ impl Logger {
         let announce = match &opts.config {
             Some(stamp)
                 if file.is_some()
-                    && crate::config::last_recorded_sha256(&opts.path)?
+                    && announce::last_recorded_sha256(&opts.path)?
                         == Some(stamp.sha256.clone()) =>
             {
                 None
             }
             Some(stamp) => Some(encoder.encode_own(
-                Event::new(crate::config::CONFIG_LOADED).details(serde_json::json!({
+                Event::new(announce::CONFIG_LOADED).details(serde_json::json!({
                     "config_sha256": stamp.sha256,
                     "source": stamp.source,
                 })),
