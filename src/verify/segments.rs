@@ -529,6 +529,7 @@ fn walk_files(
             progress(done_before + n);
         })?;
         let intact = p.intact && check_plain(p, ranges, &w, &snap, found);
+        check_pruned_records(&snap, &p.label, ranges, found);
         let first_line = lines + 1;
         // A break at the boundary: the file's first record does not link to the head before
         // it (a change inside that record is the walk's own kind).
@@ -586,6 +587,42 @@ fn empty_report(log: &Path) -> Report {
         sealed_through_seq: None,
         unsealed_records: None,
         anchored: None,
+    }
+}
+
+/// The `segments_pruned` records in a file must agree with the manifest: each names the last
+/// pruned `seq` and its head hash as a `segment_pruned` event recorded them.
+fn check_pruned_records(snap: &Snapshot, label: &str, ranges: &[Range], found: &mut Found) {
+    let needle = format!("\"action\":\"{}\"", crate::segment::SEGMENTS_PRUNED_ACTION);
+    let data = snap.data();
+    for at in memchr::memmem::find_iter(data, needle.as_bytes()) {
+        let start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |i| at + i);
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(&data[start..end]) else {
+            continue;
+        };
+        let details = &record["details"];
+        let (Some(through), Some(head)) = (
+            details["through_seq"].as_u64(),
+            details["head_hash"].as_str(),
+        ) else {
+            continue;
+        };
+        let agrees = ranges.iter().any(|r| {
+            r.pruned
+                .as_ref()
+                .is_some_and(|p| p.last_seq == through && p.head_hash == head)
+        });
+        if !agrees {
+            found.add(
+                ProblemKind::ManifestEdited,
+                label,
+                format!(
+                    "the segments_pruned record of seq {} in {label} says segments were pruned through seq {through} with head {head}, which no segment_pruned event of the manifest records",
+                    record["seq"]
+                ),
+            );
+        }
     }
 }
 
