@@ -288,3 +288,39 @@ fn tail_follow_across_three_rotations_prints_every_record_once_in_order() {
     assert_eq!(got.len(), want.len(), "records printed");
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_damaged_compressed_segment_is_one_clear_error_for_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, rotated) = twin_logs(dir.path(), 100, &[30, 30]);
+    let zst = rotated.with_file_name(format!(
+        "{}.00000000000000000030-00000000000000000059.jsonl.zst",
+        "plain.jsonl"
+    ));
+    assert!(zst.exists());
+    std::fs::write(&zst, b"not zstd at all").expect("write");
+    for args in [
+        &["query", "--limit", "0"][..],
+        &["stats"],
+        &["export"],
+        &["tail", "-n", "100"],
+    ] {
+        let out = cli(&rotated).args(args).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("nexus-audit: error: cannot read the log segment")
+                && err.contains("00000000000000000030-00000000000000000059.jsonl.zst"),
+            "{args:?}: {err}"
+        );
+    }
+    // verify reports it and goes on.
+    let (code, report) = common::verify_json(&rotated);
+    assert_eq!(code, 1);
+    assert_eq!(
+        report["problems"][0]["kind"], "segment_changed",
+        "{report:#}"
+    );
+    assert_eq!(report["records"], 70, "{report:#}");
+}

@@ -348,3 +348,23 @@ fn a_changed_record_inside_a_plain_segment_is_found_with_its_file() {
     );
     assert_eq!(report["problems_total"], 3, "{report:#}");
 }
+
+#[test]
+fn a_segments_pruned_record_the_manifest_does_not_back_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, segs) = rotated(dir.path());
+    prune(&log, &segs[..1], None);
+    // A claim that more was pruned than the manifest says, appended through the writer.
+    let record = serde_json::json!({
+        "action": "segments_pruned",
+        "source": "nexus-audit",
+        "details": {"through_seq": 89, "head_hash": "00", "files": [], "archive": null},
+    });
+    cli(&log)
+        .args(["append", "--json", &record.to_string()])
+        .assert()
+        .success();
+    let (code, report) = verify_json(&log);
+    assert_found(&report, code, &[("manifest_edited", "audit.jsonl")]);
+    assert_eq!(report["problems_total"], 1, "{report:#}");
+}

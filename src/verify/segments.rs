@@ -469,28 +469,20 @@ fn walk_files(
     progress: &(dyn Fn(u64) + Sync),
     found: &mut Found,
 ) -> Result<Report> {
-    let mut report = Report {
-        ok: true,
-        file: log.display().to_string(),
-        records: 0,
-        bytes: 0,
-        first_seq: None,
-        last_seq: None,
-        first_timestamp: None,
-        last_timestamp: None,
-        head_hash: None,
-        problems: Vec::new(),
-        problems_total: 0,
-        checkpoints_checked: 0,
-        sealed_through_seq: None,
-        unsealed_records: None,
-        anchored: None,
-    };
+    let mut report = empty_report(log);
     let (mut lines, mut offset) = (0u64, 0u64);
     // The last record walked: seq, hash, offset, and whether its file was intact.
     let mut prev: Option<(u64, Hash, u64, bool)> = None;
     let max = opts.max_problems;
-    for p in plan {
+    // The next file is read (decompressed) on another thread while this one is walked.
+    let read = |p: &Planned| {
+        let (path, compression) = (p.path.clone(), p.compression);
+        std::thread::spawn(move || load(&path, compression, false))
+    };
+    let mut next = plan.first().map(read);
+    for (i, p) in plan.iter().enumerate() {
+        let this = next.take();
+        next = plan.get(i + 1).map(read);
         let first = p.first.or_else(|| prev.map(|(s, ..)| s + 1));
         // Lines and bytes of ranges not walked (missing, pruned) still count, so line numbers
         // and offsets are those of the whole log.
@@ -508,7 +500,11 @@ fn walk_files(
         if report.anchored.is_none() && report.records == 0 {
             report.anchored = anchored;
         }
-        let snap = match load(&p.path, p.compression, false) {
+        let loaded = match this.map(std::thread::JoinHandle::join) {
+            Some(Ok(loaded)) => loaded,
+            _ => load(&p.path, p.compression, false),
+        };
+        let snap = match loaded {
             Ok((_, snap)) => snap,
             Err(e) => {
                 found.add(
@@ -533,6 +529,7 @@ fn walk_files(
             progress(done_before + n);
         })?;
         let intact = p.intact && check_plain(p, ranges, &w, &snap, found);
+        check_pruned_records(&snap, &p.label, ranges, found);
         let first_line = lines + 1;
         // A break at the boundary: the file's first record does not link to the head before
         // it (a change inside that record is the walk's own kind).
@@ -570,6 +567,63 @@ fn walk_files(
         offset += len;
     }
     Ok(report)
+}
+
+/// The report of a rotated log before its files are walked.
+fn empty_report(log: &Path) -> Report {
+    Report {
+        ok: true,
+        file: log.display().to_string(),
+        records: 0,
+        bytes: 0,
+        first_seq: None,
+        last_seq: None,
+        first_timestamp: None,
+        last_timestamp: None,
+        head_hash: None,
+        problems: Vec::new(),
+        problems_total: 0,
+        checkpoints_checked: 0,
+        sealed_through_seq: None,
+        unsealed_records: None,
+        anchored: None,
+    }
+}
+
+/// The `segments_pruned` records in a file must agree with the manifest: each names the last
+/// pruned `seq` and its head hash as a `segment_pruned` event recorded them.
+fn check_pruned_records(snap: &Snapshot, label: &str, ranges: &[Range], found: &mut Found) {
+    let needle = format!("\"action\":\"{}\"", crate::segment::SEGMENTS_PRUNED_ACTION);
+    let data = snap.data();
+    for at in memchr::memmem::find_iter(data, needle.as_bytes()) {
+        let start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |i| at + i);
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(&data[start..end]) else {
+            continue;
+        };
+        let details = &record["details"];
+        let (Some(through), Some(head)) = (
+            details["through_seq"].as_u64(),
+            details["head_hash"].as_str(),
+        ) else {
+            continue;
+        };
+        let agrees = ranges.iter().any(|r| {
+            r.pruned
+                .as_ref()
+                .is_some_and(|p| p.last_seq == through && p.head_hash == head)
+        });
+        if !agrees {
+            found.add(
+                ProblemKind::ManifestEdited,
+                label,
+                format!(
+                    "the segments_pruned record of seq {} in {label} says segments were pruned through seq {through} with head {head}, which no segment_pruned event of the manifest records",
+                    record["seq"]
+                ),
+            );
+        }
+    }
 }
 
 /// After the walk of a plain segment still to be checked against the manifest's SHA-256:
