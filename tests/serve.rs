@@ -856,7 +856,7 @@ fn bad_parameters_get_400_with_one_sentence_unknown_paths_404_a_missing_log_503(
     // A missing log: 503 with a sentence, until it appears.
     let missing = dir.path().join("not-yet.jsonl");
     let m = Server::start(&missing, &[]);
-    assert!(m.stderr().contains("does not exist"));
+    assert!(m.stderr_shows("does not exist"), "{}", m.stderr());
     for path in [
         "/api/audit",
         "/api/stats",

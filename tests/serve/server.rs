@@ -110,6 +110,19 @@ impl Server {
         self.stderr.lock().expect("lock").clone()
     }
 
+    /// Whether the server's stderr comes to hold `needle` within 10 seconds (a loaded machine
+    /// may deliver a warning after the server already answers).
+    pub fn stderr_shows(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
