@@ -116,3 +116,85 @@ fn verify_is_clean_at_every_crash_point_of_rotation_and_compression() {
         assert_eq!(stats_total(&log), 2, "{point}");
     }
 }
+
+#[test]
+fn tail_follow_prints_every_record_once_while_the_writer_rotates_three_times() {
+    use std::io::BufRead as _;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let append = |from: u64, to: u64| {
+        let input: String = (from..to)
+            .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"c{i}\"}}\n"))
+            .collect();
+        cli(&log)
+            .args([
+                "append",
+                "--stdin",
+                "--max-size",
+                "4KiB",
+                "--compress",
+                "zstd",
+            ])
+            .write_stdin(input)
+            .assert()
+            .success();
+    };
+    append(0, 5);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("nexus-audit"))
+        .env_remove("NEXUS_AUDIT_FILE")
+        .arg("--file")
+        .arg(&log)
+        .args(["tail", "-n", "1000", "--follow", "--output", "jsonl"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tail --follow");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Batches of 10 records (about 4.6 KiB): each append after the first rotates first.
+    for batch in 0..6u64 {
+        std::thread::sleep(Duration::from_millis(150));
+        append(5 + batch * 10, 15 + batch * 10);
+    }
+    let total = 65;
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < total {
+        match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(line) => got.push(line),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    got.extend(rx.try_iter());
+    let _ = child.kill();
+    let _ = child.wait();
+    let segments = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("audit.jsonl.0"))
+        })
+        .count();
+    assert!(
+        segments >= 3,
+        "the writer rotated at least three times ({segments} segments)"
+    );
+    let ids: Vec<String> = got
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["correlation_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (0..total).map(|i| format!("c{i}")).collect();
+    assert_eq!(ids, want, "every record once, in order");
+}
