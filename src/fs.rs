@@ -1,10 +1,11 @@
-//! The files nexus-audit creates besides the log: exports, checkpoints, keys, verifier state.
+//! The files nexus-audit creates besides the log: exports, checkpoints, keys, verifier state,
+//! ship cursors, compressed segments and archive copies, man pages.
 //!
 //! Every one of them goes through this module, so the rules hold everywhere:
 //!
-//! - A new file is opened by [`create_private`] (mode 0600) or [`create_public`] (0644, for
-//!   verifier keys and checkpoints), both with `O_CREAT|O_EXCL` and `O_NOFOLLOW`: never an
-//!   existing file, never through a symbolic link.
+//! - A new file is opened by one function, `create_new`, with mode [`PRIVATE`] (0600) or
+//!   [`PUBLIC`] (0644, for verifier keys, checkpoints and man pages), `O_CREAT|O_EXCL` and
+//!   `O_NOFOLLOW`: never an existing file, never through a symbolic link.
 //! - Contents reach their path atomically: written to a temporary file with an unpredictable
 //!   name in the same directory, synced, then linked (a new file: fails if the path exists)
 //!   or renamed (a replacement) into place, and the directory synced. A crash or a full disk
@@ -30,22 +31,15 @@ pub const PRIVATE: u32 = 0o600;
 /// Mode of public files: verifier keys (`PREFIX.pub`) and checkpoints.
 pub const PUBLIC: u32 = 0o644;
 
-/// Creates a new file with mode 0600, refusing an existing path and a symbolic link.
-///
-/// This is the one function that opens the private files nexus-audit writes.
+/// Creates a new file with `mode` ([`PRIVATE`] or [`PUBLIC`]), refusing an existing path and a
+/// symbolic link (`O_EXCL`, `O_NOFOLLOW`). Every file nexus-audit writes besides the log itself
+/// and its quarantine files (keys, state, checkpoints, exports, cursors, segments' temporary
+/// copies, archives) is first created here, under a temporary name by [`AtomicFile`].
 ///
 /// # Errors
 ///
 /// The operating system's error: `AlreadyExists` when the path exists (a symbolic link
 /// included).
-#[allow(
-    dead_code,
-    reason = "the rotation and shipping issues open their new private files with it"
-)]
-pub fn create_private(path: &Path) -> io::Result<File> {
-    create_new(path, PRIVATE)
-}
-
 fn create_new(path: &Path, mode: u32) -> io::Result<File> {
     // NOTE: O_EXCL already refuses a symbolic link at the path; O_NOFOLLOW says so twice, in
     // case a future edit drops create_new.
