@@ -91,7 +91,7 @@ pub use filter::{Filter, Matcher};
 pub use json::is_valid as is_valid_json;
 pub use parallel::MAX_THREADS;
 pub use proxy::{HealthHook, LogHealth, ProxyOptions};
-pub use reader::{Follower, Snapshot, Update};
+pub use reader::{Follower, NotRecord, Snapshot, Update, read_record};
 pub use record::{Event, NotARecord, RecordView};
 pub use redact::{MAX_ERROR_MESSAGE_CHARS, REDACTED, RedactionRules, Redactor};
 pub use segment::{
