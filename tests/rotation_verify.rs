@@ -198,3 +198,53 @@ fn tail_follow_prints_every_record_once_while_the_writer_rotates_three_times() {
     let want: Vec<String> = (0..total).map(|i| format!("c{i}")).collect();
     assert_eq!(ids, want, "every record once, in order");
 }
+
+#[test]
+fn a_segment_cut_in_the_middle_of_a_line_is_not_blamed_on_a_next_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("a.jsonl");
+    let input: String = (0..30)
+        .map(|i| format!("{{\"tool\":\"ad_get_user\",\"correlation_id\":\"c{i}\"}}\n"))
+        .collect();
+    cli(&log)
+        .args(["append", "--stdin"])
+        .write_stdin(input)
+        .assert()
+        .success();
+    cli(&log)
+        .args(["rotate", "--compress", "none"])
+        .assert()
+        .success();
+    cli(&log)
+        .args(["append", "--tool", "x", "--compress", "none"])
+        .assert()
+        .success();
+    let segment = dir
+        .path()
+        .join("a.jsonl.00000000000000000000-00000000000000000029.jsonl");
+    let bytes = std::fs::read(&segment).expect("segment");
+    std::fs::write(&segment, &bytes[..bytes.len() - 20]).expect("cut");
+    let out = cli(&log)
+        .args(["verify", "--output", "json"])
+        .output()
+        .expect("verify");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    let problems = report["problems"].as_array().expect("problems");
+    let torn = problems
+        .iter()
+        .find(|p| p["kind"] == "torn_tail")
+        .expect("a torn tail in the segment");
+    assert_eq!(
+        torn["file"],
+        segment
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .as_ref()
+    );
+    let message = torn["message"].as_str().expect("message");
+    assert!(message.contains("closed segment"), "{message}");
+    assert!(!message.contains("next append"), "{message}");
+    assert!(problems.iter().any(|p| p["kind"] == "segment_changed"));
+}

@@ -542,6 +542,13 @@ fn walk_files(
         });
         for mut problem in w.problems {
             problem.file = Some(p.label.clone());
+            if problem.kind == ProblemKind::TornTail && p.range.is_some() {
+                // No append ever touches a closed segment: its partial last line stays.
+                problem.message = problem.message.replace(
+                    "an incomplete write (the next append quarantines them)",
+                    "a closed segment that ends in the middle of a line (appends never touch a segment)",
+                );
+            }
             if broken && problem.line == first_line {
                 at_boundary(&mut problem, &p.label);
             }
