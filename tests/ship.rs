@@ -576,10 +576,17 @@ fn last_seq(log: &Path) -> u64 {
     last["seq"].as_u64().expect("seq")
 }
 
-/// Waits until the cursor of `log` reaches `seq` (at most 30 s).
-fn wait_for_cursor(log: &Path, seq: u64) {
+/// Waits until the cursor of `log` reaches `seq` (at most 30 s) while `child` ships it.
+fn wait_for_cursor(log: &Path, seq: u64, child: &mut std::process::Child) {
     let until = Instant::now() + Duration::from_secs(30);
     while cursor_seq(log) != Some(seq) {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+            }
+            panic!("ship --follow ended ({status}) before seq {seq}: {stderr}");
+        }
         assert!(
             Instant::now() < until,
             "the cursor did not reach seq {seq}: {:?}",
@@ -626,7 +633,7 @@ fn a_log_rotated_and_pruned_under_ship_follow_arrives_whole_and_once() {
         }
         if round == 3 {
             // Once the shipper has passed every closed segment, they are pruned.
-            wait_for_cursor(&log, last_seq(&log));
+            wait_for_cursor(&log, last_seq(&log), &mut child);
             std::thread::sleep(Duration::from_millis(1_100));
             cli(&log)
                 .args(["prune", "--older-than", "1s"])
@@ -637,7 +644,7 @@ fn a_log_rotated_and_pruned_under_ship_follow_arrives_whole_and_once() {
         }
     }
     let last = last_seq(&log);
-    wait_for_cursor(&log, last);
+    wait_for_cursor(&log, last, &mut child);
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")

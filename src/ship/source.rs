@@ -135,7 +135,7 @@ impl Source {
             last: None,
         };
         source.list()?;
-        source.chain_id = source.compute_chain_id()?;
+        source.chain_id = source.chain_id_now()?;
         Ok(source)
     }
 
@@ -150,7 +150,7 @@ impl Source {
     /// and checks that the record read last is still in place (or, pruned, linked to).
     pub fn refresh(&mut self) -> Result<()> {
         self.list()?;
-        let chain_id = self.compute_chain_id()?;
+        let chain_id = self.chain_id_now()?;
         if let (Some(old), Some(new)) = (&self.chain_id, &chain_id)
             && old != new
         {
@@ -334,6 +334,22 @@ impl Source {
         Ok(())
     }
 
+    /// [`Source::compute_chain_id`], listing the log again when a file it reads was renamed
+    /// or removed since it was listed (a rotation, compression or pruning in between).
+    fn chain_id_now(&mut self) -> Result<Option<String>> {
+        let mut tries = 0;
+        loop {
+            match self.compute_chain_id() {
+                Err(Error::Io { .. }) if tries < RELISTS => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20 * u64::from(tries)));
+                    self.list()?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The hex SHA-256 of the log's first line: read from the first segment while it is on
     /// disk (or the live file when there is none), else the manifest's record of it.
     fn compute_chain_id(&mut self) -> Result<Option<String>> {
@@ -405,7 +421,7 @@ impl Source {
         {
             return Ok(());
         }
-        match self.find(last.seq)? {
+        match self.find(last.seq, true)? {
             Found::Segment(open) | Found::Live(open) => {
                 self.offset = self.check_line(&open, &last)?;
                 self.current = Some(open);
@@ -445,7 +461,7 @@ impl Source {
                 None => return Ok(false),
             },
         };
-        let open = match self.find(next)? {
+        let open = match self.find(next, false)? {
             Found::NotYet => return Ok(false),
             Found::Segment(open) => {
                 if open.range.is_some_and(|(first, _)| first != next) {
@@ -484,13 +500,15 @@ impl Source {
     }
 
     /// The part holding `seq`, listing the log again when what is on disk looks inconsistent
-    /// (a rotation or compression between listing and opening).
-    fn find(&mut self, seq: u64) -> Result<Found> {
+    /// (a rotation or compression between listing and opening). `was_read`: the record was
+    /// read before, so a log that seems not to have reached it is listed again too.
+    fn find(&mut self, seq: u64, was_read: bool) -> Result<Found> {
         let mut tries = 0;
         loop {
             let found = self.find_once(seq);
             let retry = match &found {
                 Ok(Found::Missing) => true,
+                Ok(Found::NotYet) => was_read,
                 Err(Error::Io { .. }) => true,
                 _ => false,
             };
