@@ -599,7 +599,12 @@ fn wait_for_cursor(log: &Path, seq: u64, child: &mut std::process::Child) {
 /// Appends `n` records through the binary, rotating at 4 KiB.
 fn append_rotating(log: &Path, n: usize, round: usize) {
     let input: String = (0..n)
-        .map(|i| format!("{{\"tool\":\"t{round}\",\"args\":{{\"i\":{i},\"pad\":\"{}\"}}}}\n", "x".repeat(60)))
+        .map(|i| {
+            format!(
+                "{{\"tool\":\"t{round}\",\"args\":{{\"i\":{i},\"pad\":\"{}\"}}}}\n",
+                "x".repeat(60)
+            )
+        })
         .collect();
     cli(log)
         .args(["append", "--stdin", "--max-size", "4KiB"])
@@ -617,7 +622,15 @@ fn a_log_rotated_and_pruned_under_ship_follow_arrives_whole_and_once() {
     let mut child = ship(
         &log,
         &receiver.url(),
-        &["--follow", "--batch", "7", "--poll-ms", "20", "--progress-ms", "200"],
+        &[
+            "--follow",
+            "--batch",
+            "7",
+            "--poll-ms",
+            "20",
+            "--progress-ms",
+            "200",
+        ],
     )
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
@@ -682,14 +695,20 @@ fn a_log_rotated_and_pruned_under_ship_follow_arrives_whole_and_once() {
 
 /// The closed segments of `log` on disk.
 fn segments_on_disk(log: &Path) -> Vec<String> {
-    let name = log.file_name().expect("name").to_string_lossy().into_owned();
+    let name = log
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let mut out: Vec<String> = std::fs::read_dir(log.parent().expect("dir"))
         .expect("dir")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            n.starts_with(&format!("{name}.0"))
-                && (n.ends_with(".jsonl") || n.ends_with(".jsonl.zst"))
+            let rest = n.strip_prefix(&format!("{name}.")).unwrap_or_default();
+            rest.len() > 41
+                && rest.as_bytes()[..20].iter().all(u8::is_ascii_digit)
+                && [".jsonl", ".jsonl.zst"].contains(&&rest[41..])
         })
         .collect();
     out.sort();
@@ -714,7 +733,11 @@ fn a_rotated_log_ships_from_scratch_once_in_seq_order_with_its_first_lines_chain
         .iter()
         .flat_map(|r| r.seqs.iter().copied())
         .collect();
-    assert_eq!(sent, (0..130).collect::<Vec<_>>(), "once each, in seq order");
+    assert_eq!(
+        sent,
+        (0..130).collect::<Vec<_>>(),
+        "once each, in seq order"
+    );
     assert_eq!(
         seen.chains.iter().cloned().collect::<Vec<_>>(),
         [hex::encode(Sha256::digest(&first_line))]

@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::reader::Snapshot;
 
 use super::source::{Source, records};
-use crate::segment::LogSet;
 use super::{DestinationOptions, mask_url, postgres};
+use crate::segment::LogSet;
 
 /// Where a copy is read back from.
 #[derive(Clone, Debug)]

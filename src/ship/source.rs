@@ -221,9 +221,12 @@ impl Source {
             let data = live.data().get(start..)?;
             Lines::new(data, 0).next().map(|(_, line)| line.to_vec())
         };
-        let next = in_current
-            .or_else(in_live)
-            .and_then(|line| read_record(&line).ok()?.timestamp.map(|t| t.into_owned()));
+        let next = in_current.or_else(in_live).and_then(|line| {
+            read_record(&line)
+                .ok()?
+                .timestamp
+                .map(std::borrow::Cow::into_owned)
+        });
         (behind, next)
     }
 
@@ -356,9 +359,7 @@ impl Source {
         let first_closed = self.closed.iter().min_by_key(|c| c.first_seq);
         let first_part = self.set.parts.first();
         match (first_closed, first_part) {
-            (Some(c), Some(part))
-                if part.segment.is_none_or(|s| s.first_seq > c.first_seq) =>
-            {
+            (Some(c), Some(part)) if part.segment.is_none_or(|s| s.first_seq > c.first_seq) => {
                 Ok(Some(c.chain_id.clone()))
             }
             (Some(c), None) => Ok(Some(c.chain_id.clone())),
@@ -507,9 +508,8 @@ impl Source {
         loop {
             let found = self.find_once(seq);
             let retry = match &found {
-                Ok(Found::Missing) => true,
+                Ok(Found::Missing) | Err(Error::Io { .. }) => true,
                 Ok(Found::NotYet) => was_read,
-                Err(Error::Io { .. }) => true,
                 _ => false,
             };
             if !retry || tries >= RELISTS {
