@@ -796,3 +796,43 @@ fn a_cursor_whose_next_records_were_pruned_stops_with_one_sentence_and_sends_not
     assert!(stderr.contains("seq 0 to 69"), "{stderr}");
     assert_eq!(receiver.seen().requests.len(), requests, "nothing was sent");
 }
+
+#[test]
+fn a_cursor_in_the_live_file_follows_its_record_into_the_segment_it_was_rotated_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 30);
+    let receiver = Receiver::start(Vec::new());
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &["--batch", "12"]));
+    assert_eq!(code, 0, "{stderr}");
+    let first = cursor(&log).expect("cursor");
+    assert_eq!(first["segment"].as_str(), Some("audit.jsonl"));
+    // Rotated (and compressed) while no shipper runs, then appended to.
+    cli(&log).args(["rotate"]).assert().success();
+    cli(&log)
+        .args(["append", "--stdin"])
+        .write_stdin("{\"tool\":\"x\"}\n".repeat(10))
+        .assert()
+        .success();
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &["--batch", "12"]));
+    assert_eq!(code, 0, "{stderr}");
+    let seen = receiver.seen();
+    assert_eq!(
+        seen.stored.keys().copied().collect::<Vec<_>>(),
+        (0..40).collect::<Vec<_>>()
+    );
+    assert!(seen.stored.values().all(|n| *n == 1), "nothing twice");
+    drop(seen);
+    assert_eq!(cursor_seq(&log), Some(39));
+    // The record at a cursor is checked inside the compressed segment too: a cursor whose
+    // hash is not that record's is refused.
+    let mut wrong = first.clone();
+    wrong["hash"] = serde_json::Value::String("ab".repeat(32));
+    let wrong_file = dir.path().join("wrong.cursor");
+    std::fs::write(&wrong_file, wrong.to_string()).expect("write");
+    let (code, stderr) = run(ship(&log, &receiver.url(), &[])
+        .arg("--cursor")
+        .arg(&wrong_file));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("changed under the ship cursor"), "{stderr}");
+    assert!(stderr.contains(".jsonl.zst"), "{stderr}");
+}
