@@ -836,3 +836,17 @@ fn a_cursor_in_the_live_file_follows_its_record_into_the_segment_it_was_rotated_
     assert!(stderr.contains("changed under the ship cursor"), "{stderr}");
     assert!(stderr.contains(".jsonl.zst"), "{stderr}");
 }
+
+#[test]
+fn a_log_whose_first_line_is_not_a_record_stops_ship_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    std::fs::write(&log, "not a record\n{\"seq\":0}\n").expect("write");
+    let receiver = Receiver::start(Vec::new());
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &[]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is not a record"), "{stderr}");
+    assert!(receiver.seen().requests.is_empty());
+    assert_eq!(cursor_seq(&log), None);
+}

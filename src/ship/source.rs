@@ -459,7 +459,10 @@ impl Source {
             Some(p) => p.seq + 1,
             None => match self.first_seq() {
                 Some(first) => first,
-                None => return Ok(false),
+                // NOTE: a live file whose first line is not a record is read from its start,
+                // so that the line stops shipping with its sentence instead of being passed
+                // over in silence.
+                None => return self.open_live_from_start(),
             },
         };
         let open = match self.find(next, false)? {
@@ -495,6 +498,28 @@ impl Source {
             }
         };
         self.current = Some(open);
+        self.offset = 0;
+        self.boundary = true;
+        Ok(true)
+    }
+
+    /// Opens the live file at its start; false when it has no complete line.
+    fn open_live_from_start(&mut self) -> Result<bool> {
+        let snapshot = match Snapshot::open(&self.path) {
+            Ok(s) => s,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if snapshot.data().is_empty() {
+            return Ok(false);
+        }
+        self.current = Some(Open {
+            name: self.live_name.clone(),
+            range: None,
+            snapshot,
+        });
         self.offset = 0;
         self.boundary = true;
         Ok(true)
@@ -620,20 +645,19 @@ impl Source {
                 break;
             }
             through = through.max(p.last_seq);
-            archives.push(
-                p.archive
-                    .clone()
-                    .unwrap_or_else(|| format!("nowhere ({} was not archived)", p.file)),
-            );
+            archives.push(p.archive.clone().map_or_else(
+                || format!("{} was not archived", p.file),
+                |a| format!("archived to {a}"),
+            ));
         }
         let at = self
             .last
             .as_ref()
             .map_or_else(|| "the start".to_owned(), |p| format!("seq {}", p.seq));
         Error::Ship(format!(
-            "the records seq {next} to {through} of {} were pruned before they were shipped (the manifest says they were archived to {}): nothing was skipped or shipped after them, and the cursor stays at {at}",
+            "the records seq {next} to {through} of {} were pruned before they were shipped (the manifest says: {}): nothing was skipped or shipped after them, and the cursor stays at {at}",
             self.path.display(),
-            archives.join(", ")
+            archives.join("; ")
         ))
     }
 
