@@ -5,6 +5,8 @@
 //! Also: the cursor's checks (a log rewritten under it, a cursor of another log) and bad input.
 
 mod common;
+#[path = "common/segments.rs"]
+mod segments;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -45,6 +47,8 @@ struct Seen {
     requests: Vec<Request>,
     /// How many times each seq was stored (acknowledged).
     stored: BTreeMap<u64, u32>,
+    /// The `chain_id` of every stored item.
+    chains: std::collections::BTreeSet<String>,
     bad: Vec<String>,
 }
 
@@ -192,6 +196,8 @@ async fn hook(
                 seen.bad.push(format!("item {seq} does not match its line"));
             }
             *seen.stored.entry(seq).or_default() += 1;
+            let chain = item["chain_id"].as_str().unwrap_or_default().to_owned();
+            seen.chains.insert(chain);
         }
     }
     let mut response = (StatusCode::from_u16(status).expect("status"), "answer").into_response();
@@ -560,4 +566,287 @@ fn a_damaged_cursor_file_is_one_sentence_and_nothing_is_sent() {
         assert!(stderr.contains("not a ship cursor"), "{junk:?}: {stderr}");
     }
     assert!(receiver.seen().requests.is_empty());
+}
+
+/// The `seq` of the last record of the live file at `log`.
+fn last_seq(log: &Path) -> u64 {
+    let lines = common::lines(log);
+    let last: serde_json::Value =
+        serde_json::from_slice(lines.last().expect("a record")).expect("a record");
+    last["seq"].as_u64().expect("seq")
+}
+
+/// Waits until the cursor of `log` reaches `seq` (at most 30 s) while `child` ships it.
+fn wait_for_cursor(log: &Path, seq: u64, child: &mut std::process::Child) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while cursor_seq(log) != Some(seq) {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+            }
+            panic!("ship --follow ended ({status}) before seq {seq}: {stderr}");
+        }
+        assert!(
+            Instant::now() < until,
+            "the cursor did not reach seq {seq}: {:?}",
+            cursor(log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Appends `n` records through the binary, rotating at 4 KiB.
+fn append_rotating(log: &Path, n: usize, round: usize) {
+    let input: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"tool\":\"t{round}\",\"args\":{{\"i\":{i},\"pad\":\"{}\"}}}}\n",
+                "x".repeat(60)
+            )
+        })
+        .collect();
+    cli(log)
+        .args(["append", "--stdin", "--max-size", "4KiB"])
+        .write_stdin(input)
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_log_rotated_and_pruned_under_ship_follow_arrives_whole_and_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 10);
+    let first_line = common::lines(&log).remove(0);
+    let receiver = Receiver::start(Vec::new());
+    let mut child = ship(
+        &log,
+        &receiver.url(),
+        &[
+            "--follow",
+            "--batch",
+            "7",
+            "--poll-ms",
+            "20",
+            "--progress-ms",
+            "200",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn ship");
+    for round in 0..6 {
+        append_rotating(&log, 30, round);
+        if round % 2 == 1 {
+            // An explicit rotation too (and its compression), while the shipper may be
+            // anywhere in the file it closes.
+            cli(&log).args(["rotate"]).assert().success();
+            append_rotating(&log, 5, round);
+        }
+        if round == 3 {
+            // Once the shipper has passed every closed segment, they are pruned.
+            wait_for_cursor(&log, last_seq(&log), &mut child);
+            std::thread::sleep(Duration::from_millis(1_100));
+            cli(&log)
+                .args(["prune", "--older-than", "1s"])
+                .assert()
+                .success();
+            let left = segments_on_disk(&log);
+            assert!(left.is_empty(), "every closed segment was pruned: {left:?}");
+        }
+    }
+    let last = last_seq(&log);
+    wait_for_cursor(&log, last, &mut child);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        segments_on_disk(&log).len() >= 2,
+        "the log rotated after the prune too"
+    );
+    let seen = receiver.seen();
+    assert!(seen.bad.is_empty(), "{:?}", seen.bad);
+    assert_eq!(
+        seen.stored.keys().copied().collect::<Vec<_>>(),
+        (0..=last).collect::<Vec<_>>(),
+        "every seq arrived: {stderr}"
+    );
+    assert!(
+        seen.stored.values().all(|n| *n == 1),
+        "no <chain_id>:<seq> twice"
+    );
+    assert_eq!(
+        seen.chains.iter().cloned().collect::<Vec<_>>(),
+        [hex::encode(Sha256::digest(&first_line))]
+    );
+    assert_eq!(cursor_seq(&log), Some(last));
+}
+
+/// The closed segments of `log` on disk.
+fn segments_on_disk(log: &Path) -> Vec<String> {
+    let name = log
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let mut out: Vec<String> = std::fs::read_dir(log.parent().expect("dir"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            let rest = n.strip_prefix(&format!("{name}.")).unwrap_or_default();
+            rest.len() > 41
+                && rest.as_bytes()[..20].iter().all(u8::is_ascii_digit)
+                && [".jsonl", ".jsonl.zst"].contains(&&rest[41..])
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_rotated_log_ships_from_scratch_once_in_seq_order_with_its_first_lines_chain_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 130);
+    let first_line = common::lines(&log).remove(0);
+    // Plain, zstd, plain and zstd segments, then the live file.
+    let segs = segments::split(&log, &[30, 40, 25, 15], |i| i % 2 == 1);
+    assert_eq!(segments_on_disk(&log).len(), 4, "{segs:?}");
+    let receiver = Receiver::start(Vec::new());
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &["--batch", "17"]));
+    assert_eq!(code, 0, "{stderr}");
+    let seen = receiver.seen();
+    assert!(seen.bad.is_empty(), "{:?}", seen.bad);
+    let sent: Vec<u64> = seen
+        .requests
+        .iter()
+        .flat_map(|r| r.seqs.iter().copied())
+        .collect();
+    assert_eq!(
+        sent,
+        (0..130).collect::<Vec<_>>(),
+        "once each, in seq order"
+    );
+    assert_eq!(
+        seen.chains.iter().cloned().collect::<Vec<_>>(),
+        [hex::encode(Sha256::digest(&first_line))]
+    );
+    let requests = seen.requests.len();
+    drop(seen);
+    let c = cursor(&log).expect("cursor");
+    assert_eq!(c["seq"].as_u64(), Some(129));
+    assert_eq!(c["segment"].as_str(), Some("audit.jsonl"));
+    // Nothing new: a second run sends nothing.
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &[]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(receiver.seen().requests.len(), requests);
+}
+
+#[test]
+fn a_cursor_whose_next_records_were_pruned_stops_with_one_sentence_and_sends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = segments::write_dated_log(dir.path(), "audit.jsonl", 100, "2020-01-01T00:00:00Z", 60);
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).expect("mkdir");
+    segments::split(&log, &[40, 30], |i| i == 0);
+    // The first batch is acknowledged, the second refused: the cursor stays at seq 19.
+    let receiver = Receiver::start(vec![(200, None), (400, None)]);
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &["--batch", "20"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(cursor_seq(&log), Some(19));
+    let before = cursor(&log);
+    let requests = receiver.seen().requests.len();
+    cli(&log)
+        .args(["prune", "--older-than", "1d", "--archive"])
+        .arg(&archive)
+        .assert()
+        .success();
+    assert!(segments_on_disk(&log).is_empty());
+    for args in [&["--batch", "20"][..], &["--follow", "--poll-ms", "20"][..]] {
+        let (code, stderr) = run(&mut ship(&log, &receiver.url(), args));
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("seq 20 to 69") && stderr.contains("pruned before they were shipped"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&archive.display().to_string()),
+            "names the archive: {stderr}"
+        );
+        assert_eq!(cursor(&log), before, "the cursor did not move");
+        assert_eq!(receiver.seen().requests.len(), requests, "nothing was sent");
+    }
+    // From scratch (another cursor), the first records are gone too.
+    let (code, stderr) = run(ship(&log, &receiver.url(), &[])
+        .arg("--cursor")
+        .arg(dir.path().join("fresh.cursor")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("seq 0 to 69"), "{stderr}");
+    assert_eq!(receiver.seen().requests.len(), requests, "nothing was sent");
+}
+
+#[test]
+fn a_cursor_in_the_live_file_follows_its_record_into_the_segment_it_was_rotated_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "audit.jsonl", 30);
+    let receiver = Receiver::start(Vec::new());
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &["--batch", "12"]));
+    assert_eq!(code, 0, "{stderr}");
+    let first = cursor(&log).expect("cursor");
+    assert_eq!(first["segment"].as_str(), Some("audit.jsonl"));
+    // Rotated (and compressed) while no shipper runs, then appended to.
+    cli(&log).args(["rotate"]).assert().success();
+    cli(&log)
+        .args(["append", "--stdin"])
+        .write_stdin("{\"tool\":\"x\"}\n".repeat(10))
+        .assert()
+        .success();
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &["--batch", "12"]));
+    assert_eq!(code, 0, "{stderr}");
+    let seen = receiver.seen();
+    assert_eq!(
+        seen.stored.keys().copied().collect::<Vec<_>>(),
+        (0..40).collect::<Vec<_>>()
+    );
+    assert!(seen.stored.values().all(|n| *n == 1), "nothing twice");
+    drop(seen);
+    assert_eq!(cursor_seq(&log), Some(39));
+    // The record at a cursor is checked inside the compressed segment too: a cursor whose
+    // hash is not that record's is refused.
+    let mut wrong = first.clone();
+    wrong["hash"] = serde_json::Value::String("ab".repeat(32));
+    let wrong_file = dir.path().join("wrong.cursor");
+    std::fs::write(&wrong_file, wrong.to_string()).expect("write");
+    let (code, stderr) = run(ship(&log, &receiver.url(), &[])
+        .arg("--cursor")
+        .arg(&wrong_file));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("changed under the ship cursor"), "{stderr}");
+    assert!(stderr.contains(".jsonl.zst"), "{stderr}");
+}
+
+#[test]
+fn a_log_whose_first_line_is_not_a_record_stops_ship_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    std::fs::write(&log, "not a record\n{\"seq\":0}\n").expect("write");
+    let receiver = Receiver::start(Vec::new());
+    let (code, stderr) = run(&mut ship(&log, &receiver.url(), &[]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is not a record"), "{stderr}");
+    assert!(receiver.seen().requests.is_empty());
+    assert_eq!(cursor_seq(&log), None);
 }

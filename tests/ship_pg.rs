@@ -4,6 +4,8 @@
 //! unix socket there, and stopped by its pid at the end.
 
 mod common;
+#[path = "common/segments.rs"]
+mod segments;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -600,4 +602,49 @@ fn run_ship(log: &Path, url: &str, cursor: &Path) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+#[test]
+fn verify_against_reads_a_rotated_and_pruned_log_across_its_segments() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = segments::write_dated_log(dir.path(), "audit.jsonl", 90, "2020-01-01T00:00:00Z", 60);
+    let chain = chain_id(&log);
+    segments::split(&log, &[30, 30], |i| i == 0);
+    let url = server.url("rotated");
+    let (code, stderr) = run_ship(&log, &url, &dir.path().join("pg.cursor"));
+    assert_eq!(code, 0, "{stderr}");
+    let rows: i64 = server
+        .client()
+        .query_one(
+            "SELECT count(*) FROM rotated WHERE chain_id = $1",
+            &[&chain],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        rows, 90,
+        "every record of every segment, under the first line's chain id"
+    );
+    let (code, out) = verify_against(&log, &url);
+    assert_eq!(code, 0, "{out}");
+    // Once the segments are pruned, the chain id comes from the manifest and the rows of the
+    // pruned records are neither missing nor extra.
+    cli(&log)
+        .args(["prune", "--older-than", "1d"])
+        .assert()
+        .success();
+    // Its `segments_pruned` record (seq 90) is shipped like any other.
+    let (code, stderr) = run_ship(&log, &url, &dir.path().join("pg.cursor"));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, out) = verify_against(&log, &url);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("seq 60..90"), "{out}");
+    server
+        .client()
+        .execute("DELETE FROM rotated WHERE seq = 75", &[])
+        .expect("delete");
+    let (code, out) = verify_against(&log, &url);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("75") && out.contains("missing"), "{out}");
 }

@@ -19,8 +19,9 @@ use crate::chain;
 use crate::error::{Error, Result};
 use crate::reader::Snapshot;
 
-use super::source::{first_line_hash, records};
+use super::source::{Source, records};
 use super::{DestinationOptions, mask_url, postgres};
+use crate::segment::LogSet;
 
 /// Where a copy is read back from.
 #[derive(Clone, Debug)]
@@ -104,8 +105,18 @@ pub fn check_against(log: &Path, against: &Against) -> Result<AgainstReport> {
             mask_url(&against.url)
         )));
     }
-    let snapshot = Snapshot::open(log)?;
-    let chain_id = first_line_hash(&snapshot);
+    // NOTE: a rotated log is read across its segments (the bytes one unrotated log would
+    // hold, less what was pruned); its chain id comes from the manifest once its first line
+    // was pruned.
+    let set = LogSet::open(log)?;
+    let snapshot = if set.is_rotated() {
+        set.joined()?
+    } else {
+        Snapshot::open(log)?
+    };
+    let source = Source::open(log)?;
+    let chain_id = source.chain_id().map(str::to_owned);
+    let first_on_disk = records(&snapshot).next().map(|(seq, _, _)| seq);
     let mut report = AgainstReport {
         ok: false,
         file: log.display().to_string(),
@@ -131,10 +142,13 @@ pub fn check_against(log: &Path, against: &Against) -> Result<AgainstReport> {
             });
         })?;
     }
+    // Rows of records pruned from the log cannot be compared with it: they are counted and
+    // re-linked with the rest, but neither missing nor extra.
     report.rows = rows.len() as u64;
+    let kept = |r: &CopyRow| !(first_on_disk.is_some_and(|f| r.seq < f) && source.is_pruned(r.seq));
     let max = against.max_problems;
     let mut log_records = records(&snapshot).peekable();
-    let mut copy = rows.iter().peekable();
+    let mut copy = rows.iter().filter(|r| kept(r)).peekable();
     loop {
         match (log_records.peek(), copy.peek()) {
             (None, None) => break,

@@ -33,7 +33,8 @@ pub struct Cursor {
     pub seq: u64,
     /// The byte just past that record's LF.
     pub offset: u64,
-    /// The file `offset` refers to: the live log's file name (a segment's, once logs rotate).
+    /// The file `offset` refers to: the live log's file name, or a segment's; the record is
+    /// looked up by `seq` in whichever file holds it now.
     pub segment: String,
     /// Hex SHA-256 of that record's line.
     pub hash: String,

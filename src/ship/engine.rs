@@ -8,7 +8,7 @@
 //! | [`SendError::Fatal`] | stops with the destination's sentence; the cursor stays at the last acknowledged record |
 //! | the stop flag is raised (SIGINT, SIGTERM) | finishes or abandons the batch in flight without moving the cursor past it, and returns |
 //! | caught up, without `follow` | returns |
-//! | caught up, with `follow` | takes a new snapshot every `poll`, checking the record at the cursor is still in place |
+//! | caught up, with `follow` | looks at the log again every `poll` (its live file and segments, by `seq`: see [`super::source`]), checking the record at the cursor is still in place |
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -159,8 +159,8 @@ pub fn ship(
     let mut pos = cursor.as_ref().map(Cursor::position);
     if let Some(c) = &cursor {
         check_chain(&source, c, cursor_path)?;
-        source.check(&c.position())?;
     }
+    source.start(pos.clone())?;
     let matcher = opts.filter.matcher();
     let describe = dest.describe();
     let mut summary = ShipSummary {
@@ -174,7 +174,7 @@ pub fn ship(
             summary.stopped = true;
             break;
         }
-        let batch = source.read(pos.as_ref(), opts.batch, &matcher)?;
+        let batch = source.read(opts.batch, &matcher)?;
         let Some(end) = batch.end else {
             if !opts.follow {
                 break;
@@ -194,9 +194,7 @@ pub fn ship(
             }
             source.refresh()?;
             fresh = true;
-            if let Some(p) = &pos {
-                source.check(p)?;
-            } else if let Some(c) = &cursor {
+            if let Some(c) = &cursor {
                 check_chain(&source, c, cursor_path)?;
             }
             continue;
