@@ -2,6 +2,7 @@
 //! message ends, and the log's health.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::envelope::{Args, Id, Message, Obj};
+use super::recording::{Job, QUEUE, Release};
 use super::{LogHealth, ProxyOptions};
 use crate::record::Event;
 use crate::writer::Logger;
@@ -122,6 +124,8 @@ pub(crate) struct Recorder {
     log: Logger,
     opts: ProxyOptions,
     state: Mutex<State>,
+    /// The recording thread's queue, while it runs (see `recording.rs`).
+    queue: Mutex<Option<SyncSender<Job>>>,
 }
 
 /// A record to append for a server message, and the id to refuse with (`--fail-closed`) when
@@ -137,6 +141,7 @@ impl Recorder {
             log,
             opts,
             state: Mutex::new(State::default()),
+            queue: Mutex::new(None),
         }
     }
 
@@ -152,9 +157,54 @@ impl Recorder {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends records (one write for several); returns whether they were written. Tells the
-    /// health hook when the log starts failing and when it recovers.
+    /// Opens the queue to the recording thread, which takes the receiver.
+    pub(crate) fn open_queue(&self) -> Receiver<Job> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        *self.queue.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    /// Closes the queue: the recording thread ends once it has written what is queued, and
+    /// later appends are written by their caller.
+    pub(crate) fn close_queue(&self) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Queues a job for the recording thread; gives it back when the queue is closed.
+    pub(crate) fn enqueue(&self, job: Job) -> Result<(), Job> {
+        let tx = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match tx {
+            Some(tx) => tx.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
+    }
+
+    /// Appends records through the recording thread (so they share its sync), waiting until
+    /// they are written; returns whether they were.
     pub(crate) fn append(&self, events: Vec<Event>) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        match self.enqueue(Job {
+            events,
+            release: Release::Reply(tx),
+        }) {
+            Ok(()) => rx.recv().unwrap_or(false),
+            Err(job) => self.write(job.events),
+        }
+    }
+
+    /// Appends records now, on this thread (one write for several); returns whether they were
+    /// written. Tells the health hook when the log starts failing and when it recovers.
+    pub(crate) fn write(&self, events: Vec<Event>) -> bool {
         let n = events.len() as u64;
         let result = match events.len() {
             0 => return true,
@@ -193,6 +243,11 @@ impl Recorder {
 
     /// A `proxy_notice` record.
     pub(crate) fn notice(&self, kind: &str, details: Value) {
+        self.append(vec![self.notice_event(kind, details)]);
+    }
+
+    /// The event of a `proxy_notice` record.
+    pub(crate) fn notice_event(&self, kind: &str, details: Value) -> Event {
         let mut d = json!({ "kind": kind });
         if let (Some(d), Value::Object(more)) = (d.as_object_mut(), details) {
             d.extend(more);
@@ -201,7 +256,7 @@ impl Recorder {
         if let Some(s) = self.server_id() {
             e = e.server(s);
         }
-        self.append(vec![e]);
+        e
     }
 
     pub(crate) fn server_id(&self) -> Option<String> {

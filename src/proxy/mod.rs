@@ -18,15 +18,18 @@
 //! | `frame.rs` | where the messages are in a stream of lines (one per line, or split across lines) |
 //! | `envelope.rs` | the JSON-RPC fields of one message: id, method, params, identity, arguments |
 //! | `calls.rs` | the calls in flight, the records they give, the log's health |
+//! | `recording.rs` | the recording thread: appends what is queued as one batch, then relays |
 
 mod calls;
 mod envelope;
 mod frame;
 mod lenient;
+mod recording;
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::json;
@@ -145,6 +148,8 @@ struct Shared {
     /// The client's side of the wire (our stdout), shared by both directions, since the proxy
     /// answers some client lines itself in fail-closed mode.
     to_client: Mutex<Box<dyn Write + Send>>,
+    /// Writing to the client failed: the server's lines are drained, not relayed.
+    client_gone: AtomicBool,
 }
 
 impl Shared {
@@ -155,6 +160,26 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         out.write_all(bytes)?;
         out.flush()
+    }
+
+    /// Relays server bytes to the client until that fails once, which is noted (written at
+    /// once: this runs on the recording thread, or after it has stopped).
+    fn forward(&self, bytes: &[u8]) {
+        if self.client_gone.load(Ordering::Relaxed) || self.send(bytes).is_ok() {
+            return;
+        }
+        if !self.client_gone.swap(true, Ordering::Relaxed) {
+            let details = json!({"direction": "server_to_client"});
+            self.rec
+                .write(vec![self.rec.notice_event("client_gone", details)]);
+        }
+    }
+
+    /// Hands a job to the recording thread, or does it now when the thread has stopped.
+    fn record(&self, job: recording::Job) {
+        if let Err(job) = self.rec.enqueue(job) {
+            recording::process(self, vec![job]);
+        }
     }
 }
 
@@ -201,6 +226,7 @@ pub fn run_with(
     let shared = Arc::new(Shared {
         rec: Recorder::new(log, opts),
         to_client: Mutex::new(Box::new(io::stdout())),
+        client_gone: AtomicBool::new(false),
     });
     let command_line: Vec<String> = command
         .iter()
@@ -214,6 +240,11 @@ pub fn run_with(
         start = start.server(s.clone());
     }
     shared.rec.append(vec![start]);
+    let recorder = {
+        let jobs = shared.rec.open_queue();
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || recording::run(&shared, &jobs))
+    };
 
     let child_in = child.stdin.take();
     let child_out = child.stdout.take();
@@ -242,6 +273,10 @@ pub fn run_with(
         stop = stop.server(s);
     }
     shared.rec.append(vec![stop]);
+    // Every queued record is written and every answer released before the proxy ends; later
+    // appends (from a client still sending) are written by their caller.
+    shared.rec.close_queue();
+    let _ = recorder.join();
     // NOTE: the upstream thread may still be blocked reading a client that keeps its end
     // open, holding the logger, so it may never be dropped: write buffered records now.
     let _ = shared.rec.log().flush();
@@ -453,15 +488,6 @@ fn server_to_client(shared: &Shared, out: impl Read) {
     let mut input = BufReader::with_capacity(64 << 10, out);
     let mut framer = Framer::default();
     let mut line = Vec::with_capacity(64 << 10);
-    let mut client_gone = false;
-    let forward = |shared: &Shared, bytes: &[u8], client_gone: &mut bool| {
-        if !*client_gone && shared.send(bytes).is_err() {
-            *client_gone = true;
-            shared
-                .rec
-                .notice("client_gone", json!({"direction": DIRECTION}));
-        }
-    };
     loop {
         line.clear();
         match input.read_until(b'\n', &mut line) {
@@ -483,30 +509,23 @@ fn server_to_client(shared: &Shared, out: impl Read) {
             dropped,
             framer.unfinished() > 0,
         );
-        if answered.is_empty() {
-            // NOTE: when the client is gone, keep draining the server so it is not blocked on
-            // a full pipe.
-            forward(shared, &line, &mut client_gone);
-            continue;
-        }
-        let ids: Vec<String> = answered.iter().map(|a| a.id.clone()).collect();
-        let events: Vec<Event> = answered.into_iter().map(|a| a.event).collect();
-        if shared.rec.opts().fail_closed {
-            // Write the records first; without them the answers are not given.
-            if shared.rec.append(events) {
-                forward(shared, &line, &mut client_gone);
-            } else {
-                let refusals: Vec<u8> = ids
-                    .into_iter()
-                    .flat_map(|id| calls::unwritable(Some(id), true).line())
-                    .collect();
-                forward(shared, &refusals, &mut client_gone);
-            }
+        // Every line goes on through the recording thread, in its turn: an answer after its
+        // record is written (with those of the other answers queued meanwhile: one sync for
+        // all), so with `sync` no answer reaches the client before its record is on disk.
+        // NOTE: when the client is gone, the server is still drained so it is not blocked on
+        // a full pipe.
+        let release = if answered.is_empty() {
+            recording::Release::Line(line.clone())
         } else {
-            // Forward first (no added latency), then record.
-            forward(shared, &line, &mut client_gone);
-            shared.rec.append(events);
-        }
+            recording::Release::Answer {
+                line: line.clone(),
+                ids: answered.iter().map(|a| a.id.clone()).collect(),
+            }
+        };
+        shared.record(recording::Job {
+            events: answered.into_iter().map(|a| a.event).collect(),
+            release,
+        });
     }
     note_unfinished(shared, DIRECTION, &framer);
 }
