@@ -202,6 +202,20 @@ impl Recorder {
         }
     }
 
+    /// Waits until the recording thread has done every job queued before this call.
+    pub(crate) fn wait_for_queue(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self
+            .enqueue(Job {
+                events: Vec::new(),
+                release: Release::Reply(tx),
+            })
+            .is_ok()
+        {
+            let _ = rx.recv();
+        }
+    }
+
     /// Appends records now, on this thread (one write for several); returns whether they were
     /// written. Tells the health hook when the log starts failing and when it recovers.
     pub(crate) fn write(&self, events: Vec<Event>) -> bool {

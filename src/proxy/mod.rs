@@ -29,7 +29,7 @@ mod recording;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::json;
@@ -150,6 +150,8 @@ struct Shared {
     to_client: Mutex<Box<dyn Write + Send>>,
     /// Writing to the client failed: the server's lines are drained, not relayed.
     client_gone: AtomicBool,
+    /// Bytes of server lines queued for the recording thread and not yet relayed.
+    queued: AtomicUsize,
 }
 
 impl Shared {
@@ -175,10 +177,18 @@ impl Shared {
         }
     }
 
-    /// Hands a job to the recording thread, or does it now when the thread has stopped.
+    /// Hands a job to the recording thread, or does it now when the thread has stopped. When
+    /// more than [`recording::QUEUED_BYTES`] of lines wait to be relayed (a server sending long
+    /// lines), waits until they are, so the queue's memory stays bounded.
     fn record(&self, job: recording::Job) {
+        let bytes = job.release.bytes();
+        self.queued.fetch_add(bytes, Ordering::Relaxed);
         if let Err(job) = self.rec.enqueue(job) {
             recording::process(self, vec![job]);
+            return;
+        }
+        if self.queued.load(Ordering::Relaxed) > recording::QUEUED_BYTES {
+            self.rec.wait_for_queue();
         }
     }
 }
@@ -227,6 +237,7 @@ pub fn run_with(
         rec: Recorder::new(log, opts),
         to_client: Mutex::new(Box::new(io::stdout())),
         client_gone: AtomicBool::new(false),
+        queued: AtomicUsize::new(0),
     });
     let command_line: Vec<String> = command
         .iter()

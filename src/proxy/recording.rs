@@ -5,6 +5,7 @@
 //! waiting to know whether their records were written. So calls answered together share one
 //! sync, and the log's order is the order in which records were queued.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::Shared;
@@ -13,6 +14,8 @@ use crate::record::Event;
 
 /// Jobs queued at most (the relay threads wait when it is full).
 pub(super) const QUEUE: usize = 1024;
+/// Bytes of server lines queued at most before the relay waits for them to be relayed.
+pub(super) const QUEUED_BYTES: usize = 8 << 20;
 /// Jobs appended together at most.
 const BATCH: usize = 4096;
 
@@ -31,6 +34,16 @@ pub(crate) enum Release {
     Answer { line: Vec<u8>, ids: Vec<String> },
     /// A server line without records, relayed in its turn.
     Line(Vec<u8>),
+}
+
+impl Release {
+    /// The bytes of server line it holds.
+    pub(super) fn bytes(&self) -> usize {
+        match self {
+            Release::Reply(_) => 0,
+            Release::Answer { line, .. } | Release::Line(line) => line.len(),
+        }
+    }
 }
 
 /// The thread's loop: runs until every sender is gone and the queue is empty.
@@ -55,6 +68,7 @@ pub(super) fn process(shared: &Shared, mut batch: Vec<Job>) {
         .collect();
     let written = shared.rec.write(events);
     for job in batch {
+        let bytes = job.release.bytes();
         match job.release {
             Release::Reply(tx) => {
                 let _ = tx.send(written);
@@ -71,5 +85,6 @@ pub(super) fn process(shared: &Shared, mut batch: Vec<Job>) {
             }
             Release::Line(line) => shared.forward(&line),
         }
+        shared.queued.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
