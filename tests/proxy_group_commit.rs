@@ -167,6 +167,7 @@ fn concurrent_calls_share_one_sync_and_every_answer_is_relayed_after_its_record(
     ] {
         let r = run(dir.path(), name, flags);
         all_answered_and_recorded(name, &r);
+        eprintln!("{name}: {} fdatasync calls for {CALLS} calls", r.syncs);
         assert!(
             r.syncs * 4 <= CALLS,
             "{name}: {} fdatasync calls for {CALLS} calls in flight together: they should share syncs",
@@ -185,4 +186,111 @@ fn with_durability_none_the_recording_thread_writes_everything_and_never_syncs()
     let r = run(dir.path(), "none", &["--durability", "none"]);
     all_answered_and_recorded("none", &r);
     assert_eq!(r.syncs, 0);
+}
+
+/// `--fail-closed`, the log full while calls are in flight together: the batch holding their
+/// records cannot be written, and no server answer reaches the client; each call gets exactly
+/// one JSON-RPC error with its id instead (its answer withheld, or, once the failure is known,
+/// the call refused before it is made).
+#[test]
+fn fail_closed_withholds_every_answer_of_a_batch_that_cannot_be_written() {
+    const N: usize = 50;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("full.jsonl");
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/peer.py");
+    // Files the proxy writes stop at 8 blocks of 512 bytes; the write fails (EFBIG).
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 8; exec "$@""#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_nexus-audit"))
+        .arg("--file")
+        .arg(&log)
+        .args(["proxy", "--fail-closed", "--"])
+        .arg(python())
+        .arg(&peer)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("NEXUS_AUDIT_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd.spawn().expect("run the proxy");
+    // `server_start` is written; then another writer, not limited, fills the log past the limit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&log).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no server_start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    while std::fs::metadata(&log).expect("log").len() <= 8 * 512 {
+        common::cli(&log)
+            .args(["append", "--tool", "fill_the_log"])
+            .assert()
+            .success();
+    }
+    let requests: String = (0..N)
+        .map(|id| {
+            format!(
+                "{}\n",
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                       "params": {"name": "echo", "arguments": {"secret_answer": id}}})
+            )
+        })
+        .collect();
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        stdin
+            .write_all(requests.as_bytes())
+            .expect("write requests");
+    });
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut out)
+        .expect("read answers");
+    writer.join().expect("writer thread");
+    let done = child.wait_with_output().expect("wait");
+    let answers: Vec<Value> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("an answer line is JSON"))
+        .collect();
+    let mut ids: Vec<u64> = answers
+        .iter()
+        .map(|a| a["id"].as_u64().expect("a numeric id"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..N as u64).collect::<Vec<_>>(),
+        "one answer per call"
+    );
+    for a in &answers {
+        assert!(
+            a.get("result").is_none(),
+            "a server answer got through: {a}"
+        );
+        assert_eq!(a["error"]["code"], -32603, "{a}");
+        let message = a["error"]["message"].as_str().expect("message");
+        assert!(
+            message.contains("the answer is withheld") || message.contains("the call was not made"),
+            "{a}"
+        );
+    }
+    assert!(
+        answers.iter().any(|a| a["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("withheld"))),
+        "the first batch's answers are withheld: {answers:#?}"
+    );
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(
+        stderr.matches("cannot write the audit log").count(),
+        1,
+        "{stderr}"
+    );
 }
