@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 use clap::{Arg, ArgAction, ArgMatches, Args, ValueEnum};
@@ -14,6 +13,7 @@ use crate::{
 };
 use serde_json::{Value, json};
 
+use super::signals::{SIGHUP, SIGINT, SIGTERM, Signals, signal_name};
 use super::{Context, exit};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -261,7 +261,9 @@ fn append_stdin(
     defaults: Event,
     batch: u64,
 ) -> anyhow::Result<(Value, Option<Stopped>)> {
-    let signals = Signals::install()?;
+    // SIGTERM, SIGINT and SIGHUP: the first raises the stop flag the library reads; a second,
+    // should the flush hang, ends the process at once.
+    let signals = Signals::install(&[SIGTERM, SIGINT, SIGHUP])?;
     let options = LinesOptions::new()
         .batch(usize::try_from(batch).unwrap_or(usize::MAX))
         .defaults(defaults)
@@ -295,63 +297,6 @@ fn append_stdin(
         "head_hash": summary.last.map(|h| h.hash_hex()),
     });
     Ok((summary, stopped))
-}
-
-/// SIGTERM, SIGINT and SIGHUP, caught while `append --stdin` runs: the first raises the stop
-/// flag the library reads; a second, should the flush hang, ends the process at once (exit
-/// 128 + signal).
-struct Signals {
-    /// Raised by the first signal.
-    stop: Arc<AtomicBool>,
-    /// Which signal that was.
-    received: Arc<AtomicUsize>,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Self> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let received = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [SIGTERM, SIGINT, SIGHUP] {
-            // NOTE: the order matters: the shutdown is armed by the first signal, for the next,
-            // and the signal is stored before the flag is raised, so whoever sees the flag can
-            // name the signal.
-            signal_hook::flag::register_conditional_shutdown(
-                signal,
-                128 + signal,
-                Arc::clone(&stop),
-            )
-            .and_then(|_| {
-                signal_hook::flag::register_usize(
-                    signal,
-                    Arc::clone(&received),
-                    usize::try_from(signal).unwrap_or(0),
-                )
-            })
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
-            .with_context(|| {
-                format!(
-                    "cannot catch {}",
-                    signal_name(usize::try_from(signal).unwrap_or(0))
-                )
-            })?;
-        }
-        Ok(Signals { stop, received })
-    }
-
-    /// The signal received (0 if none).
-    fn received(&self) -> usize {
-        self.received.load(Ordering::SeqCst)
-    }
-}
-
-fn signal_name(signal: usize) -> &'static str {
-    match i32::try_from(signal) {
-        Ok(signal_hook::consts::SIGTERM) => "SIGTERM",
-        Ok(signal_hook::consts::SIGINT) => "SIGINT",
-        Ok(signal_hook::consts::SIGHUP) => "SIGHUP",
-        _ => "a signal",
-    }
 }
 
 /// A span for --seal-interval (see [`crate::time::parse_span`]).

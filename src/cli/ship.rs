@@ -1,8 +1,6 @@
 //! `ship`: forward the log to a database, a SIEM or a webhook, at least once, from a cursor.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::{Backoff, DestinationOptions, ShipEvent, ShipOptions};
@@ -11,6 +9,7 @@ use base64::Engine as _;
 use clap::Args;
 
 use super::output::sanitize;
+use super::signals::{SIGINT, SIGTERM, Signals, signal_name};
 use super::{Context, FilterArgs, exit, grouped};
 
 #[derive(Debug, Args)]
@@ -102,7 +101,9 @@ pub fn run(ctx: &Context, args: &ShipArgs) -> anyhow::Result<u8> {
         progress_every: Duration::from_millis(args.progress_ms.max(1)),
         filter: args.filter.to_filter()?,
     };
-    let signals = Signals::install()?;
+    // SIGTERM and SIGINT: the first raises the stop flag (the batch in flight ends, the cursor
+    // is saved at the last acknowledged record); a second ends the process at once.
+    let signals = Signals::install(&[SIGTERM, SIGINT])?;
     let shown = sanitize(&describe).into_owned();
     let mut on_event = |event: &ShipEvent<'_>| match event {
         ShipEvent::Retry {
@@ -138,7 +139,7 @@ pub fn run(ctx: &Context, args: &ShipArgs) -> anyhow::Result<u8> {
     let at = summary
         .cursor_seq
         .map_or_else(|| "the start".to_owned(), |s| format!("seq {s}"));
-    let by = match signals.received.load(Ordering::SeqCst) {
+    let by = match signals.received() {
         0 => String::new(),
         s => format!(" (stopped by {})", signal_name(s)),
     };
@@ -288,48 +289,3 @@ fn parse_span(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is not a span like 30s, 2m or 1h"))
 }
 
-/// SIGTERM and SIGINT: the first raises the stop flag (the batch in flight ends, the cursor is
-/// saved at the last acknowledged record); a second ends the process at once (exit 128 +
-/// signal), which the cursor survives too.
-struct Signals {
-    stop: Arc<AtomicBool>,
-    received: Arc<AtomicUsize>,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Self> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let received = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [SIGTERM, SIGINT] {
-            signal_hook::flag::register_conditional_shutdown(
-                signal,
-                128 + signal,
-                Arc::clone(&stop),
-            )
-            .and_then(|_| {
-                signal_hook::flag::register_usize(
-                    signal,
-                    Arc::clone(&received),
-                    usize::try_from(signal).unwrap_or(0),
-                )
-            })
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
-            .with_context(|| {
-                format!(
-                    "cannot catch {}",
-                    signal_name(usize::try_from(signal).unwrap_or(0))
-                )
-            })?;
-        }
-        Ok(Signals { stop, received })
-    }
-}
-
-fn signal_name(signal: usize) -> &'static str {
-    match i32::try_from(signal) {
-        Ok(signal_hook::consts::SIGTERM) => "SIGTERM",
-        Ok(signal_hook::consts::SIGINT) => "SIGINT",
-        _ => "a signal",
-    }
-}

@@ -274,7 +274,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::http::testing::servers::{Fault, Server};
-    use super::super::http::testing::{batch, options};
+    use super::super::http::testing::{batch, fatal, options, retry};
     use super::*;
 
     fn url(server: &Server, userinfo: &str) -> String {
@@ -283,20 +283,6 @@ mod tests {
 
     fn id(r: &Shipped) -> String {
         format!("{}:{}", r.chain_id, r.seq)
-    }
-
-    fn retry(r: Result<(), SendError>) -> (String, Option<Duration>) {
-        match r {
-            Err(SendError::Retry { reason, after }) => (reason, after),
-            other => panic!("expected Retry, got {other:?}"),
-        }
-    }
-
-    fn fatal(r: Result<(), SendError>) -> String {
-        match r {
-            Err(SendError::Fatal(m)) => m,
-            other => panic!("expected Fatal, got {other:?}"),
-        }
     }
 
     #[test]

@@ -346,25 +346,11 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::super::http::testing::servers::{Fault, HEC_TOKEN, Server};
-    use super::super::http::testing::{batch, options};
+    use super::super::http::testing::{batch, fatal, options, retry};
     use super::*;
 
     fn url(server: &Server, extra: &str) -> String {
         format!("splunk-hec+{}{extra}", server.base())
-    }
-
-    fn retry(r: Result<(), SendError>) -> (String, Option<Duration>) {
-        match r {
-            Err(SendError::Retry { reason, after }) => (reason, after),
-            other => panic!("expected Retry, got {other:?}"),
-        }
-    }
-
-    fn fatal(r: Result<(), SendError>) -> String {
-        match r {
-            Err(SendError::Fatal(m)) => m,
-            other => panic!("expected Fatal, got {other:?}"),
-        }
     }
 
     #[test]

@@ -249,7 +249,12 @@ pub(crate) fn transport_error(what: &str, err: &ureq::Error) -> SendError {
 
 /// The `Retry-After` header of a response: delay-seconds or an HTTP date.
 pub(crate) fn retry_after<B>(response: &ureq::http::Response<B>) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    retry_after_value(response.headers().get("retry-after")?.to_str().ok()?)
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (a date past is no wait).
+pub(crate) fn retry_after_value(value: &str) -> Option<Duration> {
+    let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -361,9 +366,25 @@ pub(crate) mod test_servers;
 pub(crate) mod testing {
     use sha2::{Digest as _, Sha256};
 
-    use super::super::{DestinationOptions, Shipped};
+    use super::super::{DestinationOptions, SendError, Shipped};
 
     pub(crate) use super::test_servers as servers;
+
+    /// The reason and wait of a `Retry`; panics on anything else.
+    pub(crate) fn retry(r: Result<(), SendError>) -> (String, Option<std::time::Duration>) {
+        match r {
+            Err(SendError::Retry { reason, after }) => (reason, after),
+            other => panic!("expected Retry, got {other:?}"),
+        }
+    }
+
+    /// The sentence of a `Fatal`; panics on anything else.
+    pub(crate) fn fatal(r: Result<(), SendError>) -> String {
+        match r {
+            Err(SendError::Fatal(m)) => m,
+            other => panic!("expected Fatal, got {other:?}"),
+        }
+    }
 
     fn sha(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))

@@ -11,7 +11,6 @@
 //! followed) or a TLS failure stops the shipper.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
@@ -92,17 +91,6 @@ pub(crate) fn signature(secret: &[u8], id: &str, timestamp: i64, body: &str) -> 
     )
 }
 
-/// A `Retry-After` value: seconds, or an HTTP date.
-pub(crate) fn retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = when.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or_default())
-}
-
 impl Destination for Webhook {
     fn send(&mut self, batch: &[Shipped]) -> std::result::Result<(), SendError> {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
@@ -153,11 +141,7 @@ impl Destination for Webhook {
                 .read_to_string();
             return Ok(());
         }
-        let after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry_after);
+        let after = super::http::retry_after(&response);
         let text = response
             .body_mut()
             .with_config()
@@ -188,6 +172,9 @@ impl Destination for Webhook {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::http::retry_after_value as retry_after;
     use super::*;
 
     #[test]
