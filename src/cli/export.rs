@@ -7,7 +7,6 @@ use clap::{Args, ValueEnum};
 
 use super::output::{Format, RecordWriter};
 use crate::fs::{Guard, PRIVATE};
-use crate::reader::read_record;
 use crate::scan::for_each_match;
 
 use super::progress::Progress;
@@ -64,10 +63,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<u8> {
         let progress = Progress::new(ctx, data.len() as u64, "exporting");
         // Lines that are not records are kept too, to be counted in order below; each line
         // is parsed once, and the view travels with it.
-        let keep = |line| match read_record(line) {
-            Ok(view) if !matcher.matches(&view) => None,
-            parsed => Some(parsed),
-        };
+        let keep = |line| super::keep(line, &matcher);
         let skipped = Skipped::default();
         for_each_match(
             data,

@@ -506,6 +506,18 @@ fn open_whole(ctx: &Context) -> anyhow::Result<crate::Snapshot> {
         .with_context(|| format!("cannot read the log {}", ctx.file.display()))
 }
 
+/// What the engine hands on for a line: its record when `matcher` keeps it, or why it is not
+/// a record (to warn about); `None` for a record the filter drops.
+pub fn keep<'a>(
+    line: &'a [u8],
+    matcher: &crate::filter::Matcher,
+) -> Option<Result<crate::RecordView<'a>, crate::reader::NotRecord>> {
+    match crate::reader::read_record(line) {
+        Ok(view) if !matcher.matches(&view) => None,
+        parsed => Some(parsed),
+    }
+}
+
 /// The warning's reason for a line that is not a record.
 pub fn not_a_record(why: crate::reader::NotRecord) -> &'static str {
     use crate::reader::NotRecord;

@@ -5,7 +5,6 @@ use std::io::{self, BufWriter};
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use crate::reader::read_record;
 use crate::scan::for_each_match;
 
 use super::progress::Progress;
@@ -57,10 +56,7 @@ pub fn run(ctx: &Context, args: &QueryArgs) -> anyhow::Result<u8> {
         let skipped = Skipped::default();
         // Lines that are not records are kept too, to be counted in order below; each line is
         // parsed once, and the view travels with it.
-        let keep = |line| match read_record(line) {
-            Ok(view) if !matcher.matches(&view) => None,
-            parsed => Some(parsed),
-        };
+        let keep = |line| super::keep(line, &matcher);
         for_each_match(
             data,
             !args.asc,

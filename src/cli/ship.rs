@@ -288,4 +288,3 @@ fn parse_span(text: &str) -> Result<Duration, String> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("'{text}' is not a span like 30s, 2m or 1h"))
 }
-

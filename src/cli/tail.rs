@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use crate::Snapshot;
 use crate::filter::Matcher;
-use crate::reader::{Follower, Lines, NotRecord, Update, read_record};
-use crate::record::RecordView;
+use crate::reader::{Follower, Lines, Update, read_record};
 use crate::scan::for_each_match;
 use anyhow::Context as _;
 use clap::Args;
 
 use super::output::{Format, RecordWriter};
-use super::{Context, FilterArgs, Skipped, exit, grouped, not_a_record, offset_in, read_parts};
+use super::{
+    Context, FilterArgs, Skipped, exit, grouped, keep, not_a_record, offset_in, read_parts,
+};
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -179,13 +180,4 @@ fn print_lines(bytes: &[u8], matcher: &Matcher, format: Format, ctx: &Context) -
     out.finish()?;
     skipped.warn(&ctx.file, None);
     Ok(())
-}
-
-/// What the engine hands on for a line: its record when `matcher` keeps it, or why it is not
-/// a record (to warn about); `None` for a record the filter drops.
-fn keep<'a>(line: &'a [u8], matcher: &Matcher) -> Option<Result<RecordView<'a>, NotRecord>> {
-    match read_record(line) {
-        Ok(view) if !matcher.matches(&view) => None,
-        parsed => Some(parsed),
-    }
 }
