@@ -16,9 +16,9 @@ use crate::time::{format_timestamp, parse_timestamp};
 /// What the writer needs to turn an [`Event`] into the body of a line.
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
-    redactor: Redactor,
-    taxonomy: Taxonomy,
-    source: String,
+    pub(super) redactor: Redactor,
+    pub(super) taxonomy: Taxonomy,
+    pub(super) source: String,
 }
 
 impl Default for Encoder {
@@ -264,12 +264,22 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 }
 
 /// A new random (v4) `event_id`.
+pub(crate) fn new_event_id() -> String {
+    let mut buf = [0; 36];
+    event_id_into(std::process::id(), &mut buf);
+    // NOTE: the buffer holds ASCII only.
+    buf.iter().map(|&c| char::from(c)).collect()
+}
+
+/// Writes a new random (v4) `event_id` into `buf`, lowercase and hyphenated, for the process
+/// whose id is `pid`.
 ///
 /// The bytes come from a per-thread pool of operating-system randomness refilled 4 KiB at a
 /// time, so a batch of records costs one `getrandom` call per 256 ids, not one each. The pool
-/// belongs to the process that filled it: a forked child refills its own before using it, so
-/// two processes never hand out the same id.
-pub(crate) fn new_event_id() -> String {
+/// belongs to the process that filled it: the caller gives the process id (a batch asks for it
+/// once, not once per record: it is a system call), and a pool filled under another id (by the
+/// parent of a forked child) is refilled before use, so two processes never hand out the same id.
+pub(crate) fn event_id_into(pid: u32, buf: &mut [u8; 36]) {
     use std::cell::RefCell;
     const POOL: usize = 4096;
     struct Pool {
@@ -283,7 +293,6 @@ pub(crate) fn new_event_id() -> String {
         };
     }
     let bytes = RANDOM.with_borrow_mut(|pool| {
-        let pid = std::process::id();
         if pool.used + 16 > POOL || pool.pid != pid {
             getrandom::fill(&mut pool.bytes).ok()?;
             pool.used = 0;
@@ -300,8 +309,7 @@ pub(crate) fn new_event_id() -> String {
         Some(b) => uuid::Builder::from_random_bytes(b).into_uuid(),
         None => uuid::Uuid::new_v4(),
     };
-    let mut buf = uuid::Uuid::encode_buffer();
-    uuid.hyphenated().encode_lower(&mut buf).to_owned()
+    uuid.hyphenated().encode_lower(buf);
 }
 
 fn normalize_timestamp(s: &str) -> Result<String> {

@@ -3,6 +3,7 @@
 
 mod decode;
 mod encode;
+mod plain;
 mod view;
 
 use serde_json::{Map, Value};
@@ -11,6 +12,7 @@ use crate::chain::{FIELDS, FieldId};
 
 // NOTE: kept at their old path for the modules that still import them from here.
 pub(crate) use encode::Encoder;
+pub(crate) use plain::Scratch;
 pub use view::{NotARecord, RecordView};
 
 /// Builds [`Event`] and its access by [`FieldId`] from the rows of

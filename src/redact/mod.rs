@@ -265,8 +265,44 @@ impl Redactor {
     /// Redaction comes first so that a secret straddling the cut is still recognised whole.
     #[must_use]
     pub fn sanitize_error_message(&self, s: &str) -> String {
-        let redacted = self.redact_str(s);
-        truncate_chars(&redacted, MAX_ERROR_MESSAGE_CHARS).to_owned()
+        self.sanitized_error_message(s).into_owned()
+    }
+
+    /// [`Redactor::sanitize_error_message`], borrowing `s` when it is kept whole.
+    pub(crate) fn sanitized_error_message<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        match self.redact_str(s) {
+            Cow::Borrowed(kept) => Cow::Borrowed(truncate_chars(kept, MAX_ERROR_MESSAGE_CHARS)),
+            Cow::Owned(redacted) => {
+                Cow::Owned(truncate_chars(&redacted, MAX_ERROR_MESSAGE_CHARS).to_owned())
+            }
+        }
+    }
+
+    /// True when [`Redactor::redact_str`] leaves `s` as it is (without allocating).
+    pub(crate) fn keeps_str(&self, s: &str) -> bool {
+        matches!(self.redact_str(s), Cow::Borrowed(_))
+    }
+
+    /// A conservative test for the encoder's fast path: true when [`Redactor::redact_value`]
+    /// provably leaves an object key `key`, and whatever value is under it, as they are, as far
+    /// as the key itself goes: the value rule keeps the key, and the key rule does not find it
+    /// sensitive (so it redacts no value under it, whatever the metadata words say). The pair
+    /// rules are the caller's: see [`Redactor::is_pair_value_key`] and
+    /// [`Redactor::is_pair_name_key`].
+    pub(crate) fn keeps_key(&self, key: &str) -> bool {
+        !self.keys.is_sensitive(key) && self.keeps_str(key)
+    }
+
+    /// True when `key` holds the value of a name/value object (`value`, `Val`, `ParameterValue`,
+    /// …): an object with one may have a value redacted by the pair rule.
+    pub(crate) fn is_pair_value_key(key: &str) -> bool {
+        is_pair_value_key(key)
+    }
+
+    /// True when `key` holds the name of a name/value object (`name`, `Key`, `ParameterKey`,
+    /// …): the string under it is what the pair rule gives the key rule.
+    pub(crate) fn is_pair_name_key(key: &str) -> bool {
+        normalized_key_in(key, PAIR_NAME_KEYS)
     }
 
     /// Redacts the direct children of a container; nested containers go on `stack`.

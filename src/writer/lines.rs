@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use super::{Encoded, Logger, Receipt};
 use crate::chain::Head;
 use crate::error::{Error, Result};
-use crate::record::Event;
+use crate::record::{Encoder, Event, Scratch};
 
 /// Bytes read before a batch is cut, whatever else: grows while one line is longer.
 const FILL: usize = 4 << 20;
@@ -186,9 +186,13 @@ impl Logger {
     /// Parses, completes and encodes numbered input lines in parallel. An error names the
     /// first bad line.
     fn encode_lines(&self, options: &LinesOptions, lines: &[(u64, &[u8])]) -> Result<Vec<Encoded>> {
+        let encoder = &self.shared.encoder;
+        let plain = Encoder::plain_defaults(&options.defaults);
+        // NOTE: asked once per batch, not per record (a system call): see `event_id_into`.
+        let pid = std::process::id();
         let encoded: Vec<Result<Encoded>> = lines
             .par_iter()
-            .map(|&(line, text)| {
+            .map_init(Scratch::default, |scratch, &(line, text)| {
                 let bad = |source| Error::BadLine {
                     input: options.name.clone(),
                     line,
@@ -200,6 +204,11 @@ impl Logger {
                         line,
                     });
                 };
+                if plain
+                    && let Some(body) = encoder.encode_plain(text, &options.defaults, scratch, pid)
+                {
+                    return Ok(Encoded(body));
+                }
                 let mut event = Event::from_json_str(text).map_err(bad)?;
                 event.fill_from(&options.defaults);
                 self.encode(event).map_err(bad)
