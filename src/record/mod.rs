@@ -12,7 +12,7 @@ use crate::chain::{FIELDS, FieldId};
 
 // NOTE: kept at their old path for the modules that still import them from here.
 pub(crate) use encode::Encoder;
-pub(crate) use plain::Scratch;
+pub(crate) use plain::{PlainDefaults, Scratch};
 pub use view::{NotARecord, RecordView};
 
 /// Builds [`Event`] and its access by [`FieldId`] from the rows of

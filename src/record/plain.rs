@@ -23,6 +23,8 @@
 //!
 //! `tests::fast_path_writes_what_the_slow_path_writes` checks the claim on generated lines.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::encode::{Encoder, event_id_into, reduction_percent};
@@ -54,6 +56,8 @@ pub(crate) struct Scratch {
     extras: Vec<Extra>,
     /// The inferred `resource`.
     resource: String,
+    /// By field, the last string the redactor kept (see [`Encoder::write_redacted`]).
+    memo: [String; FIELD_COUNT],
 }
 
 /// An extra field of the line: byte ranges of its key and value.
@@ -87,25 +91,57 @@ enum Scanned {
     Other,
 }
 
-impl Encoder {
-    /// True when lines filled from `defaults` may take [`Encoder::encode_plain`]: it handles
-    /// defaults of strings, numbers and booleans, not JSON values or extra fields.
-    pub(crate) fn plain_defaults(defaults: &Event) -> bool {
-        defaults.extra.is_empty()
-            && FIELDS
-                .iter()
-                .all(|f| !matches!(defaults.slot(f.id), Slot::Json(Some(_))))
-    }
+/// The defaults of a batch (`append`'s flags), by field, looked up once per batch.
+#[derive(Debug)]
+pub(crate) struct PlainDefaults<'d> {
+    text: [Option<&'d str>; FIELD_COUNT],
+    count: [Option<u64>; FIELD_COUNT],
+    signed: [Option<i64>; FIELD_COUNT],
+    flag: [Option<bool>; FIELD_COUNT],
+}
 
+impl<'d> PlainDefaults<'d> {
+    /// The defaults of `event`, when [`Encoder::encode_plain`] can use them: strings, numbers
+    /// and booleans, not JSON values or extra fields.
+    pub(crate) fn new(event: &'d Event) -> Option<Self> {
+        let mut d = PlainDefaults {
+            text: [None; FIELD_COUNT],
+            count: [None; FIELD_COUNT],
+            signed: [None; FIELD_COUNT],
+            flag: [None; FIELD_COUNT],
+        };
+        if !event.extra.is_empty() {
+            return None;
+        }
+        for field in FIELDS {
+            let i = field.id as usize;
+            match event.slot(field.id) {
+                Slot::Text(v) => d.text[i] = v.as_deref(),
+                Slot::Count(v) => d.count[i] = *v,
+                Slot::Signed(v) => d.signed[i] = *v,
+                Slot::Flag(v) => d.flag[i] = *v,
+                Slot::Json(Some(_)) => return None,
+                Slot::Json(None) | Slot::Writer => {}
+            }
+        }
+        Some(d)
+    }
+}
+
+/// A string to store, and whether it is known to need no escapes (it was read from the line,
+/// where the fast path takes strings without them).
+type Text<'a> = Option<(&'a str, bool)>;
+
+impl Encoder {
     /// The body of the record of one input line, exactly as
     /// `Event::from_json_str(text)`, `fill_from(defaults)` and [`Encoder::encode`] make it, when
     /// the line is plain (see the module documentation); `None` when it is not, and the caller
-    /// takes that slow path. `defaults` must pass [`Encoder::plain_defaults`]; `pid` is the
-    /// process id, asked once per batch (see [`event_id_into`]).
+    /// takes that slow path. `pid` is the process id, asked once per batch (see
+    /// [`event_id_into`]).
     pub(crate) fn encode_plain(
         &self,
         text: &str,
-        defaults: &Event,
+        defaults: &PlainDefaults<'_>,
         scratch: &mut Scratch,
         pid: u32,
     ) -> Option<Vec<u8>> {
@@ -128,57 +164,59 @@ impl Encoder {
         &self,
         line: &str,
         fields: &[Option<Raw<'_>>; FIELD_COUNT],
-        defaults: &Event,
+        defaults: &PlainDefaults<'_>,
         scratch: &mut Scratch,
         pid: u32,
     ) -> Option<Vec<u8>> {
-        let text = |id: FieldId| match fields[id as usize] {
-            Some(Raw::Text(s)) => Some(s),
-            _ => match defaults.slot(id) {
-                Slot::Text(Some(s)) => Some(s.as_str()),
-                _ => None,
-            },
+        let text = |id: FieldId| -> Text<'_> {
+            match fields[id as usize] {
+                Some(Raw::Text(s)) => Some((s, true)),
+                _ => defaults.text[id as usize].map(|s| (s, false)),
+            }
         };
         let count = |id: FieldId| match fields[id as usize] {
             Some(Raw::Count(n)) => Some(n),
-            _ => match defaults.slot(id) {
-                Slot::Count(n) => *n,
-                _ => None,
-            },
+            _ => defaults.count[id as usize],
         };
         // What `Encoder::infer` fills in.
         let tool = text(FieldId::tool);
         let status = text(FieldId::status);
-        let level = text(FieldId::level).unwrap_or(if status == Some("error") {
-            "error"
+        let level = text(FieldId::level).unwrap_or(if status.is_some_and(|(s, _)| s == "error") {
+            ("error", true)
         } else {
-            "info"
+            ("info", true)
         });
-        let action = text(FieldId::action).or(tool.map(|_| "mcp_call"));
-        let shard = text(FieldId::shard).or_else(|| tool.map(|t| self.taxonomy.shard_for(t)));
-        let category =
-            text(FieldId::action_category).or_else(|| tool.map(|t| self.taxonomy.category_for(t)));
+        let action = text(FieldId::action).or(tool.map(|_| ("mcp_call", true)));
+        let shard =
+            text(FieldId::shard).or_else(|| tool.map(|(t, _)| (self.taxonomy.shard_for(t), false)));
+        let category = text(FieldId::action_category)
+            .or_else(|| tool.map(|(t, _)| (self.taxonomy.category_for(t), false)));
+        let Scratch {
+            resource,
+            memo,
+            extras,
+            ..
+        } = scratch;
         let resource = match (text(FieldId::resource), tool) {
             (Some(r), _) => Some(r),
-            (None, Some(t)) => {
-                let r = &mut scratch.resource;
-                r.clear();
-                r.push_str(text(FieldId::server_id).unwrap_or("unknown"));
-                r.push(':');
-                r.push_str(t);
-                Some(r.as_str())
+            (None, Some((t, tool_clean))) => {
+                let (server, server_clean) = text(FieldId::server_id).unwrap_or(("unknown", true));
+                resource.clear();
+                resource.push_str(server);
+                resource.push(':');
+                resource.push_str(t);
+                Some((resource.as_str(), server_clean && tool_clean))
             }
             (None, None) => None,
         };
         let reduction = match fields[FieldId::reduction_percent as usize] {
             Some(Raw::Signed(n)) => Some(n),
-            _ => match defaults.slot(FieldId::reduction_percent) {
-                Slot::Signed(Some(n)) => Some(*n),
-                _ => match (count(FieldId::response_size), count(FieldId::filtered_size)) {
+            _ => defaults.signed[FieldId::reduction_percent as usize].or_else(|| {
+                match (count(FieldId::response_size), count(FieldId::filtered_size)) {
                     (Some(resp), Some(filt)) if resp > 0 => Some(reduction_percent(resp, filt)),
                     _ => None,
-                },
-            },
+                }
+            }),
         };
 
         let r = &self.redactor;
@@ -212,8 +250,8 @@ impl Encoder {
                 }
                 (Stored::IdOrNew, _) => {
                     key(&mut out, name);
-                    if let Some(id) = given {
-                        write_text(&mut out, &r.redact_str(id));
+                    if let Some((id, clean)) = given {
+                        self.write_redacted(&mut out, None, id, clean);
                     } else {
                         let mut buf = [0; 36];
                         event_id_into(pid, &mut buf);
@@ -223,11 +261,11 @@ impl Encoder {
                     }
                 }
                 (Stored::TimeOrNow, _) => match given {
-                    Some(t) if is_stored_form(t) => {
+                    Some((t, _)) if is_stored_form(t) => {
                         key(&mut out, name);
-                        write_text(&mut out, t);
+                        write_clean(&mut out, t);
                     }
-                    Some(t) => {
+                    Some((t, _)) => {
                         // Another shape of time: normalised as the slow path does; one it
                         // cannot read is the slow path's to word.
                         let t = format_timestamp(parse_timestamp(t)?);
@@ -241,18 +279,19 @@ impl Encoder {
                 },
                 (Stored::SourceOrDefault, _) => {
                     key(&mut out, name);
-                    write_text(&mut out, &r.redact_str(given.unwrap_or(&self.source)));
+                    let (source, clean) = given.unwrap_or((&self.source, false));
+                    self.write_redacted(&mut out, Some(&mut memo[id as usize]), source, clean);
                 }
                 (Stored::Sanitized, _) => {
-                    if let Some(message) = given {
+                    if let Some((message, _)) = given {
                         key(&mut out, name);
                         write_text(&mut out, &r.sanitized_error_message(message));
                     }
                 }
                 (Stored::Given, Kind::Text) => {
-                    if let Some(s) = given {
+                    if let Some((s, clean)) = given {
                         key(&mut out, name);
-                        write_text(&mut out, &r.redact_str(s));
+                        self.write_redacted(&mut out, Some(&mut memo[id as usize]), s, clean);
                     }
                 }
                 (Stored::Given, Kind::Json) => {
@@ -277,10 +316,7 @@ impl Encoder {
                 (Stored::Given, Kind::Flag) => {
                     let flag = match fields[id as usize] {
                         Some(Raw::Flag(b)) => Some(b),
-                        _ => match defaults.slot(id) {
-                            Slot::Flag(b) => *b,
-                            _ => None,
-                        },
+                        _ => defaults.flag[id as usize],
                     };
                     if let Some(b) = flag {
                         key(&mut out, name);
@@ -289,7 +325,7 @@ impl Encoder {
                 }
             }
         }
-        for extra in &scratch.extras {
+        for extra in extras.iter() {
             if !first {
                 out.push(b',');
             }
@@ -305,6 +341,37 @@ impl Encoder {
         }
         out.push(b'}');
         Some(out)
+    }
+
+    /// Writes `s` as [`Redactor::redact_str`] leaves it; `clean` when `s` is known to need no
+    /// escapes. `memo` holds the last string of the field that the redactor kept: the same
+    /// string again (a session, a user, a tool: they repeat from record to record) is kept
+    /// without asking the redactor again, which is a pure function of the string.
+    fn write_redacted(&self, out: &mut Vec<u8>, memo: Option<&mut String>, s: &str, clean: bool) {
+        let write = |out: &mut Vec<u8>, s: &str| {
+            if clean {
+                write_clean(out, s);
+            } else {
+                write_text(out, s);
+            }
+        };
+        if let Some(memo) = &memo
+            && memo.as_str() == s
+            && !s.is_empty()
+        {
+            write(out, s);
+            return;
+        }
+        match self.redactor.redact_str(s) {
+            Cow::Borrowed(_) => {
+                if let Some(memo) = memo {
+                    memo.clear();
+                    memo.push_str(s);
+                }
+                write(out, s);
+            }
+            Cow::Owned(redacted) => write_text(out, &redacted),
+        }
     }
 }
 
@@ -665,6 +732,13 @@ fn write_time(out: &mut Vec<u8>, t: DateTime<Utc>) {
     digits(&mut b[18..20], t.second());
     digits(&mut b[21..27], t.nanosecond().min(999_999_999) / 1000);
     out.extend_from_slice(&b);
+}
+
+/// Writes `s`, which needs no escapes, as a JSON string.
+fn write_clean(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// Writes `s` as a JSON string, as `serde_json` does.

@@ -31,7 +31,7 @@ pub(super) const KEY_ANCHORS: &[&[u8]] = &[
 const LONGEST_ANCHOR: usize = 10;
 
 /// A necessary condition for any of the built-in rules to match `s`, checked in one cheap pass:
-/// each rule needs an anchor (a run of 9 digits, `eyJ`, `://` then `:`, a key word in the name
+/// each rule needs an anchor (a run of 13 digits, or of 9 with a dash, `eyJ`, `://` then `:`, a key word in the name
 /// before `:` or `=`, …), and a string with none cannot match.
 ///
 /// NOTE: a regex call costs tens of nanoseconds even on a short string, and the lazy DFA a
@@ -40,16 +40,19 @@ const LONGEST_ANCHOR: usize = 10;
 /// regex: `gate_never_hides_a_builtin_match` checks that on generated strings. When a rule is
 /// added or changed, add its anchor here.
 pub(super) fn may_match_builtin(s: &[u8]) -> bool {
-    // Digits in the current run, where a single space or dash may separate two digits.
+    // Digits in the current run, where a single space or dash may separate two digits, and
+    // whether a dash did.
     let mut run_digits = 0;
     let mut after_separator = false;
+    let mut dashed = false;
     let mut scheme_seen = false;
     for (i, &b) in s.iter().enumerate() {
         if b.is_ascii_digit() {
             run_digits += 1;
             after_separator = false;
-            // Card numbers have 13 digits at least, SSNs 9.
-            if run_digits >= 9 {
+            // Card numbers have 13 digits at least; SSNs 9, with two dashes among them (a
+            // run of 9 to 12 bare digits, an order or request number, matches neither).
+            if run_digits >= 13 || (run_digits >= 9 && dashed) {
                 return true;
             }
             continue;
@@ -57,13 +60,16 @@ pub(super) fn may_match_builtin(s: &[u8]) -> bool {
         if !ANCHOR_BYTES[usize::from(b)] {
             run_digits = 0;
             after_separator = false;
+            dashed = false;
             continue;
         }
         if matches!(b, b' ' | b'-') && run_digits > 0 && !after_separator {
             after_separator = true;
+            dashed |= b == b'-';
         } else {
             run_digits = 0;
             after_separator = false;
+            dashed = false;
         }
         let before = &s[..i];
         let anchor = match b {
@@ -258,6 +264,8 @@ mod tests {
             "workday-mcp:workday_get_worker",
             "Content-Type: application/json; charset=utf-8",
             "upstream identity-mcp timed out after 30s (request 17)",
+            "req-0000000042",
+            "order 123456789012 shipped",
             "{\"query\": \"item 7\", \"limit\": 7, \"filters\": [{\"field\": \"dept\"}]}",
         ] {
             assert!(!may_match_builtin(s.as_bytes()), "{s}");
@@ -286,6 +294,10 @@ mod tests {
             "hooks.slack.com/services/A",
             "x&sig=a",
             "\"key\",\"VAL\":",
+            // The shortest digit runs of the card and SSN rules.
+            "1234567890123",
+            "1 2-3 4 5 6 7 8 9 0 1 2 3",
+            "123-45-6789",
         ] {
             assert!(BUILTIN_PATTERNS.regex.is_match(s), "{s}");
             assert!(may_match_builtin(s.as_bytes()), "{s}");

@@ -31,7 +31,7 @@
 //! # Cost
 //!
 //! Nearly every string is clean, so that case is the fast one. A single pass over the bytes
-//! (`gate.rs`) first looks for the anchors the built-in shapes need (a run of 9 digits, `eyJ`,
+//! (`gate.rs`) first looks for the anchors the built-in shapes need (a run of 13 digits, or of 9 with a dash, `eyJ`,
 //! `://` then `:`, a key word in the name before `:` or `=`, a token prefix, …); a string with
 //! none is done, returned borrowed without allocating. Otherwise all built-in shapes are one
 //! compiled [`regex::Regex`], so the string is scanned once more, and the checks a regex cannot

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use super::{Encoded, Logger, Receipt};
 use crate::chain::Head;
 use crate::error::{Error, Result};
-use crate::record::{Encoder, Event, Scratch};
+use crate::record::{Event, PlainDefaults, Scratch};
 
 /// Bytes read before a batch is cut, whatever else: grows while one line is longer.
 const FILL: usize = 4 << 20;
@@ -187,7 +187,7 @@ impl Logger {
     /// first bad line.
     fn encode_lines(&self, options: &LinesOptions, lines: &[(u64, &[u8])]) -> Result<Vec<Encoded>> {
         let encoder = &self.shared.encoder;
-        let plain = Encoder::plain_defaults(&options.defaults);
+        let plain = PlainDefaults::new(&options.defaults);
         // NOTE: asked once per batch, not per record (a system call): see `event_id_into`.
         let pid = std::process::id();
         let encoded: Vec<Result<Encoded>> = lines
@@ -204,8 +204,8 @@ impl Logger {
                         line,
                     });
                 };
-                if plain
-                    && let Some(body) = encoder.encode_plain(text, &options.defaults, scratch, pid)
+                if let Some(defaults) = &plain
+                    && let Some(body) = encoder.encode_plain(text, defaults, scratch, pid)
                 {
                     return Ok(Encoded(body));
                 }
