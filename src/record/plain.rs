@@ -43,6 +43,10 @@ const MAX_DEPTH: u32 = 100;
 /// comparing each key with those before it).
 const MAX_KEYS: usize = 128;
 
+/// Eight bytes of 1, of 0x80: for the string scan's word tricks.
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+
 /// The key `serde_json` (with `arbitrary_precision`) reads as a number, not an object.
 const SERDE_PRIVATE: &str = "$serde_json::private::";
 
@@ -587,10 +591,28 @@ impl<'a> Parser<'a, '_> {
             return None;
         }
         let start = self.pos + 1;
-        let len = self.bytes[start..]
+        // Eight bytes at a time while none of them is a quote, a backslash or a control
+        // character (the bit tricks of "Bit Twiddling Hacks": a byte of `w ^ b'"'` is zero, a
+        // byte of `w` is below 0x20), then byte by byte to the one that is.
+        let mut at = start;
+        while let Some(chunk) = self.bytes.get(at..at + 8) {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_ne_bytes(word);
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            let stop = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (w.wrapping_sub(ONES * 0x20) & !w);
+            if stop & HIGH != 0 {
+                break;
+            }
+            at += 8;
+        }
+        let len = self.bytes[at..]
             .iter()
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = start + len;
+        let end = at + len;
         if self.bytes[end] != b'"' {
             return None;
         }

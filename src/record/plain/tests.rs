@@ -446,3 +446,44 @@ fn generated_ids_and_times_have_the_stored_shapes() {
     let time = v["timestamp"].as_str().expect("a time");
     assert!(is_stored_form(time), "{time}");
 }
+
+/// The eight-bytes-at-a-time string scan stops where a byte-at-a-time one does: at the closing
+/// quote, or at a backslash or control character (not plain), at every offset.
+#[test]
+fn string_scan_stops_at_the_first_quote_backslash_or_control_character() {
+    let redactor = Redactor::default();
+    let mut tried = 0;
+    for len in 0..24 {
+        for (stop, plain) in [(b'"', true), (b'\\', false), (0x1f, false), (0x00, false)] {
+            for at in 0..=len {
+                let mut line = vec![b'"'];
+                line.extend((0..len).map(|i| {
+                    if i == at {
+                        stop
+                    } else {
+                        b"a\xc3\xa9z~\x7f "[i % 7]
+                    }
+                }));
+                line.push(b'"');
+                line.extend_from_slice(b"tail\"");
+                let Ok(text) = std::str::from_utf8(&line) else {
+                    continue;
+                };
+                let mut keys = Vec::new();
+                let mut parser = Parser {
+                    text,
+                    bytes: text.as_bytes(),
+                    pos: 0,
+                    blanks: 0,
+                    redactor: &redactor,
+                    keys: &mut keys,
+                };
+                let end = if at < len { at } else { len };
+                let expected = (at >= len || plain).then_some((1, 1 + end));
+                assert_eq!(parser.string(), expected, "{text:?}");
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 500, "{tried}");
+}
