@@ -185,5 +185,56 @@ fn redaction(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, hashing, redaction);
+/// `append --stdin`'s pipeline (`Logger::append_lines`) on 20,000 input lines like the
+/// benchmark's events: plain ones, which take the fast path from line to record, and the same
+/// with a float in the arguments, which take the per-`Event` path.
+fn stdin_lines(c: &mut Criterion) {
+    const LINES: u64 = 20_000;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut g = c.benchmark_group("stdin");
+    g.throughput(Throughput::Elements(LINES));
+    g.sample_size(10);
+    for (name, limit) in [
+        ("append_lines, plain lines (fast path)", "86"),
+        ("append_lines, a float in each (per-Event path)", "86.5"),
+    ] {
+        let input = dir.path().join(format!("{limit}.jsonl"));
+        let text: String = (0..LINES)
+            .map(|i| {
+                format!(
+                    concat!(
+                        r#"{{"timestamp":"2026-09-21T14:13:20.787630Z","level":"info","#,
+                        r#""action":"mcp_call","user_id":"alice@example.com","#,
+                        r#""session_id":"sess-{:06}","correlation_id":"req-{:010}","#,
+                        r#""server_id":"logistics-mcp","tool":"fedex_track_shipment","#,
+                        r#""args_summary":{{"id":"W{:07}","fields":["name","email","department"],"#,
+                        r#""limit":{}}},"status":"success","latency_ms":94,"#,
+                        r#""response_size":13171,"filtered_size":4390}}"#,
+                        "\n"
+                    ),
+                    i / 25,
+                    i,
+                    i,
+                    limit
+                )
+            })
+            .collect();
+        std::fs::write(&input, text).expect("write input");
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || temp_log(Durability::None),
+                |(dir, log)| {
+                    let file = std::fs::File::open(&input).expect("input");
+                    log.append_lines(&file, &nexus_audit::LinesOptions::new())
+                        .expect("append_lines");
+                    (dir, log)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, append, hashing, redaction, stdin_lines);
 criterion_main!(benches);

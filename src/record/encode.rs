@@ -19,6 +19,9 @@ pub(crate) struct Encoder {
     pub(super) redactor: Redactor,
     pub(super) taxonomy: Taxonomy,
     pub(super) source: String,
+    /// Tells encoders apart (a clone, with the same rules, shares it): what the fast path
+    /// remembers of one encoder's redactor is not used with another's.
+    pub(super) id: u64,
 }
 
 impl Default for Encoder {
@@ -40,10 +43,12 @@ impl Encoder {
     /// An encoder that redacts with `redactor`, infers shards and categories from `taxonomy`,
     /// and writes `source` for an event that has none.
     pub(crate) fn new(redactor: Redactor, taxonomy: Taxonomy, source: String) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Encoder {
             redactor,
             taxonomy,
             source,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 

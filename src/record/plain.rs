@@ -62,6 +62,61 @@ pub(crate) struct Scratch {
     resource: String,
     /// By field, the last string the redactor kept (see [`Encoder::write_redacted`]).
     memo: [String; FIELD_COUNT],
+    /// Short keys and strings of JSON values the redactor kept.
+    known: Known,
+    /// The encoder whose redactor kept the strings of `memo` and `known` (0: none yet).
+    owner: u64,
+}
+
+/// Short keys and strings the redactor keeps, remembered by a hash of their bytes: the objects
+/// of a log repeat their keys, and many of their values, from line to line. Whether a string is
+/// kept is a pure function of the string (and the redactor, which a batch does not change), so
+/// a string found here equal byte for byte is kept without asking the redactor again.
+#[derive(Debug, Default)]
+struct Known {
+    /// `(string, as a key too)`: a key is kept when the value rule keeps it and the key rule
+    /// does not find it sensitive, which is more than a string needs.
+    slots: Vec<(String, bool)>,
+}
+
+impl Known {
+    const SLOTS: usize = 256;
+    /// Longer strings are not remembered: they repeat less, and the gate is cheap next to them.
+    const LONGEST: usize = 32;
+
+    /// True when `redactor` keeps `s` as a string, or, when `key`, as an object key.
+    fn keeps(&mut self, redactor: &Redactor, s: &str, key: bool) -> bool {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > Self::LONGEST {
+            return if key {
+                redactor.keeps_key(s)
+            } else {
+                redactor.keeps_str(s)
+            };
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(Self::SLOTS, (String::new(), false));
+        }
+        let hash = b.len() * 31
+            + usize::from(b[0]) * 7
+            + usize::from(b[b.len() / 2]) * 13
+            + usize::from(b[b.len() - 1]);
+        let slot = &mut self.slots[hash % Self::SLOTS];
+        if slot.0 == s && (slot.1 || !key) {
+            return true;
+        }
+        let kept = if key {
+            redactor.keeps_key(s)
+        } else {
+            redactor.keeps_str(s)
+        };
+        if kept {
+            slot.0.clear();
+            slot.0.push_str(s);
+            slot.1 = key;
+        }
+        kept
+    }
 }
 
 /// An extra field of the line: byte ranges of its key and value.
@@ -149,6 +204,13 @@ impl Encoder {
         scratch: &mut Scratch,
         pid: u32,
     ) -> Option<Vec<u8>> {
+        if scratch.owner != self.id {
+            // Kept strings are kept by this encoder's redactor, not necessarily another's.
+            *scratch = Scratch {
+                owner: self.id,
+                ..Scratch::default()
+            };
+        }
         scratch.keys.clear();
         scratch.extras.clear();
         let mut parser = Parser {
@@ -158,6 +220,7 @@ impl Encoder {
             blanks: 0,
             redactor: &self.redactor,
             keys: &mut scratch.keys,
+            known: &mut scratch.known,
         };
         let fields = parser.line(&mut scratch.extras)?;
         self.write_plain(text, &fields, defaults, scratch, pid)
@@ -388,6 +451,7 @@ struct Parser<'a, 's> {
     blanks: usize,
     redactor: &'s Redactor,
     keys: &'s mut Vec<(usize, usize)>,
+    known: &'s mut Known,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -495,7 +559,10 @@ impl<'a> Parser<'a, '_> {
         match self.peek()? {
             b'"' => {
                 let (start, end) = self.string()?;
-                if !self.redactor.keeps_str(self.text.get(start..end)?) {
+                if !self
+                    .known
+                    .keeps(self.redactor, self.text.get(start..end)?, false)
+                {
                     return None;
                 }
                 Some(Scanned::Str(start, end))
@@ -571,9 +638,9 @@ impl<'a> Parser<'a, '_> {
 
     /// A key of an object whose keys start at `keys[base]` (0 for the extra fields): kept by
     /// the redactor, not sensitive, not seen before in the object.
-    fn check_key(&self, key: &str, base: usize) -> Option<()> {
+    fn check_key(&mut self, key: &str, base: usize) -> Option<()> {
         if key.starts_with(SERDE_PRIVATE)
-            || !self.redactor.keeps_key(key)
+            || !self.known.keeps(self.redactor, key, true)
             || self.keys.len() - base >= MAX_KEYS
         {
             return None;
@@ -591,28 +658,32 @@ impl<'a> Parser<'a, '_> {
             return None;
         }
         let start = self.pos + 1;
-        // Eight bytes at a time while none of them is a quote, a backslash or a control
-        // character (the bit tricks of "Bit Twiddling Hacks": a byte of `w ^ b'"'` is zero, a
-        // byte of `w` is below 0x20), then byte by byte to the one that is.
+        // Eight bytes at a time (the bit tricks of "Bit Twiddling Hacks": a byte of `w ^ b'"'`
+        // is zero, a byte of `w` is below 0x20): the lowest flagged byte is the first quote,
+        // backslash or control character, exactly, since a borrow only runs upwards from a
+        // flagged byte. The last few bytes of the line, byte by byte.
         let mut at = start;
-        while let Some(chunk) = self.bytes.get(at..at + 8) {
+        let end = loop {
+            let Some(chunk) = self.bytes.get(at..at + 8) else {
+                let len = self.bytes[at..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+                break at + len;
+            };
             let mut word = [0; 8];
             word.copy_from_slice(chunk);
-            let w = u64::from_ne_bytes(word);
+            let w = u64::from_le_bytes(word);
             let quote = w ^ (ONES * u64::from(b'"'));
             let backslash = w ^ (ONES * u64::from(b'\\'));
-            let stop = (quote.wrapping_sub(ONES) & !quote)
+            let stop = ((quote.wrapping_sub(ONES) & !quote)
                 | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w);
-            if stop & HIGH != 0 {
-                break;
+                | (w.wrapping_sub(ONES * 0x20) & !w))
+                & HIGH;
+            if stop != 0 {
+                break at + (stop.trailing_zeros() / 8) as usize;
             }
             at += 8;
-        }
-        let len = self.bytes[at..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = at + len;
+        };
         if self.bytes[end] != b'"' {
             return None;
         }
