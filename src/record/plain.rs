@@ -23,8 +23,6 @@
 //!
 //! `tests::fast_path_writes_what_the_slow_path_writes` checks the claim on generated lines.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::encode::{Encoder, event_id_into, reduction_percent};
@@ -60,11 +58,9 @@ pub(crate) struct Scratch {
     extras: Vec<Extra>,
     /// The inferred `resource`.
     resource: String,
-    /// By field, the last string the redactor kept (see [`Encoder::write_redacted`]).
-    memo: [String; FIELD_COUNT],
-    /// Short keys and strings of JSON values the redactor kept.
+    /// Short keys and strings the redactor kept.
     known: Known,
-    /// The encoder whose redactor kept the strings of `memo` and `known` (0: none yet).
+    /// The encoder whose redactor kept the strings of `known` (0: none yet).
     owner: u64,
 }
 
@@ -82,7 +78,7 @@ struct Known {
 impl Known {
     const SLOTS: usize = 256;
     /// Longer strings are not remembered: they repeat less, and the gate is cheap next to them.
-    const LONGEST: usize = 32;
+    const LONGEST: usize = 64;
 
     /// True when `redactor` keeps `s` as a string, or, when `key`, as an object key.
     fn keeps(&mut self, redactor: &Redactor, s: &str, key: bool) -> bool {
@@ -116,6 +112,16 @@ impl Known {
             slot.1 = key;
         }
         kept
+    }
+}
+
+impl Scratch {
+    /// Runs `f` with this thread's scratch: what it remembers outlives a batch.
+    pub(crate) fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+        }
+        SCRATCH.with_borrow_mut(f)
     }
 }
 
@@ -260,7 +266,7 @@ impl Encoder {
             .or_else(|| tool.map(|(t, _)| (self.taxonomy.category_for(t), false)));
         let Scratch {
             resource,
-            memo,
+            known,
             extras,
             ..
         } = scratch;
@@ -347,7 +353,7 @@ impl Encoder {
                 (Stored::SourceOrDefault, _) => {
                     key(&mut out, name);
                     let (source, clean) = given.unwrap_or((&self.source, false));
-                    self.write_redacted(&mut out, Some(&mut memo[id as usize]), source, clean);
+                    self.write_redacted(&mut out, Some(known), source, clean);
                 }
                 (Stored::Sanitized, _) => {
                     if let Some((message, _)) = given {
@@ -358,7 +364,7 @@ impl Encoder {
                 (Stored::Given, Kind::Text) => {
                     if let Some((s, clean)) = given {
                         key(&mut out, name);
-                        self.write_redacted(&mut out, Some(&mut memo[id as usize]), s, clean);
+                        self.write_redacted(&mut out, Some(known), s, clean);
                     }
                 }
                 (Stored::Given, Kind::Json) => {
@@ -411,33 +417,19 @@ impl Encoder {
     }
 
     /// Writes `s` as [`Redactor::redact_str`] leaves it; `clean` when `s` is known to need no
-    /// escapes. `memo` holds the last string of the field that the redactor kept: the same
-    /// string again (a session, a user, a tool: they repeat from record to record) is kept
-    /// without asking the redactor again, which is a pure function of the string.
-    fn write_redacted(&self, out: &mut Vec<u8>, memo: Option<&mut String>, s: &str, clean: bool) {
-        let write = |out: &mut Vec<u8>, s: &str| {
-            if clean {
-                write_clean(out, s);
-            } else {
-                write_text(out, s);
-            }
+    /// escapes. A string found in `known` (a user, a tool, a server, a shard: they repeat from
+    /// record to record) is kept without asking the redactor again.
+    fn write_redacted(&self, out: &mut Vec<u8>, known: Option<&mut Known>, s: &str, clean: bool) {
+        let kept = match known {
+            Some(known) => known.keeps(&self.redactor, s, false),
+            None => self.redactor.keeps_str(s),
         };
-        if let Some(memo) = &memo
-            && memo.as_str() == s
-            && !s.is_empty()
-        {
-            write(out, s);
-            return;
-        }
-        match self.redactor.redact_str(s) {
-            Cow::Borrowed(_) => {
-                if let Some(memo) = memo {
-                    memo.clear();
-                    memo.push_str(s);
-                }
-                write(out, s);
-            }
-            Cow::Owned(redacted) => write_text(out, &redacted),
+        if !kept {
+            write_text(out, &self.redactor.redact_str(s));
+        } else if clean {
+            write_clean(out, s);
+        } else {
+            write_text(out, s);
         }
     }
 }

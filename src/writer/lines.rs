@@ -192,7 +192,7 @@ impl Logger {
         let pid = std::process::id();
         let encoded: Vec<Result<Encoded>> = lines
             .par_iter()
-            .map_init(Scratch::default, |scratch, &(line, text)| {
+            .map(|&(line, text)| {
                 let bad = |source| Error::BadLine {
                     input: options.name.clone(),
                     line,
@@ -205,7 +205,8 @@ impl Logger {
                     });
                 };
                 if let Some(defaults) = &plain
-                    && let Some(body) = encoder.encode_plain(text, defaults, scratch, pid)
+                    && let Some(body) =
+                        Scratch::with(|scratch| encoder.encode_plain(text, defaults, scratch, pid))
                 {
                     return Ok(Encoded(body));
                 }

@@ -18,13 +18,8 @@ fn slow(encoder: &Encoder, text: &str, defaults: &Event) -> crate::error::Result
 /// The fast path's body for a line. One scratch serves every call of a thread, as one serves a
 /// batch's lines in `append --stdin`: what a line leaves in it must not change the next.
 fn fast(encoder: &Encoder, text: &str, defaults: &Event) -> Option<Vec<u8>> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
-    }
     let defaults = PlainDefaults::new(defaults).expect("plain defaults");
-    SCRATCH.with_borrow_mut(|scratch| {
-        encoder.encode_plain(text, &defaults, scratch, std::process::id())
-    })
+    Scratch::with(|scratch| encoder.encode_plain(text, &defaults, scratch, std::process::id()))
 }
 
 /// An encoder with the built-in rules, and one with extra keys, patterns, allowed keys, a
@@ -416,8 +411,8 @@ fn typical_lines_take_the_fast_path_and_secrets_do_not() {
     }
 }
 
-/// A string the redactor kept for a field, then one it changes, then the first again: the memo
-/// of kept strings does not keep the second.
+/// A string the redactor kept for a field, then one it changes, then the first again: what is
+/// remembered of kept strings does not keep the second.
 #[test]
 fn a_kept_string_remembered_does_not_keep_the_next() {
     let encoder = Encoder::default();
