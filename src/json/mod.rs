@@ -2,21 +2,92 @@
 //! of a large log: `verify` (is this line exactly one valid JSON value?) and `stats`/`query`
 //! (what are this record's `tool`, `status`, `user_id`…?).
 //!
-//! Both work on bytes without building a tree. Strings, which are most of a record, are
-//! skipped eight bytes at a time (SWAR). The validator follows RFC 8259 exactly; its tests
-//! compare it with `serde_json` on generated and mutated inputs.
+//! Both work on bytes without building a tree. A first pass ([`simd`]) marks, 64 bytes at a
+//! time with AVX2 or SSE2, every byte that ends a run of plain string text (`"`, `\`, control
+//! bytes) and notes whether the line is all ASCII; strings, which are most of a record, are
+//! then skipped with one bit scan each, and the UTF-8 check is needed only for lines with
+//! non-ASCII bytes. `verify` runs the first pass over each block as it hashes it
+//! ([`hash_and_validate`]), while the block is in cache. The validator follows RFC 8259
+//! exactly; its tests compare it with `serde_json` on generated and mutated inputs, with each
+//! kernel.
+
+mod simd;
+
+use sha2::{Digest, Sha256};
+
+use simd::{BLOCK, Kernel};
 
 /// Nesting deeper than this is refused (`serde_json`'s limit is 128).
 const MAX_DEPTH: usize = 256;
+
+/// Lines up to this many 64-byte blocks keep their masks on the stack (4 KiB of text).
+const STACK_BLOCKS: usize = 64;
 
 /// True when `bytes` is exactly one JSON value, optionally surrounded by JSON whitespace, and
 /// valid UTF-8.
 #[must_use]
 pub fn is_valid(bytes: &[u8]) -> bool {
-    if simdutf8::basic::from_utf8(bytes).is_err() {
+    is_valid_with(Kernel::detect(), bytes)
+}
+
+fn is_valid_with(kernel: Kernel, bytes: &[u8]) -> bool {
+    with_masks(
+        kernel,
+        bytes,
+        |_| {},
+        |masks, non_ascii| validate(bytes, masks, non_ascii),
+    )
+}
+
+/// The SHA-256 of `line` and whether it is valid JSON as [`is_valid`] says, in one pass over
+/// the bytes: each 64-byte block is hashed and classified while it is in cache, and the
+/// classification runs in the cycles the hash's dependency chain leaves idle.
+#[must_use]
+pub(crate) fn hash_and_validate(line: &[u8]) -> ([u8; 32], bool) {
+    hash_and_validate_with(Kernel::detect(), line)
+}
+
+fn hash_and_validate_with(kernel: Kernel, line: &[u8]) -> ([u8; 32], bool) {
+    let mut sha = Sha256::new();
+    let valid = with_masks(
+        kernel,
+        line,
+        |block| sha.update(block),
+        |masks, non_ascii| validate(line, masks, non_ascii),
+    );
+    (sha.finalize().into(), valid)
+}
+
+/// Runs `f` with the special-byte masks of `bytes` (see [`Kernel::scan`], which calls
+/// `each` with every block) and whether it has non-ASCII bytes.
+#[inline]
+fn with_masks<R>(
+    kernel: Kernel,
+    bytes: &[u8],
+    each: impl FnMut(&[u8]),
+    f: impl FnOnce(&[u64], bool) -> R,
+) -> R {
+    let words = bytes.len() / BLOCK + 1;
+    if words <= STACK_BLOCKS {
+        let mut masks = [0u64; STACK_BLOCKS];
+        let non_ascii = kernel.scan(bytes, &mut masks[..words], each);
+        f(&masks[..words], non_ascii)
+    } else {
+        let mut masks = vec![0u64; words];
+        let non_ascii = kernel.scan(bytes, &mut masks, each);
+        f(&masks, non_ascii)
+    }
+}
+
+fn validate(bytes: &[u8], masks: &[u64], non_ascii: bool) -> bool {
+    if non_ascii && simdutf8::basic::from_utf8(bytes).is_err() {
         return false;
     }
-    let mut p = Cursor { b: bytes, i: 0 };
+    let mut p = Cursor {
+        b: bytes,
+        i: 0,
+        masks,
+    };
     p.ws();
     if !p.value(0) {
         return false;
@@ -25,32 +96,14 @@ pub fn is_valid(bytes: &[u8]) -> bool {
     p.i == bytes.len()
 }
 
-struct Cursor<'a> {
+struct Cursor<'a, 'm> {
     b: &'a [u8],
     i: usize,
+    /// Bit `k` of word `w`: byte `64w + k` is `"`, `\`, a control byte or past the end.
+    masks: &'m [u64],
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Bytes of `x` that are zero get their high bit set (exact; no false positives).
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    // Exact variant: ((x & 0x7f..) + 0x7f..) | x has the high bit set for non-zero bytes.
-    !(((x & !HI).wrapping_add(!HI)) | x) & HI
-}
-
-/// High bit set for each byte of `x` that is `"`, `\` or below 0x20.
-#[inline]
-fn special_bytes(x: u64) -> u64 {
-    let quote = zero_bytes(x ^ (LO * u64::from(b'"')));
-    let backslash = zero_bytes(x ^ (LO * u64::from(b'\\')));
-    // Bytes < 0x20: their top three bits are zero.
-    let control = zero_bytes(x & (LO * 0xe0));
-    quote | backslash | control
-}
-
-impl Cursor<'_> {
+impl Cursor<'_, '_> {
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -187,25 +240,18 @@ impl Cursor<'_> {
         }
     }
 
-    /// Skips string bytes that are not `"`, `\` or control bytes.
+    /// Skips string bytes that are not `"`, `\\` or control bytes: to the next marked one.
     #[inline]
     fn skip_plain(&mut self) {
-        let b = self.b;
-        while self.i + 8 <= b.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&b[self.i..self.i + 8]);
-            let special = special_bytes(u64::from_le_bytes(word));
-            if special != 0 {
-                self.i += (special.trailing_zeros() / 8) as usize;
+        loop {
+            let bits = self.masks[self.i / BLOCK] >> (self.i % BLOCK);
+            if bits != 0 {
+                self.i += bits.trailing_zeros() as usize;
                 return;
             }
-            self.i += 8;
-        }
-        while let Some(&c) = b.get(self.i) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                return;
-            }
-            self.i += 1;
+            // NOTE: the last word has bits set for every position past the end, so this
+            // stops at the end of the input at the latest.
+            self.i = (self.i / BLOCK + 1) * BLOCK;
         }
     }
 
@@ -290,11 +336,31 @@ impl<'a> Raw<'a> {
 /// # Errors
 ///
 /// `Err(())` when the line is not one valid JSON object.
-pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) -> Result<(), ()> {
+pub fn for_each_field<'a>(line: &'a [u8], f: impl FnMut(&'a [u8], Raw<'a>)) -> Result<(), ()> {
+    for_each_field_with(Kernel::detect(), line, f)
+}
+
+fn for_each_field_with<'a>(
+    kernel: Kernel,
+    line: &'a [u8],
+    f: impl FnMut(&'a [u8], Raw<'a>),
+) -> Result<(), ()> {
+    with_masks(kernel, line, |_| {}, |masks, _| fields(line, masks, f))
+}
+
+fn fields<'a>(
+    line: &'a [u8],
+    masks: &[u64],
+    mut f: impl FnMut(&'a [u8], Raw<'a>),
+) -> Result<(), ()> {
     // The scanner below only looks at ASCII structure; a line that is not UTF-8 is not JSON.
     // Checked once here, so every string span (cut at ASCII quotes) is text.
     let text = simdutf8::basic::from_utf8(line).map_err(|_| ())?;
-    let mut p = Cursor { b: line, i: 0 };
+    let mut p = Cursor {
+        b: line,
+        i: 0,
+        masks,
+    };
     p.ws();
     if p.peek() != Some(b'{') {
         return Err(());
@@ -349,7 +415,7 @@ pub fn for_each_field<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) 
     }
 }
 
-impl<'a> Cursor<'a> {
+impl<'a> Cursor<'a, '_> {
     fn end(&mut self) -> Result<(), ()> {
         self.ws();
         if self.i == self.b.len() {
@@ -413,6 +479,51 @@ mod tests {
             .is_ok_and(|s| serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok())
     }
 
+    /// [`is_valid`] with every kernel, and [`hash_and_validate`] with every kernel, which must
+    /// all agree (and hash as `sha2` does).
+    fn valid(b: &[u8]) -> bool {
+        let want = is_valid_with(Kernel::Swar, b);
+        let hash: [u8; 32] = Sha256::digest(b).into();
+        for kernel in simd::kernels() {
+            assert_eq!(
+                is_valid_with(kernel, b),
+                want,
+                "{kernel:?} {:?}",
+                String::from_utf8_lossy(b)
+            );
+            assert_eq!(
+                hash_and_validate_with(kernel, b),
+                (hash, want),
+                "{kernel:?} {:?}",
+                String::from_utf8_lossy(b)
+            );
+        }
+        assert_eq!(is_valid(b), want);
+        want
+    }
+
+    /// [`for_each_field`] with every kernel, which must all see the same fields and verdict.
+    fn scan_fields<'a>(line: &'a [u8], mut f: impl FnMut(&'a [u8], Raw<'a>)) -> Result<(), ()> {
+        let mut runs = simd::kernels().into_iter().map(|k| {
+            let mut seen = Vec::new();
+            let r = for_each_field_with(k, line, |key, v| seen.push((key, v)));
+            (r, seen)
+        });
+        let (want, seen) = runs.next().expect("the SWAR kernel");
+        for run in runs {
+            assert_eq!(
+                run,
+                (want, seen.clone()),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        for (k, v) in seen {
+            f(k, v);
+        }
+        want
+    }
+
     #[test]
     fn accepts_what_rfc_8259_accepts() {
         for ok in [
@@ -424,7 +535,7 @@ mod tests {
             b"-0.0e0",
             "{\"k\":\"é😀\"}".as_bytes(),
         ] {
-            assert!(is_valid(ok), "{}", String::from_utf8_lossy(ok));
+            assert!(valid(ok), "{}", String::from_utf8_lossy(ok));
             assert!(serde_ok(ok));
         }
     }
@@ -453,7 +564,7 @@ mod tests {
             b"{\"a\" 1}",
             b"\"abc",
         ] {
-            assert!(!is_valid(bad), "{}", String::from_utf8_lossy(bad));
+            assert!(!valid(bad), "{}", String::from_utf8_lossy(bad));
             assert!(!serde_ok(bad), "{}", String::from_utf8_lossy(bad));
         }
     }
@@ -461,7 +572,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_without_overflowing_the_stack() {
         let deep = "[".repeat(100_000);
-        assert!(!is_valid(deep.as_bytes()));
+        assert!(!valid(deep.as_bytes()));
     }
 
     #[test]
@@ -470,14 +581,14 @@ mod tests {
             for special in [b'"', b'\\', 0u8, 0x1f] {
                 let mut w = [b'a'; 8];
                 w[pos] = special;
-                let s = special_bytes(u64::from_le_bytes(w));
+                let s = simd::special_bytes(u64::from_le_bytes(w));
                 assert_eq!(s.trailing_zeros() / 8, pos as u32);
             }
             let mut w = [b'a'; 8];
             w[pos] = 0x20;
-            assert_eq!(special_bytes(u64::from_le_bytes(w)), 0);
+            assert_eq!(simd::special_bytes(u64::from_le_bytes(w)), 0);
             w[pos] = 0xe9;
-            assert_eq!(special_bytes(u64::from_le_bytes(w)), 0);
+            assert_eq!(simd::special_bytes(u64::from_le_bytes(w)), 0);
         }
     }
 
@@ -492,24 +603,24 @@ mod tests {
             br#"{"a":[tru]}"#,
             br#"{"a":{}}x"#,
         ] {
-            assert!(!is_valid(line));
+            assert!(!valid(line));
             assert!(
-                for_each_field(line, |_, _| {}).is_err(),
+                scan_fields(line, |_, _| {}).is_err(),
                 "{}",
                 String::from_utf8_lossy(line)
             );
         }
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(300), "]".repeat(300));
-        assert!(for_each_field(deep.as_bytes(), |_, _| {}).is_err());
+        assert!(scan_fields(deep.as_bytes(), |_, _| {}).is_err());
         let ok = br#"{"a":{"x":["}",{"y":null}],"u":"\u00e9\n"},"b":-1.5e3}"#;
-        assert!(is_valid(ok) && for_each_field(ok, |_, _| {}).is_ok());
+        assert!(valid(ok) && scan_fields(ok, |_, _| {}).is_ok());
     }
 
     #[test]
     fn fields_are_found_in_order_with_nested_values_skipped() {
         let line = br#"{"seq":1,"a":{"x":"}"},"tool":"t\"q","n":null,"b":[1,[2]],"ok":true}"#;
         let mut seen = Vec::new();
-        for_each_field(line, |k, v| {
+        scan_fields(line, |k, v| {
             seen.push((String::from_utf8_lossy(k).into_owned(), v));
         })
         .expect("object");
@@ -519,8 +630,8 @@ mod tests {
         assert_eq!(seen[2].1.text().as_deref(), Some("t\"q"));
         assert_eq!(seen[3].1, Raw::Null);
         assert_eq!(seen[5].1, Raw::Bool(true));
-        assert!(for_each_field(b"[1]", |_, _| {}).is_err());
-        assert!(for_each_field(b"{\"a\":1", |_, _| {}).is_err());
+        assert!(scan_fields(b"[1]", |_, _| {}).is_err());
+        assert!(scan_fields(b"{\"a\":1", |_, _| {}).is_err());
     }
 
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -557,9 +668,9 @@ mod tests {
                         let inner = format!("{}{a}{b}{c}", "x".repeat(pad));
                         let line = format!("{{\"k\":\"{inner}\",\"z\":1}}");
                         let bytes = line.as_bytes();
-                        assert_eq!(is_valid(bytes), serde_ok(bytes), "{line:?}");
+                        assert_eq!(valid(bytes), serde_ok(bytes), "{line:?}");
                         let mut z = None;
-                        let scanned = for_each_field(bytes, |k, v| {
+                        let scanned = scan_fields(bytes, |k, v| {
                             if k == b"z" {
                                 z = Some(v);
                             }
@@ -576,27 +687,179 @@ mod tests {
         assert!(n > 50_000);
     }
 
+    /// How one generated document is damaged.
+    #[derive(Clone, Copy, Debug)]
+    enum Damage {
+        Keep,
+        Replace(u8),
+        Insert(u8),
+        Remove,
+        Truncate,
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            Just(Damage::Keep),
+            any::<u8>().prop_map(Damage::Replace),
+            any::<u8>().prop_map(Damage::Insert),
+            // Bytes the grammar turns on: structure, escapes, control bytes, non-ASCII.
+            prop::sample::select(&b"{}[]\":,\\ \t\n\r\x00\x1f\x7f\x80\xc3\xffu0e-+.tfn"[..])
+                .prop_map(Damage::Insert),
+            Just(Damage::Remove),
+            Just(Damage::Truncate),
+        ]
+    }
+
+    fn apply(mut text: Vec<u8>, at: prop::sample::Index, d: Damage) -> Vec<u8> {
+        let i = at.index(text.len() + 1);
+        match d {
+            Damage::Keep => {}
+            Damage::Replace(b) if i < text.len() => text[i] = b,
+            Damage::Insert(b) | Damage::Replace(b) => text.insert(i, b),
+            Damage::Remove if i < text.len() => {
+                text.remove(i);
+            }
+            Damage::Remove | Damage::Truncate => text.truncate(i),
+        }
+        text
+    }
+
+    /// The agreement every differential case checks: the validator (each kernel, with and
+    /// without hashing) against `serde_json`, and the field scanner against the validator.
+    fn check(doc: &[u8]) -> Result<(), TestCaseError> {
+        let ok = valid(doc);
+        prop_assert_eq!(ok, serde_ok(doc), "{:?}", String::from_utf8_lossy(doc));
+        let object = doc.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        prop_assert_eq!(
+            scan_fields(doc, |_, _| {}).is_ok(),
+            ok && object,
+            "{:?}",
+            String::from_utf8_lossy(doc)
+        );
+        Ok(())
+    }
+
+    /// String contents: plain text, every escape, bad escapes, quotes, control bytes, DEL,
+    /// multi-byte UTF-8 and bytes that are not UTF-8.
+    const PIECES: &[&[u8]] = &[
+        b"a",
+        b" ",
+        b"\\\"",
+        b"\\\\",
+        b"\\/",
+        b"\\b\\f\\n\\r\\t",
+        b"\\u00e9",
+        b"\\uD83D\\uDE00",
+        b"\\u12",
+        b"\\x",
+        b"\\",
+        b"\"",
+        b"\x00",
+        b"\x1f",
+        b"\t",
+        b"\x7f",
+        "é".as_bytes(),
+        "😀".as_bytes(),
+        b"\xc3",
+        b"\xed\xa0\x80",
+        b"\xff",
+    ];
+
+    fn string_piece() -> impl Strategy<Value = Vec<u8>> {
+        prop::sample::select(PIECES).prop_map(<[u8]>::to_vec)
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
         #[test]
-        fn agrees_with_serde_json_on_valid_and_mutated_documents(
+        fn agrees_with_serde_json_on_valid_and_damaged_documents(
             v in json_value(),
-            pos in any::<prop::sample::Index>(),
-            byte in any::<u8>(),
-            cut in any::<bool>(),
+            first in (any::<prop::sample::Index>(), damage()),
+            second in (any::<prop::sample::Index>(), damage()),
         ) {
             let text = serde_json::to_vec(&v).expect("serialise");
-            prop_assert!(is_valid(&text));
-            let mut bad = text.clone();
-            let i = pos.index(bad.len());
-            if cut { bad.truncate(i); } else { bad[i] = byte; }
-            prop_assert_eq!(is_valid(&bad), serde_ok(&bad), "{:?}", String::from_utf8_lossy(&bad));
-            let object = bad.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-            prop_assert_eq!(
-                for_each_field(&bad, |_, _| {}).is_ok(),
-                is_valid(&bad) && object,
-                "{:?}",
-                String::from_utf8_lossy(&bad)
-            );
+            prop_assert!(valid(&text));
+            let pretty = serde_json::to_vec_pretty(&v).expect("serialise");
+            prop_assert!(valid(&pretty));
+            let doc = apply(apply(text, first.0, first.1), second.0, second.1);
+            check(&doc)?;
+            check(&apply(pretty, first.0, first.1))?;
+        }
+
+        /// Strings of every length 0..100 starting at every offset of a 64-byte block, with
+        /// a special piece anywhere in them: escapes and stops on both sides of 16, 32 and
+        /// 64-byte boundaries.
+        #[test]
+        fn agrees_with_serde_json_on_strings_across_block_boundaries(
+            pad in 0usize..64,
+            len in 0usize..100,
+            pieces in prop::collection::vec((any::<prop::sample::Index>(), string_piece()), 0..3),
+            key in any::<bool>(),
+        ) {
+            let mut body = vec![b'x'; len];
+            for (at, piece) in pieces {
+                let i = at.index(body.len() + 1);
+                body.splice(i..i, piece);
+            }
+            let mut doc = format!("{{\"p\":\"{}\",", "y".repeat(pad)).into_bytes();
+            if key {
+                doc.push(b'"');
+                doc.extend_from_slice(&body);
+                doc.extend_from_slice(b"\":1}");
+            } else {
+                doc.extend_from_slice(b"\"k\":\"");
+                doc.extend_from_slice(&body);
+                doc.extend_from_slice(b"\"}");
+            }
+            check(&doc)?;
+        }
+
+        /// Soup from JSON's own alphabet: structure in every order, most of it invalid.
+        #[test]
+        fn agrees_with_serde_json_on_random_structure(
+            doc in prop::collection::vec(
+                prop::sample::select(&b"{}[]\":,\\ \n0123456789-+.eEtrufalsn\x01\x80"[..]),
+                0..80,
+            ),
+        ) {
+            check(&doc)?;
+        }
+
+        /// Numbers: every shape RFC 8259 allows and many it does not, as a value and in an
+        /// array.
+        #[test]
+        fn agrees_with_serde_json_on_numbers(n in "-?(0|[1-9][0-9]{0,25}|0[0-9]|)(\\.[0-9]{0,4})?([eE][+-]?[0-9]{0,3})?") {
+            check(n.as_bytes())?;
+            check(format!("[{n},{n}]").as_bytes())?;
+            check(format!("{{\"n\":{n}}}").as_bytes())?;
+        }
+    }
+
+    #[test]
+    fn nesting_is_accepted_to_the_limit_and_refused_past_it() {
+        for depth in [1, 2, 127, 128, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+            let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let objects = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            assert_eq!(valid(arrays.as_bytes()), depth <= MAX_DEPTH, "{depth}");
+            assert_eq!(valid(objects.as_bytes()), depth <= MAX_DEPTH, "{depth}");
+            if depth <= 127 {
+                assert!(serde_ok(arrays.as_bytes()) && serde_ok(objects.as_bytes()));
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_past_the_stack_masks_are_validated_and_hashed_the_same() {
+        for len in [STACK_BLOCKS * BLOCK - 20, STACK_BLOCKS * BLOCK + 7, 100_000] {
+            let body = "é\\n".repeat(len / 4);
+            for doc in [
+                format!("{{\"k\":\"{body}\"}}"),
+                format!("{{\"k\":\"{body}\u{1}\"}}"),
+                format!("{{\"k\":\"{body}\""),
+            ] {
+                assert_eq!(valid(doc.as_bytes()), serde_ok(doc.as_bytes()));
+            }
         }
     }
 }
