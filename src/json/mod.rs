@@ -158,7 +158,7 @@ impl Cursor<'_, '_> {
             }
             self.i += 1;
             self.ws();
-            if !self.value(depth) {
+            if !self.element(depth) {
                 return false;
             }
             match self.comma_or_close(b'}') {
@@ -180,7 +180,7 @@ impl Cursor<'_, '_> {
             return true;
         }
         loop {
-            if !self.value(depth) {
+            if !self.element(depth) {
                 return false;
             }
             match self.comma_or_close(b']') {
@@ -212,6 +212,7 @@ impl Cursor<'_, '_> {
 
     /// At an opening quote: moves past the closing one. Returns false on a control byte or a
     /// bad escape.
+    #[inline]
     fn string(&mut self) -> bool {
         self.i += 1;
         loop {
@@ -222,21 +223,22 @@ impl Cursor<'_, '_> {
                     return true;
                 }
                 Some(b'\\') => {
-                    self.i += 1;
-                    match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
-                        Some(b'u') => {
-                            let hex = self.b.get(self.i + 1..self.i + 5);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return false;
-                            }
-                            self.i += 5;
-                        }
-                        _ => return false,
+                    if self.escape().is_none() {
+                        return false;
                     }
                 }
                 _ => return false, // control byte or end of input
             }
+        }
+    }
+
+    /// A member's or an element's value: strings, the most common, without a call.
+    #[inline]
+    fn element(&mut self, depth: usize) -> bool {
+        if self.peek() == Some(b'"') {
+            self.string()
+        } else {
+            self.value(depth)
         }
     }
 
