@@ -12,10 +12,12 @@
 //! kernel.
 
 mod simd;
+mod structure;
 
 use sha2::{Digest, Sha256};
 
 use simd::{BLOCK, Kernel};
+use structure::Summary;
 
 /// Nesting deeper than this is refused (`serde_json`'s limit is 128).
 const MAX_DEPTH: usize = 256;
@@ -31,17 +33,16 @@ pub fn is_valid(bytes: &[u8]) -> bool {
 }
 
 fn is_valid_with(kernel: Kernel, bytes: &[u8]) -> bool {
-    with_masks(
+    with_masks::<true, _>(
         kernel,
         bytes,
         |_| {},
-        |masks, non_ascii| validate(bytes, masks, non_ascii),
+        |stops, structural, sum| validate(bytes, stops, structural, sum),
     )
 }
 
 /// The SHA-256 of `line` and whether it is valid JSON as [`is_valid`] says, in one pass over
-/// the bytes: each 64-byte block is hashed and classified while it is in cache, and the
-/// classification runs in the cycles the hash's dependency chain leaves idle.
+/// the bytes: each 64-byte block is hashed and classified while it is in cache.
 #[must_use]
 pub(crate) fn hash_and_validate(line: &[u8]) -> ([u8; 32], bool) {
     hash_and_validate_with(Kernel::detect(), line)
@@ -49,44 +50,49 @@ pub(crate) fn hash_and_validate(line: &[u8]) -> ([u8; 32], bool) {
 
 fn hash_and_validate_with(kernel: Kernel, line: &[u8]) -> ([u8; 32], bool) {
     let mut sha = Sha256::new();
-    let valid = with_masks(
+    let valid = with_masks::<true, _>(
         kernel,
         line,
         |block| sha.update(block),
-        |masks, non_ascii| validate(line, masks, non_ascii),
+        |stops, structural, sum| validate(line, stops, structural, sum),
     );
     (sha.finalize().into(), valid)
 }
 
-/// Runs `f` with the special-byte masks of `bytes` (see [`Kernel::scan`], which calls
-/// `each` with every block) and whether it has non-ASCII bytes.
+/// Runs `f` with the masks of `bytes` and what the first pass found ([`structure::scan`],
+/// which calls `each` with every block).
 #[inline]
-fn with_masks<R>(
+fn with_masks<const FULL: bool, R>(
     kernel: Kernel,
     bytes: &[u8],
     each: impl FnMut(&[u8]),
-    f: impl FnOnce(&[u64], bool) -> R,
+    f: impl FnOnce(&[u64], &[u64], Summary) -> R,
 ) -> R {
     let words = bytes.len() / BLOCK + 1;
     if words <= STACK_BLOCKS {
-        let mut masks = [0u64; STACK_BLOCKS];
-        let non_ascii = kernel.scan(bytes, &mut masks[..words], each);
-        f(&masks[..words], non_ascii)
+        let mut stops = [0u64; STACK_BLOCKS];
+        let mut structural = [0u64; STACK_BLOCKS];
+        let (stops, structural) = (&mut stops[..words], &mut structural[..words]);
+        let sum = structure::scan::<FULL>(kernel, bytes, stops, structural, each);
+        f(stops, structural, sum)
     } else {
-        let mut masks = vec![0u64; words];
-        let non_ascii = kernel.scan(bytes, &mut masks, each);
-        f(&masks, non_ascii)
+        let (mut stops, mut structural) = (vec![0u64; words], vec![0u64; words]);
+        let sum = structure::scan::<FULL>(kernel, bytes, &mut stops, &mut structural, each);
+        f(&stops, &structural, sum)
     }
 }
 
-fn validate(bytes: &[u8], masks: &[u64], non_ascii: bool) -> bool {
-    if non_ascii && simdutf8::basic::from_utf8(bytes).is_err() {
+fn validate(bytes: &[u8], stops: &[u64], structural: &[u64], sum: Summary) -> bool {
+    if sum.non_ascii && simdutf8::basic::from_utf8(bytes).is_err() {
         return false;
+    }
+    if !sum.backslash {
+        return sum.strings_ok && structure::grammar(bytes, structural);
     }
     let mut p = Cursor {
         b: bytes,
         i: 0,
-        masks,
+        masks: stops,
     };
     p.ws();
     if !p.value(0) {
@@ -347,7 +353,7 @@ fn for_each_field_with<'a>(
     line: &'a [u8],
     f: impl FnMut(&'a [u8], Raw<'a>),
 ) -> Result<(), ()> {
-    with_masks(kernel, line, |_| {}, |masks, _| fields(line, masks, f))
+    with_masks::<false, _>(kernel, line, |_| {}, |stops, _, _| fields(line, stops, f))
 }
 
 fn fields<'a>(
@@ -565,6 +571,25 @@ mod tests {
             b"NaN",
             b"{\"a\" 1}",
             b"\"abc",
+            b"{\"a\":1]",
+            b"[1}",
+            b"{\"a\":[1}]",
+            b"[{\"a\":1]]",
+            b"{\"a\" \"b\"}",
+            b"{\"a\":1 \"b\":2}",
+            b"[1 2]",
+            b"[\"a\"\"b\"]",
+            b"[truefalse]",
+            b"[1\x01]",
+            b"{\"a\":\"x\x01\"}",
+            b"[\"\xff\"]",
+            b"[nul]",
+            b"{1:2}",
+            b"{\"a\"}",
+            b"{\"a\":}",
+            b"[,1]",
+            b"{,}",
+            b"\"a\" x",
         ] {
             assert!(!valid(bad), "{}", String::from_utf8_lossy(bad));
             assert!(!serde_ok(bad), "{}", String::from_utf8_lossy(bad));
@@ -575,23 +600,6 @@ mod tests {
     fn deep_nesting_is_refused_without_overflowing_the_stack() {
         let deep = "[".repeat(100_000);
         assert!(!valid(deep.as_bytes()));
-    }
-
-    #[test]
-    fn swar_finds_every_special_byte() {
-        for pos in 0..8 {
-            for special in [b'"', b'\\', 0u8, 0x1f] {
-                let mut w = [b'a'; 8];
-                w[pos] = special;
-                let s = simd::special_bytes(u64::from_le_bytes(w));
-                assert_eq!(s.trailing_zeros() / 8, pos as u32);
-            }
-            let mut w = [b'a'; 8];
-            w[pos] = 0x20;
-            assert_eq!(simd::special_bytes(u64::from_le_bytes(w)), 0);
-            w[pos] = 0xe9;
-            assert_eq!(simd::special_bytes(u64::from_le_bytes(w)), 0);
-        }
     }
 
     #[test]
@@ -655,6 +663,23 @@ mod tests {
         })
     }
 
+    /// Like [`json_value`], with keys and strings of a few letters.
+    fn compact_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            (-100i64..100).prop_map(serde_json::Value::from),
+            "[a-z]{0,3}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(5, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-z]{0,2}", inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     /// Strings dense in backslashes and quotes, padded so escapes straddle 8-byte words: the
     /// validator and the field scanner agree with `serde_json`.
     #[test]
@@ -707,6 +732,7 @@ mod tests {
             // Bytes the grammar turns on: structure, escapes, control bytes, non-ASCII.
             prop::sample::select(&b"{}[]\":,\\ \t\n\r\x00\x1f\x7f\x80\xc3\xffu0e-+.tfn"[..])
                 .prop_map(Damage::Insert),
+            prop::sample::select(&b"{}[]\":, \x01\\"[..]).prop_map(Damage::Replace),
             Just(Damage::Remove),
             Just(Damage::Truncate),
         ]
@@ -835,6 +861,30 @@ mod tests {
             check(n.as_bytes())?;
             check(format!("[{n},{n}]").as_bytes())?;
             check(format!("{{\"n\":{n}}}").as_bytes())?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Every structural byte of a compact document (short keys and strings, so structure
+        /// is most of it) replaced in turn by each other one, and removed.
+        #[test]
+        fn agrees_with_serde_json_when_any_structural_byte_changes(v in compact_value()) {
+            let text = serde_json::to_vec(&v).expect("serialise");
+            for (i, &b) in text.iter().enumerate() {
+                if !b"{}[]:,\"".contains(&b) {
+                    continue;
+                }
+                for &r in b"{}[]:,\" 1" {
+                    let mut doc = text.clone();
+                    doc[i] = r;
+                    check(&doc)?;
+                }
+                let mut doc = text.clone();
+                doc.remove(i);
+                check(&doc)?;
+            }
         }
     }
 

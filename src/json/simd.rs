@@ -15,6 +15,23 @@ use std::arch::x86_64::{
 /// Bytes per block, one mask bit each.
 pub(super) const BLOCK: usize = 64;
 
+/// One block's bytes by class: bit `k` of each mask stands for byte `k`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Classes {
+    /// `"`.
+    pub quote: u64,
+    /// `\`.
+    pub backslash: u64,
+    /// Below 0x20.
+    pub control: u64,
+    /// JSON whitespace: space, tab, LF, CR.
+    pub space: u64,
+    /// `{`, `}`, `[`, `]`, `:` and `,`.
+    pub op: u64,
+    /// Whether a byte is 0x80 or above.
+    pub high: bool,
+}
+
 /// Which implementation classifies the blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kernel {
@@ -57,47 +74,21 @@ impl Kernel {
         }
     }
 
-    /// The special-byte mask of one block (bit `k` for byte `k`) and whether it holds a byte
-    /// of 0x80 or above.
+    /// The classes of one block's bytes; without `FULL`, only the quotes, backslashes,
+    /// control bytes and `high` (what the field scanner needs), the other masks empty.
     #[inline]
-    pub(super) fn block(self, b: &[u8; BLOCK]) -> (u64, bool) {
+    pub(super) fn block<const FULL: bool>(self, b: &[u8; BLOCK]) -> Classes {
         match self {
-            Kernel::Swar => block_swar(b),
+            Kernel::Swar => block_swar::<FULL>(b),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: SSE2 is part of the x86_64 baseline; every x86_64 CPU has it.
-            Kernel::Sse2 => unsafe { block_sse2(b) },
+            Kernel::Sse2 => unsafe { block_sse2::<FULL>(b) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::Avx2` is only made by `detect`, after
             // `is_x86_feature_detected!("avx2")` said this CPU has AVX2, and by tests that
             // check the same first.
-            Kernel::Avx2 => unsafe { block_avx2(b) },
+            Kernel::Avx2 => unsafe { block_avx2::<FULL>(b) },
         }
-    }
-
-    /// Fills `masks` (`bytes.len() / 64 + 1` words) with the special-byte masks of `bytes`,
-    /// calling `each` with every block first (whole blocks, then the tail, which may be
-    /// empty). Bits past the end are set, so a scan for the next special byte always stops
-    /// at the end of the input. Returns whether a byte is 0x80 or above.
-    #[inline]
-    pub(super) fn scan(self, bytes: &[u8], masks: &mut [u64], mut each: impl FnMut(&[u8])) -> bool {
-        debug_assert_eq!(masks.len(), bytes.len() / BLOCK + 1);
-        let mut non_ascii = false;
-        let (blocks, tail) = bytes.as_chunks::<BLOCK>();
-        for (mask, block) in masks.iter_mut().zip(blocks) {
-            each(block);
-            let (m, high) = self.block(block);
-            *mask = m;
-            non_ascii |= high;
-        }
-        each(tail);
-        // NOTE: the padding is zero bytes, which are control bytes: special, as wanted.
-        let mut last = [0u8; BLOCK];
-        last[..tail.len()].copy_from_slice(tail);
-        let (m, high) = self.block(&last);
-        if let Some(mask) = masks.last_mut() {
-            *mask = m;
-        }
-        non_ascii | high
     }
 }
 
@@ -111,14 +102,10 @@ fn zero_bytes(x: u64) -> u64 {
     !(((x & !HI).wrapping_add(!HI)) | x) & HI
 }
 
-/// High bit set for each byte of `x` that is `"`, `\` or below 0x20.
+/// High bit set for each byte of `x` equal to `c`.
 #[inline]
-pub(super) fn special_bytes(x: u64) -> u64 {
-    let quote = zero_bytes(x ^ (LO * u64::from(b'"')));
-    let backslash = zero_bytes(x ^ (LO * u64::from(b'\\')));
-    // Bytes < 0x20: their top three bits are zero.
-    let control = zero_bytes(x & (LO * 0xe0));
-    quote | backslash | control
+fn eq(x: u64, c: u8) -> u64 {
+    zero_bytes(x ^ (LO * u64::from(c)))
 }
 
 /// The high bits of the eight bytes of `x` (which has no other bits set) as an 8-bit mask.
@@ -128,46 +115,66 @@ fn high_bits(x: u64) -> u64 {
     (x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
-fn block_swar(b: &[u8; BLOCK]) -> (u64, bool) {
-    let mut mask = 0u64;
+fn block_swar<const FULL: bool>(b: &[u8; BLOCK]) -> Classes {
+    let mut c = Classes::default();
     let mut any = 0u64;
     for (k, word) in b.as_chunks::<8>().0.iter().enumerate() {
         let w = u64::from_le_bytes(*word);
-        mask |= high_bits(special_bytes(w)) << (8 * k);
+        let at = 8 * k;
+        c.quote |= high_bits(eq(w, b'"')) << at;
+        c.backslash |= high_bits(eq(w, b'\\')) << at;
+        c.control |= high_bits(zero_bytes(w & (LO * 0xe0))) << at;
+        if FULL {
+            c.space |= high_bits(eq(w, b' ') | eq(w, b'\t') | eq(w, b'\n') | eq(w, b'\r')) << at;
+            let op =
+                eq(w, b'{') | eq(w, b'}') | eq(w, b'[') | eq(w, b']') | eq(w, b':') | eq(w, b',');
+            c.op |= high_bits(op) << at;
+        }
         any |= w;
     }
-    (mask, any & HI != 0)
+    c.high = any & HI != 0;
+    c
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
-fn block_sse2(b: &[u8; BLOCK]) -> (u64, bool) {
-    let quote = _mm_set1_epi8(b'"'.cast_signed());
-    let backslash = _mm_set1_epi8(b'\\'.cast_signed());
-    let below = _mm_set1_epi8(0x1f);
-    let mut mask = 0u64;
+fn block_sse2<const FULL: bool>(b: &[u8; BLOCK]) -> Classes {
+    let is = |v, c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c.cast_signed()));
+    let bits = |m| u64::from(_mm_movemask_epi8(m).cast_unsigned() & 0xffff);
+    let mut c = Classes::default();
     let mut any = _mm_set1_epi8(0);
     for (k, bytes) in b.as_chunks::<16>().0.iter().enumerate() {
         // SAFETY: 16 bytes to a 16-byte vector, whose every bit pattern is valid (an
         // unaligned load).
         let v = unsafe { std::mem::transmute::<[u8; 16], __m128i>(*bytes) };
-        let special = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            // v <= 0x1f (unsigned) exactly when min(v, 0x1f) == v.
-            _mm_cmpeq_epi8(_mm_min_epu8(v, below), v),
-        );
-        mask |= u64::from(_mm_movemask_epi8(special).cast_unsigned() & 0xffff) << (16 * k);
+        let at = 16 * k;
+        c.quote |= bits(is(v, b'"')) << at;
+        c.backslash |= bits(is(v, b'\\')) << at;
+        // v <= 0x1f (unsigned) exactly when min(v, 0x1f) == v.
+        c.control |= bits(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)) << at;
+        if FULL {
+            let space = _mm_or_si128(
+                _mm_or_si128(is(v, b' '), is(v, b'\t')),
+                _mm_or_si128(is(v, b'\n'), is(v, b'\r')),
+            );
+            c.space |= bits(space) << at;
+            let op = _mm_or_si128(
+                _mm_or_si128(_mm_or_si128(is(v, b'{'), is(v, b'}')), is(v, b'[')),
+                _mm_or_si128(_mm_or_si128(is(v, b']'), is(v, b':')), is(v, b',')),
+            );
+            c.op |= bits(op) << at;
+        }
         any = _mm_or_si128(any, v);
     }
-    (mask, _mm_movemask_epi8(any) != 0)
+    c.high = _mm_movemask_epi8(any) != 0;
+    c
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn block_avx2(b: &[u8; BLOCK]) -> (u64, bool) {
-    let quote = _mm256_set1_epi8(b'"'.cast_signed());
-    let backslash = _mm256_set1_epi8(b'\\'.cast_signed());
-    let below = _mm256_set1_epi8(0x1f);
+fn block_avx2<const FULL: bool>(b: &[u8; BLOCK]) -> Classes {
+    let is = |v, c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c.cast_signed()));
+    let or = _mm256_or_si256;
     let [lo, hi] = *b.as_chunks::<32>().0 else {
         unreachable!("64 bytes are two 32-byte halves")
     };
@@ -179,16 +186,38 @@ fn block_avx2(b: &[u8; BLOCK]) -> (u64, bool) {
             std::mem::transmute::<[u8; 32], __m256i>(hi),
         )
     };
-    let special = |v| {
-        _mm256_or_si256(
-            _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
-            _mm256_cmpeq_epi8(_mm256_min_epu8(v, below), v),
-        )
+    let both = |f: &dyn Fn(__m256i) -> __m256i| {
+        let l = u64::from(_mm256_movemask_epi8(f(lo)).cast_unsigned());
+        let h = u64::from(_mm256_movemask_epi8(f(hi)).cast_unsigned());
+        l | h << 32
     };
-    let lo_mask = u64::from(_mm256_movemask_epi8(special(lo)).cast_unsigned());
-    let hi_mask = u64::from(_mm256_movemask_epi8(special(hi)).cast_unsigned());
-    let any = _mm256_movemask_epi8(_mm256_or_si256(lo, hi));
-    (lo_mask | hi_mask << 32, any != 0)
+    Classes {
+        quote: both(&|v| is(v, b'"')),
+        backslash: both(&|v| is(v, b'\\')),
+        // v <= 0x1f (unsigned) exactly when min(v, 0x1f) == v.
+        control: both(&|v| _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v)),
+        space: if FULL {
+            both(&|v| {
+                or(
+                    or(is(v, b' '), is(v, b'\t')),
+                    or(is(v, b'\n'), is(v, b'\r')),
+                )
+            })
+        } else {
+            0
+        },
+        op: if FULL {
+            both(&|v| {
+                or(
+                    or(or(is(v, b'{'), is(v, b'}')), is(v, b'[')),
+                    or(or(is(v, b']'), is(v, b':')), is(v, b',')),
+                )
+            })
+        } else {
+            0
+        },
+        high: _mm256_movemask_epi8(or(lo, hi)) != 0,
+    }
 }
 
 /// Every kernel this CPU runs, the SWAR one (the fallback of other CPUs) always: the tests
@@ -210,18 +239,30 @@ pub(super) fn kernels() -> Vec<Kernel> {
 mod tests {
     use super::*;
 
-    fn reference(b: &[u8; BLOCK]) -> (u64, bool) {
-        let mut mask = 0;
-        for (k, &c) in b.iter().enumerate() {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                mask |= 1 << k;
-            }
+    fn reference(b: &[u8; BLOCK]) -> Classes {
+        let mut c = Classes::default();
+        for (k, &x) in b.iter().enumerate() {
+            let bit = 1u64 << k;
+            let set = |m: &mut u64, yes: bool| {
+                if yes {
+                    *m |= bit;
+                }
+            };
+            set(&mut c.quote, x == b'"');
+            set(&mut c.backslash, x == b'\\');
+            set(&mut c.control, x < 0x20);
+            set(&mut c.space, matches!(x, b' ' | b'\t' | b'\n' | b'\r'));
+            set(
+                &mut c.op,
+                matches!(x, b'{' | b'}' | b'[' | b']' | b':' | b','),
+            );
         }
-        (mask, b.iter().any(|&c| c >= 0x80))
+        c.high = b.iter().any(|&x| x >= 0x80);
+        c
     }
 
     #[test]
-    fn every_kernel_marks_exactly_the_special_bytes_at_every_position() {
+    fn every_kernel_classifies_every_byte_value_at_every_position() {
         #[cfg(target_arch = "x86_64")]
         assert!(
             kernels().contains(&Kernel::Avx2),
@@ -232,10 +273,17 @@ mod tests {
                 for c in 0..=255u8 {
                     let mut b = [b'a'; BLOCK];
                     b[pos] = c;
+                    let want = reference(&b);
+                    assert_eq!(kernel.block::<true>(&b), want, "{kernel:?} {c:#x} at {pos}");
+                    let stops = Classes {
+                        space: 0,
+                        op: 0,
+                        ..want
+                    };
                     assert_eq!(
-                        kernel.block(&b),
-                        reference(&b),
-                        "{kernel:?} byte {c:#x} at {pos}"
+                        kernel.block::<false>(&b),
+                        stops,
+                        "{kernel:?} {c:#x} at {pos}"
                     );
                 }
             }
@@ -243,7 +291,7 @@ mod tests {
             for (k, c) in b.iter_mut().enumerate() {
                 *c = (k as u8).wrapping_mul(37).wrapping_add(11);
             }
-            assert_eq!(kernel.block(&b), reference(&b), "{kernel:?}");
+            assert_eq!(kernel.block::<true>(&b), reference(&b), "{kernel:?}");
         }
     }
 
@@ -254,25 +302,5 @@ mod tests {
             Kernel::detect() == Kernel::Avx2,
             std::arch::is_x86_feature_detected!("avx2")
         );
-    }
-
-    #[test]
-    fn scan_pads_the_tail_with_special_bits_and_feeds_every_byte() {
-        for kernel in kernels() {
-            for len in [0, 1, 63, 64, 65, 127, 128, 200] {
-                let bytes = vec![b'x'; len];
-                let mut masks = vec![0; len / BLOCK + 1];
-                let mut fed = Vec::new();
-                let high = kernel.scan(&bytes, &mut masks, |b| fed.extend_from_slice(b));
-                assert!(!high);
-                assert_eq!(fed, bytes);
-                for (i, m) in masks.iter().enumerate() {
-                    for k in 0..BLOCK {
-                        let at = i * BLOCK + k;
-                        assert_eq!(m >> k & 1 == 1, at >= len, "{kernel:?} len {len} at {at}");
-                    }
-                }
-            }
-        }
     }
 }
