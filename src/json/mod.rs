@@ -2,14 +2,15 @@
 //! of a large log: `verify` (is this line exactly one valid JSON value?) and `stats`/`query`
 //! (what are this record's `tool`, `status`, `user_id`…?).
 //!
-//! Both work on bytes without building a tree. A first pass ([`simd`]) marks, 64 bytes at a
-//! time with AVX2 or SSE2, every byte that ends a run of plain string text (`"`, `\`, control
-//! bytes) and notes whether the line is all ASCII; strings, which are most of a record, are
-//! then skipped with one bit scan each, and the UTF-8 check is needed only for lines with
-//! non-ASCII bytes. `verify` runs the first pass over each block as it hashes it
-//! ([`hash_and_validate`]), while the block is in cache. The validator follows RFC 8259
-//! exactly; its tests compare it with `serde_json` on generated and mutated inputs, with each
-//! kernel.
+//! Both work on bytes without building a tree. A first pass classifies each 64-byte block
+//! with AVX2 or SSE2 ([`simd`], detected once; SWAR elsewhere) and notes whether the line is
+//! all ASCII, so the UTF-8 check runs only on lines that are not. The validator then checks a
+//! line without backslashes by its structural positions alone ([`structure`], simdjson's
+//! stage 1 and a small stage 2); a line with escapes, and the field scanner, take the
+//! recursive descent below, which skips each string's plain text with one bit scan. `verify`
+//! hashes each block and classifies it in the same pass ([`hash_and_validate`]), while it is
+//! in cache. The validator follows RFC 8259 exactly; its tests compare it with `serde_json`
+//! on generated and damaged inputs, with each kernel.
 
 mod simd;
 mod structure;

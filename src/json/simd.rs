@@ -1,6 +1,6 @@
-//! The validator's block kernel: for 64 bytes of input, one bit per byte that ends a run of
-//! plain string text (`"`, `\` or a byte below 0x20), and whether any byte is outside ASCII.
-//! AVX2 or SSE2 where the CPU has them (detected once), SWAR on other targets.
+//! The validator's block kernel: for 64 bytes of input, a mask per class of byte (quotes,
+//! backslashes, control bytes, whitespace, `{ } [ ] : ,`) and whether any byte is outside
+//! ASCII. AVX2 or SSE2 where the CPU has them (detected once), SWAR on other targets.
 //!
 //! This is the crate's one module of `unsafe` besides the file map: SIMD loads and calls of
 //! functions compiled for a CPU feature that is checked at run time first.
