@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the hot paths: appends (one record, a batch, `sync` with threads),
 //! chain hashing, redaction and encoding per record, and parsing records back.
 //!
-//! `cargo bench --bench core` (all), `cargo bench --bench core -- append` (one group).
+//! `cargo bench --bench core` (all), `cargo bench --bench core -- append` (one group; `json`:
+//! the validator on long, escaped, nested and numeric lines).
 //! Whole-command comparisons against openssl, GNU tail and jq: `benches/compare.sh`.
 
 use std::hint::black_box;
@@ -236,5 +237,44 @@ fn stdin_lines(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, hashing, redaction, stdin_lines);
+/// The JSON validator on lines unlike the stored record of `record`: long strings, escapes (the
+/// recursive-descent path), deep nesting, many numbers.
+fn json_validator(c: &mut Criterion) {
+    let long = format!(
+        "{{\"seq\":1,\"note\":\"{}\",\"tags\":[\"a\",\"b\"]}}",
+        "plain text ".repeat(370)
+    );
+    let escaped = long.replace("plain text ", "tab\\t\\u00e9 ");
+    let nested = format!("{}1{}", "[{\"k\":".repeat(100), "}]".repeat(100));
+    let numbers = format!(
+        "[{}]",
+        (0..500)
+            .map(|i| format!("{}.{}e-{}", i * 37, i, i % 9))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut g = c.benchmark_group("json");
+    for (name, line) in [
+        ("validate a 4 KiB line of long strings", long),
+        ("validate a 4 KiB line with escapes", escaped),
+        ("validate 200 levels of nesting", nested),
+        ("validate an array of 500 numbers", numbers),
+    ] {
+        assert!(nexus_audit::is_valid_json(line.as_bytes()), "{name}");
+        g.throughput(Throughput::Bytes(line.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| nexus_audit::is_valid_json(black_box(line.as_bytes())));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    append,
+    hashing,
+    redaction,
+    stdin_lines,
+    json_validator
+);
 criterion_main!(benches);

@@ -238,9 +238,10 @@ impl LineInfo {
                 bare: None,
             };
         }
-        let hash = chain::hash_line(line);
+        // One pass hashes and classifies each block while it is in cache.
+        let (hash, valid) = crate::json::hash_and_validate(line);
         let kind = match chain::chain_prefix(line) {
-            Some(f) if crate::json::is_valid(line) => LineKind::Record {
+            Some(f) if valid => LineKind::Record {
                 seq: f.seq,
                 prev: f.prev_hash,
             },
