@@ -3,13 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
 use super::commit::Batch;
 use super::rotate::{Before, RotationState, is_at_path};
 use super::seal::Sealer;
 use super::tail::read_tail;
+use super::watch::Watch;
 use super::{Durability, Shared, lock};
 use crate::chain::{self, GENESIS_HASH, Head};
 use crate::error::{Error, Result};
@@ -32,6 +33,9 @@ pub(super) struct LogFile {
     pub(super) unsynced: bool,
     /// What this handle knows about rotation (the manifest, the live file's first record).
     pub(super) rotation: RotationState,
+    /// Tells this handle that nothing moved at the path or changed the manifest since its
+    /// last check; `None` before its second write, or where inotify is not available.
+    pub(super) watch: Option<Watch>,
 }
 
 impl Shared {
@@ -68,14 +72,32 @@ impl Shared {
                 });
             };
             let guard = FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
+            let open = file.metadata().map_err(Error::io("cannot stat", path))?;
+            let len = open.len();
+            let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
+            // Nothing moved at the path and the manifest is as this handle last read it, when
+            // the watch saw no change since (see `watch`); otherwise check both.
+            let settled = if let Some(watch) = &log.watch {
+                let quiet = watch.quiet();
+                if !quiet && !watch.watch_manifest(path) {
+                    log.watch = None;
+                }
+                quiet && open.nlink() > 0
+            } else {
+                // From this handle's second write on (a handle that writes once saves the
+                // set-up): started before the checks below, so it covers what they saw.
+                if log.cache.is_some() {
+                    log.watch = Watch::start(path);
+                }
+                false
+            };
             // Another writer may have rotated the file away (or someone replaced it) while
             // this one waited for the lock: write to the file at the path, never to a segment.
-            let moved = !is_at_path(file, path)?;
-            let len = if moved { 0 } else { file_len(file, path)? };
-            let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
+            let moved = !settled && !is_at_path(&open, path)?;
+            let len = if moved { 0 } else { len };
             if moved
                 || matches!(
-                    self.before_write(file, len, known, &mut log.rotation)?,
+                    self.before_write(file, len, known, settled, &mut log.rotation)?,
                     Before::Rotated
                 )
             {
@@ -306,13 +328,6 @@ pub(super) fn sync_parent_dir(path: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io("cannot sync the directory", dir))
-}
-
-pub(super) fn file_len(file: &File, path: &Path) -> Result<u64> {
-    Ok(file
-        .metadata()
-        .map_err(Error::io("cannot stat", path))?
-        .len())
 }
 
 /// Chains the `log_recovered` record (if any) and every batch onto `head` into `buf`, with the

@@ -19,6 +19,7 @@ mod recovery;
 mod rotate;
 mod seal;
 mod tail;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -41,7 +42,7 @@ pub use prune::{PruneOptions, PruneReport, PrunedSegment};
 pub use seal::SealOptions;
 
 use commit::Queue;
-use log_file::{LogFile, file_len, open_existing_log_file};
+use log_file::{LogFile, open_existing_log_file};
 use tail::read_tail;
 
 /// When an append is durable.
@@ -353,6 +354,7 @@ impl Logger {
                 sealer: None,
                 unsynced: false,
                 rotation: rotate::RotationState::default(),
+                watch: None,
             }),
             seal: opts.seal,
             policy: opts.policy,
@@ -509,14 +511,14 @@ impl Logger {
                 return self.shared.head_after_segments();
             };
             let guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
-            if !rotate::is_at_path(file, path)? {
+            let open = file.metadata().map_err(Error::io("cannot stat", path))?;
+            if !rotate::is_at_path(&open, path)? {
                 // Rotated away meanwhile.
                 drop(guard);
                 log.file = None;
                 continue;
             }
-            let len = file_len(file, path)?;
-            let tail = read_tail(file, len, path)?;
+            let tail = read_tail(file, open.len(), path)?;
             return match tail.head(path)? {
                 Some(head) => Ok(Some(head)),
                 None => self.shared.head_after_segments(),

@@ -1,0 +1,133 @@
+//! A long-lived `Logger` keeps what it knows of the log between its appends (the head, that
+//! the file is still at its path) and checks it under the lock with one `fstat` and a look at
+//! its inotify watch. Another process appending, rotating, or crashing in the middle of a
+//! rotation between two of its appends must still leave one chain, with no record lost: the
+//! other process is the real binary.
+
+mod common;
+mod rotation_support;
+
+use std::path::Path;
+
+use common::cli;
+use nexus_audit::{Durability, Event, LogOptions, Logger};
+use rotation_support::{
+    append, check_manifest, correlation_ids, segment_files, verify_concatenation,
+};
+
+fn logger(log: &Path) -> Logger {
+    LogOptions::new(log)
+        .durability(Durability::None)
+        .open()
+        .expect("open log")
+}
+
+/// Appends `ids` through the long-lived logger, one call each, and checks each receipt's seq.
+fn append_all(log: &Logger, ids: &[&str], first_seq: u64) {
+    for (i, id) in ids.iter().enumerate() {
+        let receipt = log
+            .append(
+                Event::new("mcp_call")
+                    .tool("workday_get_worker")
+                    .correlation(*id)
+                    .status_success(),
+            )
+            .expect("append through the library");
+        assert_eq!(
+            receipt.last().map(|h| h.seq),
+            Some(first_seq + i as u64),
+            "{id}: the receipt's seq"
+        );
+    }
+}
+
+fn ids(log: &Path) -> Vec<String> {
+    correlation_ids(&verify_concatenation(log))
+}
+
+/// Another process appends between two appends of the logger: the logger continues after its
+/// record, not from its own cached head.
+#[test]
+fn another_process_appending_between_two_appends_is_chained_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let log = logger(&path);
+    append_all(&log, &["a0", "a1", "a2"], 0);
+    append(&path, "cli0", &[]);
+    append_all(&log, &["a3", "a4"], 4);
+    append(&path, "cli1", &[]);
+    append(&path, "cli2", &[]);
+    append_all(&log, &["a5"], 8);
+    cli(&path).arg("verify").assert().success();
+    assert_eq!(
+        ids(&path),
+        ["a0", "a1", "a2", "cli0", "a3", "a4", "cli1", "cli2", "a5"]
+    );
+}
+
+/// Another process rotates between two appends of the logger (which has no rotation options
+/// itself): the logger's next records go to the new live file, chained onto the segment, and
+/// none to the segment it still holds open.
+#[test]
+fn another_process_rotating_between_two_appends_is_followed_to_the_new_live_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let log = logger(&path);
+    append_all(&log, &["a0", "a1", "a2"], 0);
+    cli(&path)
+        .args(["rotate", "--compress", "none"])
+        .assert()
+        .success();
+    append_all(&log, &["a3", "a4"], 3);
+    cli(&path)
+        .args(["rotate", "--compress", "none"])
+        .assert()
+        .success();
+    append(&path, "cli0", &[]);
+    append_all(&log, &["a5"], 6);
+    let segments = segment_files(&path);
+    assert_eq!(
+        segments
+            .iter()
+            .map(|s| (s.first, s.last))
+            .collect::<Vec<_>>(),
+        [(0, 2), (3, 4)],
+        "the segments hold what was written before each rotation, nothing after"
+    );
+    check_manifest(&path);
+    assert_eq!(ids(&path), ["a0", "a1", "a2", "a3", "a4", "cli0", "a5"]);
+}
+
+/// A rotation by another process crashes after its manifest record, before the rename: the
+/// logger's next append sees the manifest change, finishes the rotation, and writes to a new
+/// live file.
+#[test]
+fn another_process_crashing_in_a_rotation_is_finished_by_the_next_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let log = logger(&path);
+    append_all(&log, &["a0", "a1", "a2"], 0);
+    // The manifest exists before the crash, too: its change, not its creation, must be seen.
+    cli(&path)
+        .args(["rotate", "--compress", "none"])
+        .assert()
+        .success();
+    append_all(&log, &["a3", "a4"], 3);
+    let out = cli(&path)
+        .env("NEXUS_AUDIT_TEST_CRASH_AT", "rotate-after-manifest")
+        .args(["rotate", "--compress", "none"])
+        .output()
+        .expect("run rotate");
+    assert!(!out.status.success(), "rotate was to crash");
+    append_all(&log, &["a5"], 5);
+    assert_eq!(
+        segment_files(&path)
+            .iter()
+            .map(|s| (s.first, s.last))
+            .collect::<Vec<_>>(),
+        [(0, 2), (3, 4)],
+        "the interrupted rotation was finished before the append"
+    );
+    check_manifest(&path);
+    assert_eq!(ids(&path), ["a0", "a1", "a2", "a3", "a4", "a5"]);
+}
