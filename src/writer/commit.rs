@@ -20,6 +20,8 @@ pub(super) struct Queue {
     done: HashMap<u64, Result<Vec<Head>, Failure>>,
     background_error: Option<Failure>,
     pub(super) shutdown: bool,
+    /// Threads asleep on `Shared::wake`: a leader with none to wake makes no system call.
+    sleepers: usize,
 }
 
 /// The records of one append call, written together.
@@ -98,7 +100,9 @@ impl Shared {
                 return result.map_err(|failure| failure.into_error(&self.path));
             }
             if q.leader {
+                q.sleepers += 1;
                 q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q.sleepers -= 1;
             } else {
                 let (guard, mine) = self.lead(q, Some(ticket));
                 if let Some(result) = mine {
@@ -164,7 +168,9 @@ impl Shared {
                 }
             }
         }
-        self.wake.notify_all();
+        if q.sleepers > 0 {
+            self.wake.notify_all();
+        }
         (q, own)
     }
 
@@ -174,11 +180,13 @@ impl Shared {
             if q.shutdown {
                 return;
             }
+            q.sleepers += 1;
             q = self
                 .wake
                 .wait_timeout(q, every)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            q.sleepers -= 1;
             if !q.leader && q.batches.iter().any(|b| b.ticket.is_none()) {
                 q = self.lead(q, None).0;
             }
