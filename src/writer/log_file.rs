@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use super::commit::Batch;
@@ -72,8 +72,8 @@ impl Shared {
                 });
             };
             let guard = FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
-            let open = file.metadata().map_err(Error::io("cannot stat", path))?;
-            let len = open.len();
+            let open = Held::stat(file, path)?;
+            let len = open.len;
             let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
             // Nothing moved at the path and the manifest is as this handle last read it, when
             // the watch saw no change since (see `watch`); otherwise check both.
@@ -82,7 +82,7 @@ impl Shared {
                 if !quiet && !watch.watch_manifest(path) {
                     log.watch = None;
                 }
-                quiet && open.nlink() > 0
+                quiet && open.nlink > 0
             } else {
                 // From this handle's second write on (a handle that writes once saves the
                 // set-up): started before the checks below, so it covers what they saw.
@@ -320,6 +320,60 @@ fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+/// What one `statx` of the open log says: its length, link count and identity.
+///
+/// NOTE: only these are asked for. Asking for the change time makes the kernel stamp the next
+/// write with a fine-grained time (multigrain timestamps, Linux 6.13 on), which costs an inode
+/// update on every append.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Held {
+    pub(super) len: u64,
+    pub(super) nlink: u32,
+    pub(super) id: FileId,
+}
+
+/// A file's device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FileId {
+    dev: (u32, u32),
+    ino: u64,
+}
+
+impl Held {
+    pub(super) fn stat(file: &File, path: &Path) -> Result<Held> {
+        use rustix::fs::{AtFlags, StatxFlags, statx};
+        let st = statx(
+            file,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::SIZE | StatxFlags::NLINK | StatxFlags::INO,
+        )
+        .map_err(|e| Error::io("cannot stat", path)(e.into()))?;
+        Ok(Held {
+            len: st.stx_size,
+            nlink: st.stx_nlink,
+            id: FileId {
+                dev: (st.stx_dev_major, st.stx_dev_minor),
+                ino: st.stx_ino,
+            },
+        })
+    }
+}
+
+/// The device and inode of the file at `path` (not following a link); `None` when there is
+/// none.
+pub(super) fn id_at(path: &Path) -> Result<Option<FileId>> {
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    match statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO) {
+        Ok(st) => Ok(Some(FileId {
+            dev: (st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+        })),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::io("cannot stat", path)(e.into())),
     }
 }
 

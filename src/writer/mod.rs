@@ -511,14 +511,14 @@ impl Logger {
                 return self.shared.head_after_segments();
             };
             let guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
-            let open = file.metadata().map_err(Error::io("cannot stat", path))?;
+            let open = log_file::Held::stat(file, path)?;
             if !rotate::is_at_path(&open, path)? {
                 // Rotated away meanwhile.
                 drop(guard);
                 log.file = None;
                 continue;
             }
-            let tail = read_tail(file, open.len(), path)?;
+            let tail = read_tail(file, open.len, path)?;
             return match tail.head(path)? {
                 Some(head) => Ok(Some(head)),
                 None => self.shared.head_after_segments(),

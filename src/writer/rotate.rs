@@ -17,14 +17,14 @@
 
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
 use sha2::{Digest as _, Sha256};
 
-use super::log_file::sync_parent_dir;
+use super::log_file::{Held, id_at, sync_parent_dir};
 use super::tail::read_tail;
 use super::{LogOptions, Logger, Shared};
 use crate::chain::{self, Head};
@@ -209,14 +209,9 @@ pub(crate) fn first_line(file: &File, len: u64, path: &Path) -> Result<Option<Ve
     }
 }
 
-/// Whether the file whose metadata is `open` is the file at `path` now (not one renamed away
-/// or replaced).
-pub(super) fn is_at_path(open: &std::fs::Metadata, path: &Path) -> Result<bool> {
-    match std::fs::symlink_metadata(path) {
-        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io("cannot stat", path)(e)),
-    }
+/// Whether the open file `open` is the file at `path` now (not one renamed away or replaced).
+pub(super) fn is_at_path(open: &Held, path: &Path) -> Result<bool> {
+    Ok(id_at(path)? == Some(open.id))
 }
 
 /// The length of the manifest of the log at `log`, `None` when there is none.
@@ -624,13 +619,13 @@ impl Shared {
             };
             let guard =
                 crate::lock::FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
-            let open = file.metadata().map_err(Error::io("cannot stat", path))?;
+            let open = Held::stat(file, path)?;
             if !is_at_path(&open, path)? {
                 drop(guard);
                 log.file = None;
                 continue;
             }
-            let len = open.len();
+            let len = open.len;
             let m = Manifest::read(path)?;
             if self.complete_interrupted(file, len, &m)? {
                 drop(guard);
