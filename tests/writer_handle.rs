@@ -3,11 +3,16 @@
 //! its inotify watch. Another process appending, rotating, or crashing in the middle of a
 //! rotation between two of its appends must still leave one chain, with no record lost: the
 //! other process is the real binary.
+//!
+//! Appenders that share one `Logger` with durability `sync` share their `fdatasync`s: counted
+//! with strace.
 
 mod common;
 mod rotation_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
 
 use common::cli;
 use nexus_audit::{Durability, Event, LogOptions, Logger};
@@ -130,4 +135,83 @@ fn another_process_crashing_in_a_rotation_is_finished_by_the_next_append() {
     );
     check_manifest(&path);
     assert_eq!(ids(&path), ["a0", "a1", "a2", "a3", "a4", "a5"]);
+}
+
+const CHILD_LOG: &str = "NEXUS_AUDIT_TEST_SYNC_CHILD_LOG";
+const THREADS: u64 = 8;
+const PER_THREAD: u64 = 40;
+
+/// The child's part: `THREADS` threads appending `PER_THREAD` records each, one call each,
+/// with durability `sync`.
+fn child_appends(log: &Path) {
+    let logger = Arc::new(
+        LogOptions::new(log)
+            .durability(Durability::Sync)
+            .open()
+            .expect("open log"),
+    );
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let logger = Arc::clone(&logger);
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    logger
+                        .append(
+                            Event::new("mcp_call")
+                                .tool("workday_get_worker")
+                                .correlation(format!("t{t}-{i}"))
+                                .status_success(),
+                        )
+                        .expect("append");
+                }
+            });
+        }
+    });
+}
+
+/// Eight threads appending with `sync`, one record per call: a leader waits (briefly) for the
+/// appenders of the last shared write to queue again, so most writes carry all eight instead
+/// of alternating between two halves of them (4 records a sync at most). Every record is
+/// written, in one chain.
+#[test]
+fn eight_threads_with_sync_share_each_fdatasync_among_more_than_half_of_them() {
+    const NAME: &str = "eight_threads_with_sync_share_each_fdatasync_among_more_than_half_of_them";
+    if let Some(log) = std::env::var_os(CHILD_LOG) {
+        child_appends(Path::new(&log));
+        return;
+    }
+    let works = Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        works,
+        "this test counts fdatasync calls with strace: install it (apt-get install strace) and allow ptrace"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.jsonl");
+    let trace: PathBuf = dir.path().join("trace");
+    let status = Command::new("strace")
+        .args(["-f", "-e", "trace=fdatasync", "-o"])
+        .arg(&trace)
+        .arg(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", NAME, "--test-threads", "1"])
+        .env(CHILD_LOG, &log)
+        .status()
+        .expect("run the child under strace");
+    assert!(status.success(), "the child failed");
+    let syncs = std::fs::read_to_string(&trace)
+        .expect("strace output")
+        .lines()
+        .filter(|l| l.contains("fdatasync(") && l.contains("= 0"))
+        .count();
+    let records = THREADS * PER_THREAD;
+    cli(&log).arg("verify").assert().success();
+    assert_eq!(ids(&log).len() as u64, records, "every record written");
+    assert!(syncs > 0, "strace saw no fdatasync: {}", trace.display());
+    let per_sync = records as f64 / syncs as f64;
+    assert!(
+        per_sync >= 5.0,
+        "{records} records took {syncs} fdatasyncs: {per_sync:.2} a sync, where 8 threads should share each among more than 4"
+    );
 }

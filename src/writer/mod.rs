@@ -295,6 +295,8 @@ struct Shared {
     durability: Durability,
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Wakes a gathering leader once enough appenders are queued (see `commit`).
+    gathered: Condvar,
     log: Mutex<LogFile>,
     seal: Option<SealOptions>,
     policy: rotate::Policy,
@@ -347,6 +349,7 @@ impl Logger {
             durability: opts.durability,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            gathered: Condvar::new(),
             log: Mutex::new(LogFile {
                 file,
                 cache: None,
