@@ -8,6 +8,13 @@
 //! with one `write`, applies the durability policy, unlocks, and hands each waiting thread its
 //! `(seq, hash)`. Threads that queued meanwhile are written by the next leader, so concurrent
 //! `sync` appenders share one `fdatasync` (group commit).
+//!
+//! A handle keeps its head cache for as long as the file's length (one `statx` under the lock)
+//! shows that nobody else wrote, and, from its second write on, an inotify watch (`watch`)
+//! tells it without a path lookup that the file was not rotated away or replaced and the
+//! manifest did not change; when the watch saw anything, or there is none, it checks the path
+//! and the manifest as before. The `flock` is still taken and released for every write: other
+//! processes may append at any time.
 
 mod announce;
 mod commit;
