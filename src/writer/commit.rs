@@ -183,13 +183,14 @@ impl Shared {
         q.leader = true;
         drop(q);
 
-        let started = Instant::now();
+        // Only `sync` gathers, so only it reads the clock.
+        let started = (self.durability == Durability::Sync).then(Instant::now);
         let result = self.write_batches(&batches);
-        let took = started.elapsed();
+        let took = started.map(|t| t.elapsed());
 
         let mut q = lock(&self.queue);
         q.leader = false;
-        if mine.is_some() {
+        if let Some(took) = took.filter(|_| mine.is_some()) {
             q.round = batches.iter().filter(|b| b.ticket.is_some()).count() + q.waiting();
             q.last_write = took;
         }
