@@ -10,7 +10,7 @@ use super::commit::Batch;
 use super::rotate::{Before, RotationState, is_at_path};
 use super::seal::Sealer;
 use super::tail::read_tail;
-use super::watch::Watch;
+use super::watch::{Watch, Watching};
 use super::{Durability, Shared, lock};
 use crate::chain::{self, GENESIS_HASH, Head};
 use crate::error::{Error, Result};
@@ -34,8 +34,8 @@ pub(super) struct LogFile {
     /// What this handle knows about rotation (the manifest, the live file's first record).
     pub(super) rotation: RotationState,
     /// Tells this handle that nothing moved at the path or changed the manifest since its
-    /// last check; `None` before its second write, or where inotify is not available.
-    pub(super) watch: Option<Watch>,
+    /// last check, from its second write on, where inotify is available.
+    pub(super) watch: Watching,
 }
 
 impl Shared {
@@ -77,19 +77,21 @@ impl Shared {
             let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
             // Nothing moved at the path and the manifest is as this handle last read it, when
             // the watch saw no change since (see `watch`); otherwise check both.
-            let settled = if let Some(watch) = &log.watch {
-                let quiet = watch.quiet();
-                if !quiet && !watch.watch_manifest(path) {
-                    log.watch = None;
+            let settled = match &log.watch {
+                Watching::On(watch) => {
+                    let quiet = watch.quiet();
+                    if !quiet && !watch.watch_manifest(path) {
+                        log.watch = Watching::Off;
+                    }
+                    quiet && open.nlink > 0
                 }
-                quiet && open.nlink > 0
-            } else {
                 // From this handle's second write on (a handle that writes once saves the
                 // set-up): started before the checks below, so it covers what they saw.
-                if log.cache.is_some() {
-                    log.watch = Watch::start(path);
+                Watching::NotYet if log.cache.is_some() => {
+                    log.watch = Watch::start(path).map_or(Watching::Off, Watching::On);
+                    false
                 }
-                false
+                Watching::NotYet | Watching::Off => false,
             };
             // Another writer may have rotated the file away (or someone replaced it) while
             // this one waited for the lock: write to the file at the path, never to a segment.
@@ -465,6 +467,39 @@ mod tests {
             .append(true)
             .open(path)
             .expect("open")
+    }
+
+    /// Without a watch (inotify not available), a handle checks the path and the manifest on
+    /// every write: another handle's rotation between two of its appends is followed to the
+    /// new live file, and the handle does not try to start a watch again.
+    #[test]
+    fn without_a_watch_a_rotation_by_another_handle_is_followed() {
+        use super::super::{Durability, LogOptions};
+        use crate::record::Event;
+        use crate::segment::Compression;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let open = || {
+            LogOptions::new(&path)
+                .durability(Durability::None)
+                .compress(Compression::None)
+                .open()
+                .expect("open")
+        };
+        let event = |id: &str| Event::new("mcp_call").correlation(id).status_success();
+        let a = open();
+        a.append(event("a0")).expect("append");
+        a.append(event("a1")).expect("append");
+        assert!(matches!(lock(&a.shared.log).watch, Watching::On(_)));
+        lock(&a.shared.log).watch = Watching::Off;
+        a.append(event("a2")).expect("append");
+        open().rotate().expect("rotate").expect("a segment closed");
+        let receipt = a.append(event("a3")).expect("append");
+        assert_eq!(receipt.last().map(|h| h.seq), Some(3));
+        let live = std::fs::read_to_string(&path).expect("read the live file");
+        assert_eq!(live.lines().count(), 1, "{live}");
+        assert!(live.starts_with("{\"seq\":3,"), "{live}");
+        assert!(matches!(lock(&a.shared.log).watch, Watching::Off));
     }
 
     /// A write that failed halfway leaves no part of its lines behind.

@@ -364,7 +364,7 @@ impl Logger {
                 sealer: None,
                 unsynced: false,
                 rotation: rotate::RotationState::default(),
-                watch: None,
+                watch: watch::Watching::NotYet,
             }),
             seal: opts.seal,
             policy: opts.policy,

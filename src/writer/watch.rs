@@ -27,6 +27,18 @@ use rustix::io::Errno;
 
 use crate::segment;
 
+/// Whether a handle watches its log.
+#[derive(Debug)]
+pub(super) enum Watching {
+    /// Not yet: the handle has not written twice.
+    NotYet,
+    /// Through this watch.
+    On(Watch),
+    /// Never, for the life of this handle: inotify could not be had (or lost a watch), and
+    /// trying again on every write would cost system calls of its own.
+    Off,
+}
+
 /// An inotify instance watching one log's directory and manifest.
 #[derive(Debug)]
 pub(super) struct Watch {
