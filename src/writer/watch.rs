@@ -17,7 +17,9 @@
 //! instances, a kernel without it) the writer always takes the full check.
 //!
 //! NOTE: the directories above the log's own are not watched: renaming one of them moves the
-//! live file with it, and the records go on to that file, chained as before.
+//! live file with it, and the records go on to that file, chained as before. Likewise a
+//! relative path is the file it named when the watch started, even if the process changes its
+//! working directory later.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
