@@ -17,9 +17,10 @@
 //! instances, a kernel without it) the writer always takes the full check.
 //!
 //! NOTE: the directories above the log's own are not watched: renaming one of them moves the
-//! live file with it, and the records go on to that file, chained as before. Likewise a
-//! relative path is the file it named when the watch started, even if the process changes its
-//! working directory later.
+//! live file with it, and the records go on to that file, chained as before. Nor is the working
+//! directory: a process that changes it while a handle on a relative path is open goes on
+//! writing to the file it had until the watch sees a change (the full check then resolves the
+//! path again).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
