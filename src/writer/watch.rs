@@ -30,6 +30,19 @@ use rustix::io::Errno;
 
 use crate::segment;
 
+/// The `statfs` magic numbers of the local file systems a watch is trusted on: ext2/3/4,
+/// XFS, Btrfs, tmpfs, F2FS, ZFS, overlayfs, bcachefs. Anywhere else the writer stats the path.
+const LOCAL_FILE_SYSTEMS: [i64; 8] = [
+    0xEF53,
+    0x5846_5342,
+    0x9123_683E,
+    0x0102_1994,
+    0xF2F5_2010,
+    0x2FC1_2FC1,
+    0x794C_7630,
+    0xCA45_1A4E,
+];
+
 /// Whether a handle watches its log.
 #[derive(Debug)]
 pub(super) enum Watching {
@@ -53,8 +66,14 @@ impl Watch {
     /// `None` when inotify is not available. Any check of the path made after this returns is
     /// covered: what changes it later is queued.
     pub(super) fn start(log: &Path) -> Option<Watch> {
-        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
         let dir = super::rotate::dir_of(log);
+        // IMPORTANT: inotify sees only what this machine's kernel does: on a network file
+        // system another host's rotation would go unseen. Only local file systems are trusted.
+        let kind = rustix::fs::statfs(dir.as_path()).ok()?.f_type;
+        if !LOCAL_FILE_SYSTEMS.contains(&kind) {
+            return None;
+        }
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
         inotify::add_watch(
             &fd,
             dir.as_path(),
