@@ -57,6 +57,43 @@ fn append(c: &mut Criterion) {
         );
     });
 
+    // The writer alone: the record is encoded outside the measured call.
+    g.bench_function("one encoded record per call, durability none", |b| {
+        let (_dir, log) = temp_log(Durability::None);
+        let mut i = 0;
+        b.iter_batched(
+            || {
+                i += 1;
+                log.encode(event(i)).expect("encode")
+            },
+            |e| log.append_encoded(vec![e]).expect("append"),
+            BatchSize::SmallInput,
+        );
+    });
+
+    // With rotation options (never due here): the size and age checks on every write.
+    g.bench_function(
+        "one record per call, durability none, max_size and max_age",
+        |b| {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let log = LogOptions::new(dir.path().join("audit.jsonl"))
+                .durability(Durability::None)
+                .max_size(1 << 40)
+                .max_age(Duration::from_secs(86_400))
+                .open()
+                .expect("open log");
+            let mut i = 0;
+            b.iter_batched(
+                || {
+                    i += 1;
+                    event(i)
+                },
+                |e| log.append(e).expect("append"),
+                BatchSize::SmallInput,
+            );
+        },
+    );
+
     g.throughput(Throughput::Elements(1000));
     g.bench_function("batch of 1000, durability none", |b| {
         let (_dir, log) = temp_log(Durability::None);

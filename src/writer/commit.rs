@@ -1,10 +1,16 @@
 //! Group commit: appenders queue their encoded records; the first one that finds no write in
 //! progress becomes the leader and writes everything queued, for all of them. No I/O happens
 //! here: the leader hands the batches to [`Shared::write_batches`].
+//!
+//! With `sync`, a leader first *gathers*: when the previous write was shared by several
+//! appenders, it waits (a bounded time: a quarter of that write's duration) until as many are
+//! queued again. Without it, the appenders of one write come back while the next one, with
+//! whoever queued meanwhile, is syncing, and the writes alternate between two halves of them;
+//! with it, they share one `fdatasync`. One appender never waits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Durability, Receipt, Shared, lock};
 use crate::chain::Head;
@@ -20,7 +26,26 @@ pub(super) struct Queue {
     done: HashMap<u64, Result<Vec<Head>, Failure>>,
     background_error: Option<Failure>,
     pub(super) shutdown: bool,
+    /// The appenders of the last `sync` write: those it wrote and those that queued while it
+    /// ran.
+    round: usize,
+    /// How long the last `sync` write took (its `write` and `fdatasync`).
+    last_write: Duration,
+    /// A leader is gathering until this many appenders wait: the one to reach it wakes it.
+    gather_target: Option<usize>,
+    /// Threads asleep on `Shared::wake`: a leader with none to wake makes no system call.
+    sleepers: usize,
 }
+
+impl Queue {
+    /// The appenders waiting for a write (buffered records nobody waits for are not counted).
+    fn waiting(&self) -> usize {
+        self.batches.iter().filter(|b| b.ticket.is_some()).count()
+    }
+}
+
+/// A leader gathers for at most this long, whatever the last write took.
+const MAX_GATHER: Duration = Duration::from_millis(2);
 
 /// The records of one append call, written together.
 #[derive(Debug)]
@@ -93,13 +118,22 @@ impl Shared {
             ticket: Some(ticket),
             bodies,
         });
+        if q.gather_target.is_some_and(|target| q.waiting() >= target) {
+            q.gather_target = None;
+            self.gathered.notify_one();
+        }
         loop {
             if let Some(result) = q.done.remove(&ticket) {
                 return result.map_err(|failure| failure.into_error(&self.path));
             }
             if q.leader {
+                q.sleepers += 1;
                 q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q.sleepers -= 1;
             } else {
+                if self.durability == Durability::Sync {
+                    q = self.gather(q);
+                }
                 let (guard, mine) = self.lead(q, Some(ticket));
                 if let Some(result) = mine {
                     return result;
@@ -107,6 +141,34 @@ impl Shared {
                 q = guard;
             }
         }
+    }
+
+    /// As the next leader, waits until as many appenders as shared the last write are queued
+    /// again, for at most a quarter of that write's duration (and [`MAX_GATHER`]). Others that
+    /// come meanwhile wait for this leader.
+    fn gather<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        let target = q.round;
+        let budget = (q.last_write / 4).min(MAX_GATHER);
+        if target <= 1 || q.waiting() >= target || budget.is_zero() {
+            return q;
+        }
+        q.leader = true;
+        let start = Instant::now();
+        while q.waiting() < target {
+            let left = budget.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            q.gather_target = Some(target);
+            q = self
+                .gathered
+                .wait_timeout(q, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        q.gather_target = None;
+        q.leader = false;
+        q
     }
 
     /// Writes everything queued, as leader. Returns the queue lock again and, when `mine` was
@@ -121,10 +183,17 @@ impl Shared {
         q.leader = true;
         drop(q);
 
+        // Only `sync` gathers, so only it reads the clock.
+        let started = (self.durability == Durability::Sync).then(Instant::now);
         let result = self.write_batches(&batches);
+        let took = started.map(|t| t.elapsed());
 
         let mut q = lock(&self.queue);
         q.leader = false;
+        if let Some(took) = took.filter(|_| mine.is_some()) {
+            q.round = batches.iter().filter(|b| b.ticket.is_some()).count() + q.waiting();
+            q.last_write = took;
+        }
         let mut own = None;
         match result {
             Ok(per_batch) => {
@@ -164,7 +233,9 @@ impl Shared {
                 }
             }
         }
-        self.wake.notify_all();
+        if q.sleepers > 0 {
+            self.wake.notify_all();
+        }
         (q, own)
     }
 
@@ -174,11 +245,13 @@ impl Shared {
             if q.shutdown {
                 return;
             }
+            q.sleepers += 1;
             q = self
                 .wake
                 .wait_timeout(q, every)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            q.sleepers -= 1;
             if !q.leader && q.batches.iter().any(|b| b.ticket.is_none()) {
                 q = self.lead(q, None).0;
             }

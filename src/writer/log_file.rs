@@ -10,6 +10,7 @@ use super::commit::Batch;
 use super::rotate::{Before, RotationState, is_at_path};
 use super::seal::Sealer;
 use super::tail::read_tail;
+use super::watch::{Watch, Watching};
 use super::{Durability, Shared, lock};
 use crate::chain::{self, GENESIS_HASH, Head};
 use crate::error::{Error, Result};
@@ -32,6 +33,9 @@ pub(super) struct LogFile {
     pub(super) unsynced: bool,
     /// What this handle knows about rotation (the manifest, the live file's first record).
     pub(super) rotation: RotationState,
+    /// Tells this handle that nothing moved at the path or changed the manifest since its
+    /// last check, from its second write on, where inotify is available.
+    pub(super) watch: Watching,
 }
 
 impl Shared {
@@ -68,14 +72,34 @@ impl Shared {
                 });
             };
             let guard = FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
+            let open = Held::stat(file, path)?;
+            let len = open.len;
+            let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
+            // Nothing moved at the path and the manifest is as this handle last read it, when
+            // the watch saw no change since (see `watch`); otherwise check both.
+            let settled = match &log.watch {
+                Watching::On(watch) => {
+                    let quiet = watch.quiet();
+                    if !quiet && !watch.watch_manifest(path) {
+                        log.watch = Watching::Off;
+                    }
+                    quiet && open.nlink > 0
+                }
+                // From this handle's second write on (a handle that writes once saves the
+                // set-up): started before the checks below, so it covers what they saw.
+                Watching::NotYet if log.cache.is_some() => {
+                    log.watch = Watch::start(path).map_or(Watching::Off, Watching::On);
+                    false
+                }
+                Watching::NotYet | Watching::Off => false,
+            };
             // Another writer may have rotated the file away (or someone replaced it) while
             // this one waited for the lock: write to the file at the path, never to a segment.
-            let moved = !is_at_path(file, path)?;
-            let len = if moved { 0 } else { file_len(file, path)? };
-            let known = log.cache.is_some_and(|(cached_len, _)| cached_len == len);
+            let moved = !settled && !is_at_path(&open, path)?;
+            let len = if moved { 0 } else { len };
             if moved
                 || matches!(
-                    self.before_write(file, len, known, &mut log.rotation)?,
+                    self.before_write(file, len, known, settled, &mut log.rotation)?,
                     Before::Rotated
                 )
             {
@@ -301,18 +325,65 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// What one `statx` of the open log says: its length, link count and identity.
+///
+/// NOTE: only these are asked for. Asking for the change time makes the kernel stamp the next
+/// write with a fine-grained time (multigrain timestamps, Linux 6.13 on), which costs an inode
+/// update on every append.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Held {
+    pub(super) len: u64,
+    pub(super) nlink: u32,
+    pub(super) id: FileId,
+}
+
+/// A file's device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FileId {
+    dev: (u32, u32),
+    ino: u64,
+}
+
+impl Held {
+    pub(super) fn stat(file: &File, path: &Path) -> Result<Held> {
+        use rustix::fs::{AtFlags, StatxFlags, statx};
+        let st = statx(
+            file,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::SIZE | StatxFlags::NLINK | StatxFlags::INO,
+        )
+        .map_err(|e| Error::io("cannot stat", path)(e.into()))?;
+        Ok(Held {
+            len: st.stx_size,
+            nlink: st.stx_nlink,
+            id: FileId {
+                dev: (st.stx_dev_major, st.stx_dev_minor),
+                ino: st.stx_ino,
+            },
+        })
+    }
+}
+
+/// The device and inode of the file at `path` (not following a link); `None` when there is
+/// none.
+pub(super) fn id_at(path: &Path) -> Result<Option<FileId>> {
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    match statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO) {
+        Ok(st) => Ok(Some(FileId {
+            dev: (st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+        })),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::io("cannot stat", path)(e.into())),
+    }
+}
+
 pub(super) fn sync_parent_dir(path: &Path) -> Result<()> {
     let dir = parent_dir(path);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io("cannot sync the directory", dir))
-}
-
-pub(super) fn file_len(file: &File, path: &Path) -> Result<u64> {
-    Ok(file
-        .metadata()
-        .map_err(Error::io("cannot stat", path))?
-        .len())
 }
 
 /// Chains the `log_recovered` record (if any) and every batch onto `head` into `buf`, with the
@@ -396,6 +467,39 @@ mod tests {
             .append(true)
             .open(path)
             .expect("open")
+    }
+
+    /// Without a watch (inotify not available), a handle checks the path and the manifest on
+    /// every write: another handle's rotation between two of its appends is followed to the
+    /// new live file, and the handle does not try to start a watch again.
+    #[test]
+    fn without_a_watch_a_rotation_by_another_handle_is_followed() {
+        use super::super::{Durability, LogOptions};
+        use crate::record::Event;
+        use crate::segment::Compression;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let open = || {
+            LogOptions::new(&path)
+                .durability(Durability::None)
+                .compress(Compression::None)
+                .open()
+                .expect("open")
+        };
+        let event = |id: &str| Event::new("mcp_call").correlation(id).status_success();
+        let a = open();
+        a.append(event("a0")).expect("append");
+        a.append(event("a1")).expect("append");
+        assert!(matches!(lock(&a.shared.log).watch, Watching::On(_)));
+        lock(&a.shared.log).watch = Watching::Off;
+        a.append(event("a2")).expect("append");
+        open().rotate().expect("rotate").expect("a segment closed");
+        let receipt = a.append(event("a3")).expect("append");
+        assert_eq!(receipt.last().map(|h| h.seq), Some(3));
+        let live = std::fs::read_to_string(&path).expect("read the live file");
+        assert_eq!(live.lines().count(), 1, "{live}");
+        assert!(live.starts_with("{\"seq\":3,"), "{live}");
+        assert!(matches!(lock(&a.shared.log).watch, Watching::Off));
     }
 
     /// A write that failed halfway leaves no part of its lines behind.

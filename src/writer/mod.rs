@@ -8,6 +8,13 @@
 //! with one `write`, applies the durability policy, unlocks, and hands each waiting thread its
 //! `(seq, hash)`. Threads that queued meanwhile are written by the next leader, so concurrent
 //! `sync` appenders share one `fdatasync` (group commit).
+//!
+//! A handle keeps its head cache for as long as the file's length (one `statx` under the lock)
+//! shows that nobody else wrote, and, from its second write on, an inotify watch (`watch`)
+//! tells it without a path lookup that the file was not rotated away or replaced and the
+//! manifest did not change; when the watch saw anything, or there is none, it checks the path
+//! and the manifest as before. The `flock` is still taken and released for every write: other
+//! processes may append at any time.
 
 mod announce;
 mod commit;
@@ -19,6 +26,7 @@ mod recovery;
 mod rotate;
 mod seal;
 mod tail;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -41,7 +49,7 @@ pub use prune::{PruneOptions, PruneReport, PrunedSegment};
 pub use seal::SealOptions;
 
 use commit::Queue;
-use log_file::{LogFile, file_len, open_existing_log_file};
+use log_file::{LogFile, open_existing_log_file};
 use tail::read_tail;
 
 /// When an append is durable.
@@ -294,6 +302,8 @@ struct Shared {
     durability: Durability,
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Wakes a gathering leader once enough appenders are queued (see `commit`).
+    gathered: Condvar,
     log: Mutex<LogFile>,
     seal: Option<SealOptions>,
     policy: rotate::Policy,
@@ -346,6 +356,7 @@ impl Logger {
             durability: opts.durability,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            gathered: Condvar::new(),
             log: Mutex::new(LogFile {
                 file,
                 cache: None,
@@ -353,6 +364,7 @@ impl Logger {
                 sealer: None,
                 unsynced: false,
                 rotation: rotate::RotationState::default(),
+                watch: watch::Watching::NotYet,
             }),
             seal: opts.seal,
             policy: opts.policy,
@@ -509,14 +521,14 @@ impl Logger {
                 return self.shared.head_after_segments();
             };
             let guard = FileLock::shared(file).map_err(Error::io("cannot lock", path))?;
-            if !rotate::is_at_path(file, path)? {
+            let open = log_file::Held::stat(file, path)?;
+            if !rotate::is_at_path(&open, path)? {
                 // Rotated away meanwhile.
                 drop(guard);
                 log.file = None;
                 continue;
             }
-            let len = file_len(file, path)?;
-            let tail = read_tail(file, len, path)?;
+            let tail = read_tail(file, open.len, path)?;
             return match tail.head(path)? {
                 Some(head) => Ok(Some(head)),
                 None => self.shared.head_after_segments(),

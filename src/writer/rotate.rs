@@ -17,14 +17,14 @@
 
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
 use sha2::{Digest as _, Sha256};
 
-use super::log_file::sync_parent_dir;
+use super::log_file::{Held, id_at, sync_parent_dir};
 use super::tail::read_tail;
 use super::{LogOptions, Logger, Shared};
 use crate::chain::{self, Head};
@@ -209,14 +209,9 @@ pub(crate) fn first_line(file: &File, len: u64, path: &Path) -> Result<Option<Ve
     }
 }
 
-/// Whether `file` is the file at `path` now (not one renamed away or replaced).
-pub(super) fn is_at_path(file: &File, path: &Path) -> Result<bool> {
-    let open = file.metadata().map_err(Error::io("cannot stat", path))?;
-    match std::fs::symlink_metadata(path) {
-        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io("cannot stat", path)(e)),
-    }
+/// Whether the open file `open` is the file at `path` now (not one renamed away or replaced).
+pub(super) fn is_at_path(open: &Held, path: &Path) -> Result<bool> {
+    Ok(id_at(path)? == Some(open.id))
 }
 
 /// The length of the manifest of the log at `log`, `None` when there is none.
@@ -318,16 +313,21 @@ impl Shared {
 
     /// Under the exclusive lock of the live file `file` (of length `len`): finishes a rotation
     /// a crash interrupted, then rotates if the policy says the file is due.
-    /// `known` says whether this handle's cached head still holds for the file.
+    /// `known` says whether this handle's cached head still holds for the file; `settled`,
+    /// that the manifest did not change since this handle last read its length.
     pub(super) fn before_write(
         &self,
         file: &File,
         len: u64,
         known: bool,
+        settled: bool,
         state: &mut RotationState,
     ) -> Result<Before> {
         let path = self.path.as_path();
-        let mlen = manifest_len(path)?;
+        let mlen = match state.manifest_len {
+            Seen::Known(mlen) if settled => mlen,
+            _ => manifest_len(path)?,
+        };
         let mut manifest = None;
         if !known || state.manifest_len != Seen::Known(mlen) {
             if mlen.is_some() {
@@ -619,12 +619,13 @@ impl Shared {
             };
             let guard =
                 crate::lock::FileLock::exclusive(file).map_err(Error::io("cannot lock", path))?;
-            if !is_at_path(file, path)? {
+            let open = Held::stat(file, path)?;
+            if !is_at_path(&open, path)? {
                 drop(guard);
                 log.file = None;
                 continue;
             }
-            let len = super::log_file::file_len(file, path)?;
+            let len = open.len;
             let m = Manifest::read(path)?;
             if self.complete_interrupted(file, len, &m)? {
                 drop(guard);
