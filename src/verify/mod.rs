@@ -55,8 +55,9 @@ pub use report::{Anchored, Problem, ProblemKind, Report};
 pub(crate) use state::check_state;
 pub use walk::Resume;
 
-/// The bytes of whole lines one worker hashes and parses as one job unless told otherwise
-/// (4 MiB). A window of the file is two chunks per thread: the memory a run holds.
+/// The chunk of whole lines the walk is measured in unless told otherwise (4 MiB): a window of
+/// the file is two chunks per thread (the memory a run holds), hashed and parsed in jobs of an
+/// eighth of a chunk.
 pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
 
 /// Options for [`verify`], the quick call; [`Verifier`] has them all.
@@ -215,9 +216,9 @@ impl Verifier {
         self
     }
 
-    /// Hashes and parses the log in jobs of about `bytes` of whole lines (at least one line
-    /// each), two per thread at a time. Smaller chunks spread a small log over more jobs and
-    /// windows; the report does not depend on it.
+    /// Hashes and parses the log in windows of two chunks of about `bytes` of whole lines per
+    /// thread, each chunk cut into eight jobs (at least one line each). Smaller chunks spread a
+    /// small log over more jobs and windows; the report does not depend on it.
     #[must_use]
     pub fn chunk_size(mut self, bytes: usize) -> Self {
         self.walk.chunk_size = bytes.max(1);
