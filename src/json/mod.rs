@@ -17,6 +17,7 @@ mod structure;
 
 use sha2::{Digest, Sha256};
 
+pub(crate) use simd::string_stop;
 use simd::{BLOCK, Kernel};
 use structure::Summary;
 

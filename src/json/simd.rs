@@ -115,6 +115,23 @@ fn high_bits(x: u64) -> u64 {
     (x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
+/// The index of the first `"`, `\\` or control byte of `s`, eight bytes at a time: where the
+/// plain run of a JSON string's text ends (the append fast path's string scan).
+#[inline]
+pub(crate) fn string_stop(s: &[u8]) -> Option<usize> {
+    let (words, rest) = s.as_chunks::<8>();
+    for (k, word) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*word);
+        let stop = eq(w, b'"') | eq(w, b'\\') | zero_bytes(w & (LO * 0xe0));
+        if stop != 0 {
+            return Some(8 * k + (stop.trailing_zeros() / 8) as usize);
+        }
+    }
+    rest.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| 8 * words.len() + i)
+}
+
 fn block_swar<const FULL: bool>(b: &[u8; BLOCK]) -> Classes {
     let mut c = Classes::default();
     let mut any = 0u64;

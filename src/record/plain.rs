@@ -41,10 +41,6 @@ const MAX_DEPTH: u32 = 100;
 /// comparing each key with those before it).
 const MAX_KEYS: usize = 128;
 
-/// Eight bytes of 1, of 0x80: for the string scan's word tricks.
-const ONES: u64 = u64::from_ne_bytes([1; 8]);
-const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-
 /// The key `serde_json` (with `arbitrary_precision`) reads as a number, not an object.
 const SERDE_PRIVATE: &str = "$serde_json::private::";
 
@@ -650,32 +646,7 @@ impl<'a> Parser<'a, '_> {
             return None;
         }
         let start = self.pos + 1;
-        // Eight bytes at a time (the bit tricks of "Bit Twiddling Hacks": a byte of `w ^ b'"'`
-        // is zero, a byte of `w` is below 0x20): the lowest flagged byte is the first quote,
-        // backslash or control character, exactly, since a borrow only runs upwards from a
-        // flagged byte. The last few bytes of the line, byte by byte.
-        let mut at = start;
-        let end = loop {
-            let Some(chunk) = self.bytes.get(at..at + 8) else {
-                let len = self.bytes[at..]
-                    .iter()
-                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-                break at + len;
-            };
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            let stop = ((quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w))
-                & HIGH;
-            if stop != 0 {
-                break at + (stop.trailing_zeros() / 8) as usize;
-            }
-            at += 8;
-        };
+        let end = start + crate::json::string_stop(&self.bytes[start..])?;
         if self.bytes[end] != b'"' {
             return None;
         }

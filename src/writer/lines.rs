@@ -398,18 +398,9 @@ fn hand_on(
     if text.is_empty() {
         return Ok(true);
     }
-    // The lines, without the empty piece after a final LF.
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    // NOTE: `text.split(|b| *b == b'\n')`, with memchr finding the LFs (a byte-at-a-time split
-    // showed in the profile of append --stdin).
-    let mut start = 0;
-    let lines: Vec<(u64, &[u8])> = memchr::memchr_iter(b'\n', text)
-        .chain(std::iter::once(text.len()))
-        .map(|end| {
-            let l = &text[start..end];
-            start = end + 1;
-            l
-        })
+    // The lines (a final LF ends the last one, it does not start an empty one).
+    let lines: Vec<(u64, &[u8])> = crate::reader::Lines::new(text, 0)
+        .map(|(_, l)| l)
         .map(|l| {
             *line_no += 1;
             (*line_no, l)
